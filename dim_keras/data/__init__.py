@@ -1,0 +1,5 @@
+"""Datasets by name and the training input pipeline."""
+
+from dim_keras.data.registry import DATASETS
+from dim_keras.data.registry import ImageDataset
+from dim_keras.data.registry import get_dataset

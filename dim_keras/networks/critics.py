@@ -1,0 +1,249 @@
+"""Critics T(x, y) that score pairs of (local or global) features and Y.
+
+Every critic returns the full score matrix for a batch: a positive pair is
+an image with its own Y, a negative pair an image with another image's Y.
+
+- `EncodeAndDotCritic` (local, the reference default): a 1x1-conv network
+  with a linear shortcut embeds every location of the local map and,
+  separately, Y; scores are dot products of every Y with every location.
+  Returns `[N, L, N]` (image of the location, location, image of Y).
+- `ConcatAndConvolveCritic` (local): Y is tiled over the map, concatenated to
+  it and scored by 1x1 convs. The first 1x1 conv of a concatenation is the
+  sum of one applied to each part, so all N x N pairings are formed by
+  broadcasting without tiling N copies of the map. Returns `[N, L, N]`.
+- `GlobalCritic`: convs on the local map, flatten, concatenate Y, dense
+  layers; the first dense layer is split the same way. Returns `[N, N]`.
+"""
+
+import keras
+from keras import layers
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="dim_keras")
+class MIEmbedding(keras.layers.Layer):
+    """Per-location embedding of the encode-and-dot critic.
+
+    `dense(relu(bn(dense(x)))) + linear(x)`, then layer normalization, over
+    the last axis (a 1x1 convolution when applied to a feature map). The
+    linear shortcut starts as the identity where the sizes allow it, as in
+    the reference implementation.
+
+    Args:
+        units: int, embedding width U.
+        **kwargs: base layer arguments.
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden = layers.Dense(units, use_bias=False, name="hidden")
+        self.norm = layers.BatchNormalization(name="hidden_bn")
+        self.out = layers.Dense(units, name="out")
+        self.layer_norm = layers.LayerNormalization(name="layer_norm")
+        self.shortcut = None
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        initializer = (
+            keras.initializers.Identity()
+            if self.units >= channels
+            else "glorot_uniform"
+        )
+        self.shortcut = layers.Dense(
+            self.units,
+            use_bias=False,
+            kernel_initializer=initializer,
+            name="shortcut",
+        )
+        self.hidden.build(input_shape)
+        hidden_shape = tuple(input_shape[:-1]) + (self.units,)
+        self.norm.build(hidden_shape)
+        self.out.build(hidden_shape)
+        self.layer_norm.build(hidden_shape)
+        self.shortcut.build(input_shape)
+
+    def call(self, x, training=None):
+        h = ops.relu(self.norm(self.hidden(x), training=training))
+        return self.layer_norm(self.out(h) + self.shortcut(x))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"units": self.units})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="dim_keras")
+class EncodeAndDotCritic(keras.layers.Layer):
+    """Local critic: dot products of embedded locations and embedded Y.
+
+    Args:
+        units: int, embedding width U (2048 in the reference).
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        local: `[N, H, W, C]` local feature map.
+        y: `[N, D]` global representation.
+
+    Returns:
+        Scores `[N, H*W, N]`: `scores[i, l, j] = T(local_i[l], y_j)`.
+    """
+
+    def __init__(self, units=2048, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.local_embedding = MIEmbedding(units, name="local_embedding")
+        self.global_embedding = MIEmbedding(units, name="global_embedding")
+
+    def build(self, local_shape, y_shape):
+        self.local_embedding.build(local_shape)
+        self.global_embedding.build(y_shape)
+
+    def call(self, local, y, training=None):
+        local = self.local_embedding(local, training=training)
+        y = self.global_embedding(y, training=training)
+        n = ops.shape(local)[0]
+        local = ops.reshape(local, (n, -1, self.units))
+        # [N, L, U] x [U, N] -> [N, L, N]: one matmul for all pairs.
+        return ops.einsum("nlu,mu->nlm", local, y)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"units": self.units})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="dim_keras")
+class ConcatAndConvolveCritic(keras.layers.Layer):
+    """Local critic: Y tiled over the map, concatenated, 1x1 convs.
+
+    Memory grows as N^2 * H * W * units: meant for small batches.
+
+    Args:
+        units: int, width of the two hidden 1x1 convs (512 in the paper).
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        local: `[N, H, W, C]` local feature map.
+        y: `[N, D]` global representation.
+
+    Returns:
+        Scores `[N, H*W, N]`: `scores[i, l, j] = T(local_i[l], y_j)`.
+    """
+
+    def __init__(self, units=512, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.local_in = layers.Dense(units, name="local_in")
+        self.y_in = layers.Dense(units, use_bias=False, name="y_in")
+        self.hidden = layers.Dense(units, activation="relu", name="hidden")
+        self.score = layers.Dense(1, name="score")
+
+    def build(self, local_shape, y_shape):
+        self.local_in.build(local_shape)
+        self.y_in.build(y_shape)
+        self.hidden.build((None, self.units))
+        self.score.build((None, self.units))
+
+    def call(self, local, y, training=None):
+        n = ops.shape(local)[0]
+        a = ops.reshape(self.local_in(local), (n, -1, 1, self.units))
+        b = ops.reshape(self.y_in(y), (1, 1, n, self.units))
+        h = self.hidden(ops.relu(a + b))  # [N, L, N, units]
+        return ops.squeeze(self.score(h), axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"units": self.units})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="dim_keras")
+class GlobalCritic(keras.layers.Layer):
+    """Global critic: convs on the local map, flatten, concat Y, dense.
+
+    Args:
+        units: int, width of the two hidden dense layers (512).
+        conv_filters: tuple of ints, filters of the 3x3 convs on the map.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        local: `[N, H, W, C]` local feature map.
+        y: `[N, D]` global representation.
+
+    Returns:
+        Scores `[N, N]`: `scores[i, j] = T(local_i, y_j)`.
+    """
+
+    def __init__(self, units=512, conv_filters=(64, 32), **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.conv_filters = tuple(conv_filters)
+        self.convs = [
+            layers.Conv2D(f, 3, activation="relu", name=f"conv{i + 1}")
+            for i, f in enumerate(self.conv_filters)
+        ]
+        self.flatten = layers.Flatten(name="flatten")
+        self.features_in = layers.Dense(units, name="features_in")
+        self.y_in = layers.Dense(units, use_bias=False, name="y_in")
+        self.hidden = layers.Dense(units, activation="relu", name="hidden")
+        self.score = layers.Dense(1, name="score")
+
+    def build(self, local_shape, y_shape):
+        shape = tuple(local_shape)
+        for conv in self.convs:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+        flat = 1
+        for dim in shape[1:]:
+            flat *= dim
+        self.features_in.build((None, flat))
+        self.y_in.build(y_shape)
+        self.hidden.build((None, self.units))
+        self.score.build((None, self.units))
+
+    def call(self, local, y, training=None):
+        h = local
+        for conv in self.convs:
+            h = conv(h)
+        a = self.features_in(self.flatten(h))  # [N, units]
+        b = self.y_in(y)  # [N, units]
+        h = ops.relu(a[:, None, :] + b[None, :, :])  # [N, N, units]
+        return ops.squeeze(self.score(self.hidden(h)), axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"units": self.units, "conv_filters": list(self.conv_filters)}
+        )
+        return config
+
+
+LOCAL_CRITICS = {
+    "encode_and_dot": EncodeAndDotCritic,
+    "concat_and_convolve": ConcatAndConvolveCritic,
+}
+
+
+def build_local_critic(name, units=None):
+    """Builds a local critic by name.
+
+    Args:
+        name: `"encode_and_dot"` or `"concat_and_convolve"`.
+        units: int or None; None takes the critic's default width.
+
+    Returns:
+        The critic layer.
+    """
+    if name not in LOCAL_CRITICS:
+        raise ValueError(
+            "Unknown local critic; expected one of "
+            f"{', '.join(LOCAL_CRITICS)}. Received: critic={name!r}"
+        )
+    cls = LOCAL_CRITICS[name]
+    return cls(units=units, name="local_critic") if units else cls(
+        name="local_critic"
+    )
