@@ -1,0 +1,52 @@
+"""`dim-keras train`: bad options stop at once with one line."""
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from apps.cli import main
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "mnist"], "Received: dataset='mnist'"),
+        (["--estimator", "mine"], "Received: estimator='mine'"),
+        (["--alpha", "-1"], "Received: alpha=-1.0"),
+        (["--alpha", "0", "--beta", "0"], "alpha=0.0, beta=0.0"),
+        (["--batch-size", "1"], "Received: batch_size=1"),
+        (["--encoder", "vgg"], "Received: encoder='vgg'"),
+    ],
+)
+def test_bad_options_fail_before_any_work(tmp_path, args, message):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--out", str(out)] + args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert message in lines[0]
+    assert not os.path.exists(out)
+
+
+def test_config_file_with_unknown_key_is_refused(tmp_path):
+    config = tmp_path / "best.json"
+    config.write_text('{"alpha": 1.0, "colour": "red"}')
+    result = CliRunner().invoke(main, ["train", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "Received: ['colour']" in result.output
+
+
+def test_train_end_to_end_with_config_file(tmp_path):
+    config = tmp_path / "best.json"
+    config.write_text('{"estimator": "nce", "critic_units": 16, "epochs": 1}')
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main, ["train", "--config", str(config), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Run directory" in result.output
+    import json
+
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["estimator"] == "nce" and saved["critic_units"] == 16

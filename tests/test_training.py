@@ -1,0 +1,141 @@
+"""A training run's directory: files, resuming, and a portable encoder."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from dim_keras.training import RunError
+from dim_keras.training import TrainConfig
+from dim_keras.training import atomic_save
+from dim_keras.training import train
+
+
+def tiny_config(**kwargs):
+    settings = dict(epochs=1, batch_size=64, critic_units=16, seed=0)
+    settings.update(kwargs)
+    return TrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("run"))
+    train(tiny_config(), path, verbose=0, log=lambda _: None)
+    return path
+
+
+def test_run_directory_holds_every_file(run_dir):
+    for name in (
+        "config.json",
+        "encoder.keras",
+        "checkpoint.weights.h5",
+        "state.json",
+        "history.csv",
+    ):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    assert config["encoder"] == "basic32x32" and config["epochs"] == 1
+    assert TrainConfig.from_dict(config) == tiny_config(encoder="basic32x32")
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1"]
+    for key in ("loss", "local_mi", "prior_loss", "discriminator_loss"):
+        assert np.isfinite(float(rows[0][key]))
+    assert not [n for n in os.listdir(run_dir) if "partial" in n]
+
+
+def test_finished_run_does_nothing(run_dir):
+    messages = []
+    result = train(tiny_config(), run_dir, verbose=0, log=messages.append)
+    assert not result["trained"]
+    assert "already finished 1 epochs" in messages[0]
+
+
+def test_other_settings_in_the_same_directory_are_refused(run_dir):
+    with pytest.raises(RunError, match="other settings \\(estimator\\)"):
+        train(tiny_config(estimator="nce"), run_dir, verbose=0)
+
+
+def test_raising_epochs_continues_the_run(tmp_path):
+    path = str(tmp_path)
+    train(tiny_config(), path, verbose=0, log=lambda _: None)
+    messages = []
+    result = train(tiny_config(epochs=2), path, verbose=0, log=messages.append)
+    assert "from epoch 2" in messages[0]
+    assert [row["epoch"] for row in result["history"]] == [1, 2]
+
+
+def test_atomic_save_leaves_no_partial_file_on_failure(tmp_path):
+    target = tmp_path / "encoder.keras"
+    target.write_text("old")
+
+    def broken_save(path):
+        with open(path, "w") as f:
+            f.write("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_save(str(target), broken_save)
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["encoder.keras"]
+
+
+RELOAD = textwrap.dedent(
+    """
+    import sys
+
+    class RefuseDimKeras:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "dim_keras":
+                raise ImportError("dim_keras is not available here")
+
+    sys.meta_path.insert(0, RefuseDimKeras())
+    try:
+        import dim_keras
+        sys.exit("dim_keras was importable")
+    except ImportError:
+        pass
+    import numpy as np
+    import keras
+
+    encoder = keras.saving.load_model(sys.argv[1])
+    images = np.load(sys.argv[2])
+    outputs = encoder.predict(images, verbose=0)
+    np.savez(sys.argv[3], **outputs)
+    """
+)
+
+
+def test_saved_encoder_reloads_without_dim_keras(run_dir, tmp_path):
+    import keras
+
+    encoder = keras.saving.load_model(os.path.join(run_dir, "encoder.keras"))
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3))
+    images = images.astype("uint8")
+    np.save(tmp_path / "images.npy", images)
+    script = tmp_path / "reload.py"
+    script.write_text(RELOAD)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            os.path.join(run_dir, "encoder.keras"),
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "out.npz"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+    )
+    reloaded = np.load(tmp_path / "out.npz")
+    expected = encoder.predict(images, verbose=0)
+    assert set(reloaded.files) == {"local", "conv", "fc", "y"}
+    for key in reloaded.files:
+        np.testing.assert_allclose(reloaded[key], expected[key], atol=1e-5)
