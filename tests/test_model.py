@@ -90,3 +90,14 @@ def test_short_training_lowers_the_loss_on_real_data(estimator):
     model.fit(images, batch_size=32, epochs=3, verbose=0, shuffle=True)
     after = objective()
     assert after < before - 0.1 * abs(before)
+
+
+def test_config_round_trip_lists_every_argument():
+    model = make_model(estimator="dv", alpha=1.0, beta=0.0, gamma=1.0)
+    restored = DeepInfoMax.from_config(model.get_config())
+    for name in (
+        "estimator", "alpha", "beta", "gamma", "local_critic_units",
+        "global_critic_units", "gradient_penalty", "seed",
+    ):
+        assert getattr(restored, name) == getattr(model, name), name
+    assert restored.encoder.name == model.encoder.name

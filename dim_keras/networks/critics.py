@@ -243,7 +243,5 @@ def build_local_critic(name, units=None):
             "Unknown local critic; expected one of "
             f"{', '.join(LOCAL_CRITICS)}. Received: critic={name!r}"
         )
-    cls = LOCAL_CRITICS[name]
-    return cls(units=units, name="local_critic") if units else cls(
-        name="local_critic"
-    )
+    kwargs = {"units": units} if units else {}
+    return LOCAL_CRITICS[name](name="local_critic", **kwargs)
