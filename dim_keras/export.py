@@ -67,7 +67,10 @@ _DESCRIBED_ORDER = ("conv", "fc", "y", "local")
 
 
 def _output_keys(encoder):
-    outputs = encoder.output
+    try:
+        outputs = encoder.output
+    except (AttributeError, ValueError):  # never called: no Functional graph
+        outputs = None
     if not isinstance(outputs, dict):
         raise ValueError(
             "Expected a DIM encoder: a Functional model with a dict of "

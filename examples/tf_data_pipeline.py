@@ -60,7 +60,9 @@ def pipeline(encoder, images, labels, size, batch_size=64, shuffle=False):
     ds = ds.batch(batch_size).map(to_rgb, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(encode).cache()  # encode once, reuse every epoch
     if shuffle:  # reshuffle the cached features every epoch
-        ds = ds.unbatch().shuffle(len(images), seed=0).batch(batch_size)
+        ds = ds.unbatch().apply(
+            tf.data.experimental.assert_cardinality(len(images)))
+        ds = ds.shuffle(len(images), seed=0).batch(batch_size)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
