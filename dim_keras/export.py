@@ -258,16 +258,27 @@ def _write_dir_atomically(out, write_fn, overwrite):
     old = os.path.join(parent, f".old-{os.getpid()}-{base}")
     try:
         write_fn(tmp)
-        if os.path.exists(out):
+        replacing = os.path.exists(out)
+        if replacing:
             os.replace(out, old)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if replacing:
+                os.replace(old, out)  # put the previous export back
+            raise
+        if replacing:
+            _remove(old)
     finally:
-        for leftover in (tmp, old):
-            if os.path.isdir(leftover):
-                shutil.rmtree(leftover, ignore_errors=True)
-            elif os.path.exists(leftover):
-                os.remove(leftover)
+        _remove(tmp)
     return out
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
 
 
 def export_saved_model(encoder, out, overwrite=False, info=None):

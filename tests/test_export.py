@@ -76,6 +76,16 @@ for key in ("conv", "fc", "y"):
 mapped = batches.map(lambda x: encoder(x, training=False)["y"])
 results["map_keras_y"] = np.concatenate(list(mapped.as_numpy_iterator()))
 
+# A frozen TFSMLayer in a downstream classifier trains (one step).
+frozen = keras.layers.TFSMLayer(args["saved_model"], call_endpoint="serve",
+                                trainable=False)
+inputs = keras.Input(images.shape[1:], dtype="uint8")
+classifier = keras.Model(
+    inputs, keras.layers.Dense(10)(frozen(inputs)["y"]))
+classifier.compile("sgd", keras.losses.SparseCategoricalCrossentropy(True))
+classifier.fit(images, np.arange(len(images)) % 10, epochs=1, verbose=0)
+results["classifier_y"] = frozen(images)["y"].numpy()  # left unchanged
+
 np.savez(args["out"], **results)
 with open(args["info"], "w") as f:
     json.dump({
@@ -178,7 +188,7 @@ def test_artifacts_work_without_dim_keras(tmp_path, encoder, run_dir):
     expected_keys = {f"keras_{k}" for k in OUTPUTS}
     for prefix in ("saved_model_", "tfsm_layer_", "map_saved_model_"):
         expected_keys |= {prefix + k for k in ("conv", "fc", "y")}
-    expected_keys.add("map_keras_y")
+    expected_keys |= {"map_keras_y", "classifier_y"}
     assert set(got.files) == expected_keys
     for name in got.files:
         key = name.rsplit("_", 1)[-1]
