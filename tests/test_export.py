@@ -405,3 +405,26 @@ def test_example_pipeline_runs_without_dim_keras(tmp_path, run_dir):
     assert line.startswith("Linear classifier on y (64 dims, 2 epochs)")
     accuracy = float(line.split("test accuracy ")[1].split()[0])
     assert 0.0 <= accuracy <= 1.0
+
+
+def test_a_failed_export_keeps_the_previous_one(tmp_path):
+    out = tmp_path / "saved_model"
+    out.mkdir()
+    (out / "previous").write_text("kept")
+
+    def fail_halfway(tmp):
+        os.makedirs(tmp)
+        with open(os.path.join(tmp, "half"), "w") as f:
+            f.write("written")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        export._write_dir_atomically(str(out), fail_halfway, overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["saved_model"]
+    assert os.listdir(out) == ["previous"]
+
+    export._write_dir_atomically(
+        str(out), lambda tmp: os.makedirs(os.path.join(tmp, "new")),
+        overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["saved_model"]
+    assert os.listdir(out) == ["new"]
