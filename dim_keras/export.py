@@ -311,8 +311,9 @@ def export_saved_model(encoder, out, overwrite=False, info=None):
     missing = [k for k in SERVE_OUTPUTS if k not in _output_keys(model)]
     if missing:
         raise ValueError(
-            f"The encoder lacks outputs the SavedModel serves ({SERVE_OUTPUTS})."
-            f" Received: outputs={_output_keys(model)}"
+            "The encoder lacks outputs the SavedModel serves "
+            f"({', '.join(SERVE_OUTPUTS)}). "
+            f"Received: outputs={_output_keys(model)}"
         )
     metadata = encoder_metadata(
         model, outputs=SERVE_OUTPUTS, input_dtype="uint8", info=info
@@ -395,7 +396,8 @@ def _run_info(file):
             metadata = json.load(f)
     except (OSError, ValueError):
         return {}
-    return {k: metadata[k] for k in ("dataset", "epochs_done") if k in metadata}
+    keys = ("dataset", "epochs_done")
+    return {k: metadata[k] for k in keys if k in metadata}
 
 
 def _batches(data, batch_size):
@@ -547,7 +549,8 @@ def extract_features(encoder, data, layers=("y",), batch_size=256,
     features_of, shapes = _feature_function(encoder, layers)
     batches, count, num_batches = _batches(data, batch_size)
     if verbose == "auto":
-        verbose = 1 if num_batches is None or num_batches > AUTO_PROGRESS_BATCHES else 0
+        large = num_batches is None or num_batches > AUTO_PROGRESS_BATCHES
+        verbose = 1 if large else 0
     progbar = None
     if verbose:
         progbar = keras.utils.Progbar(
