@@ -112,5 +112,28 @@ def train(ctx, config_file, out, no_jit, **options):
     click.echo(f"  resume:   {paths['checkpoint']} (rerun with --out)")
 
 
+@main.command()
+@click.argument("run_dir")
+@click.option("--format", "format_", default="saved_model", show_default=True,
+              help="saved_model (TensorFlow, uint8 'serve' endpoint) or "
+                   "keras (.keras file).")
+@click.option("--out", default=None,
+              help="Output path (default: RUN_DIR/export/saved_model or "
+                   "RUN_DIR/export/encoder.keras).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+def export(run_dir, format_, out, overwrite):
+    """Export a run's encoder (RUN_DIR or an encoder .keras file)."""
+    from dim_keras.export import export_encoder
+
+    try:
+        path = export_encoder(run_dir, format_, out, overwrite=overwrite)
+    except (ValueError, OSError) as e:
+        fail(str(e))
+    click.echo(f"Exported the encoder ({format_}) to {path}")
+    if format_ == "saved_model":
+        click.echo("  load: tf.saved_model.load(path).serve(uint8_images) "
+                   "-> {'conv', 'fc', 'y'}")
+
+
 if __name__ == "__main__":
     main()

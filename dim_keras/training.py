@@ -3,7 +3,9 @@
 A run directory holds:
 
 - `config.json`: every setting, enough to repeat the run;
-- `encoder.keras`: the encoder after the last finished epoch;
+- `encoder.keras`: the encoder after the last finished epoch, loadable
+  without `dim_keras`; `encoder.json` describes its input and outputs (see
+  `dim_keras.export`);
 - `checkpoint.weights.h5` and `state.json`: what a resumed run starts from
   (all weights, both optimizers' state, epochs done, the history so far);
 - `history.csv`: one row per finished epoch.
@@ -30,6 +32,7 @@ from dim_keras.networks.encoders import ENCODERS
 
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.keras"
+ENCODER_METADATA_FILE = "encoder.json"
 CHECKPOINT_FILE = "checkpoint.weights.h5"
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
@@ -192,13 +195,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         run_dir: str, the run directory.
         encoder: the encoder to export as `encoder.keras`.
         history: list of rows of the epochs already done (extended here).
+        info: dict or None, run fields saved in `encoder.json`.
     """
 
-    def __init__(self, run_dir, encoder, history):
+    def __init__(self, run_dir, encoder, history, info=None):
         super().__init__()
         self.run_dir = run_dir
         self.encoder = encoder
         self.history = history
+        self.info = dict(info or {})
         self.diverged_at = None
 
     def _path(self, name):
@@ -217,7 +222,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         row.update({k: float(v) for k, v in (logs or {}).items()})
         self.history.append(row)
         atomic_save(self._path(CHECKPOINT_FILE), self.model.save_weights)
-        atomic_save(self._path(ENCODER_FILE), self.encoder.save)
+        from dim_keras.export import save_encoder
+
+        save_encoder(
+            self.encoder,
+            self._path(ENCODER_FILE),
+            info=dict(self.info, epochs_done=epoch + 1),
+        )
         atomic_write_text(self._path(HISTORY_FILE), history_csv(self.history))
         state = {"epochs_done": epoch + 1, "history": self.history}
         atomic_write_text(self._path(STATE_FILE), json.dumps(state, indent=1))
@@ -362,7 +373,9 @@ def train(config, run_dir, verbose=None, log=print):
         f"beta={config.beta}, gamma={config.gamma}) for "
         f"{config.epochs} epochs."
     )
-    checkpoint = RunCheckpoint(run_dir, model.encoder, history)
+    checkpoint = RunCheckpoint(
+        run_dir, model.encoder, history, info={"dataset": config.dataset}
+    )
     model.fit(
         pipeline,
         epochs=config.epochs,

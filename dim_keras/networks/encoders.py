@@ -50,7 +50,16 @@ def _image_input(image_size):
     return images, scaled
 
 
-def _describe(name, image_size):
+def encoder_description(name, image_size):
+    """One sentence on an encoder's input and outputs (saved with it).
+
+    Args:
+        name: str, architecture name.
+        image_size: int, input height and width.
+
+    Returns:
+        str.
+    """
     return (
         f"DIM {name} encoder. Input: float or uint8 images "
         f"[batch, {image_size}, {image_size}, 3], pixel values 0-255 "
