@@ -109,7 +109,7 @@ def test_corrupt_image_names_its_path():
 
 
 def test_find_source_none_when_absent(tmp_path):
-    assert tiny_imagenet.find_source(tmp_path) is None
+    assert tiny_imagenet.find_source(tmp_path) is None  # empty folder
     assert tiny_imagenet.find_source(tmp_path / "missing") is None
 
 

@@ -25,47 +25,24 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from dim_keras.data import archives
+from dim_keras.data.tiny_imagenet_files import ARCHIVE_NAME
+from dim_keras.data.tiny_imagenet_files import FOLDER_NAME
+from dim_keras.data.tiny_imagenet_files import URL
+from dim_keras.data.tiny_imagenet_files import find_source
 
-URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
-ARCHIVE_NAME = "tiny-imagenet-200.zip"
-FOLDER_NAME = "tiny-imagenet-200"
 IMAGE_SIZE = 64
-
-
-def find_source(path):
-    """Finds the Tiny ImageNet data at or inside `path`.
-
-    Args:
-        path: str or path; the zip, the `tiny-imagenet-200/` folder, or a
-            folder holding either of them.
-
-    Returns:
-        `epath.Path` of the extracted folder (holding `wnids.txt`) or of the
-        zip; None if neither is there.
-    """
-    path = epath.Path(path)
-    if not path.exists():
-        return None
-    if path.is_dir():
-        if (path / "wnids.txt").exists():
-            return path
-        for candidate in (path / FOLDER_NAME, path / ARCHIVE_NAME):
-            found = find_source(candidate) if candidate.exists() else None
-            if found is not None:
-                return found
-        return None
-    return path if path.suffix == ".zip" else None
 
 
 def _extracted_root(source, extract_dir):
     """The folder holding `wnids.txt`, extracting `source` if it is a zip."""
+    source = epath.Path(source)
     if source.is_dir():
         return source
     target = epath.Path(extract_dir) / f"{source.name}.extracted"
     if not target.exists():
         archives.safe_extract(str(source), str(target))
     root = find_source(target)
-    if root is None or not root.is_dir():
+    if root is None or not epath.Path(root).is_dir():
         raise ValueError(
             f"{source} holds no tiny-imagenet-200/wnids.txt; is it the "
             f"official archive ({URL})?"
@@ -169,7 +146,7 @@ class TinyImagenet(tfds.core.GeneratorBasedBuilder):
                 )
         else:
             source = find_source(dl_manager.download(URL))
-        root = _extracted_root(source, dl_manager.download_dir)
+        root = epath.Path(_extracted_root(source, dl_manager.download_dir))
         wnids = read_wnids(root)
         self.info.features["label"].names = wnids
         self.info.metadata["class_names"] = read_class_names(root, wnids)
