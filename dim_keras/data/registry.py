@@ -156,15 +156,23 @@ class TFDSImageDataset(ImageDataset):
     def split_names(self):
         return list(self.eval_splits)
 
+    def _tfds_split_size(self, tfds_split):
+        try:
+            return self.builder.info.splits[tfds_split].num_examples
+        except KeyError:  # split sizes unknown to the info (mocked data)
+            dataset = self.builder.as_dataset(split=tfds_split)
+            count = int(dataset.cardinality())
+            if count < 0:
+                count = sum(1 for _ in dataset)
+            return count
+
     def num_examples(self, split):
         self._check_split(split)
-        return self.builder.info.splits[self.eval_splits[split]].num_examples
+        return self._tfds_split_size(self.eval_splits[split])
 
     @property
     def num_training_images(self):
-        return sum(
-            self.builder.info.splits[s].num_examples for s in self.train_splits
-        )
+        return sum(self._tfds_split_size(s) for s in self.train_splits)
 
     @property
     def training_bytes(self):
@@ -369,8 +377,9 @@ def load_tiny_imagenet(data_dir=None, image_size=None):
     del image_size
     try:
         builder = tfds_data.load_tiny_imagenet(data_dir)
-    except tfds_data.DatasetUnavailable as e:
-        raise DatasetError(str(e)) from None
+    except (tfds_data.DatasetUnavailable, ValueError) as e:
+        # ValueError: an unsafe archive or an undecodable image (named).
+        raise DatasetError(str(e).splitlines()[0]) from None
     return TFDSImageDataset(
         "tiny_imagenet",
         builder,

@@ -75,6 +75,17 @@ def _remove(path):
         os.remove(path)
 
 
+def _prepare_or_explain(builder, data_dir, download_config, what, hint):
+    """`prepare_clean`, turning a failed download into one clear line."""
+    try:
+        prepare_clean(builder, data_dir, download_config)
+    except OSError as e:  # network errors (requests) are OSErrors too
+        detail = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise DatasetUnavailable(
+            f"Preparing {what} in {data_dir} failed ({detail}); {hint}"
+        ) from None
+
+
 def is_prepared(name, data_dir):
     """Whether TFDS dataset `name` is prepared in `data_dir`."""
     import tensorflow_datasets as tfds
@@ -107,16 +118,20 @@ def load_builder(name, data_dir, url, archive_name):
     if builder.is_prepared():
         return builder
     manual = os.path.join(data_dir, archive_name)
+    hint = (
+        f"download {archive_name} from {url} into {data_dir} (or into the "
+        "folder you pass as --data-dir) and run again."
+    )
     if not os.path.exists(manual) and not reachable(url):
         raise DatasetUnavailable(
-            f"{name} is not in {data_dir} and {url} cannot be reached: "
-            f"download {archive_name} from there into {data_dir} (or into "
-            "the folder you pass as --data-dir) and run again."
+            f"{name} is not in {data_dir} and {url} cannot be reached: {hint}"
         )
-    prepare_clean(
+    _prepare_or_explain(
         builder,
         data_dir,
         tfds.download.DownloadConfig(manual_dir=data_dir),
+        name,
+        hint,
     )
     return builder
 
@@ -155,21 +170,26 @@ def load_tiny_imagenet(data_dir):
     builder = tiny_imagenet.TinyImagenet(data_dir=tfds_dir, source=source)
     if builder.is_prepared():
         return builder
+    hint = (
+        f"download {tiny_imagenet.ARCHIVE_NAME} from {tiny_imagenet.URL} "
+        f"into {tfds_dir}, or pass --data-dir FOLDER holding it (or the "
+        f"extracted {tiny_imagenet.FOLDER_NAME}/)."
+    )
     if source is None and not reachable(tiny_imagenet.URL):
         raise DatasetUnavailable(
             f"tiny_imagenet is not in {tfds_dir} and {tiny_imagenet.URL} "
-            f"cannot be reached: download {tiny_imagenet.ARCHIVE_NAME} from "
-            f"there into {tfds_dir}, or pass --data-dir FOLDER holding it "
-            f"(or the extracted {tiny_imagenet.FOLDER_NAME}/)."
+            f"cannot be reached: {hint}"
         )
     downloads = os.path.join(tfds_dir, "downloads")
     before = _entries(downloads)
-    prepare_clean(
+    _prepare_or_explain(
         builder,
         tfds_dir,
         tfds.download.DownloadConfig(
             compute_stats=tfds.download.ComputeStatsMode.SKIP
         ),
+        "tiny_imagenet",
+        hint,
     )
     # The extracted copy of a zip is not needed once the data is prepared.
     for name in _entries(downloads) - before:
