@@ -25,16 +25,16 @@ def _find_window(big, window):
     return None
 
 
-def _run(transform, image, times):
-    dataset = tf.data.Dataset.from_tensors(image).repeat(times).map(transform)
-    return list(dataset.as_numpy_iterator())
+def _run(transform, image, times, seed=(1, 2)):
+    batch = tf.constant(np.stack([image] * times))
+    return transform(batch, tf.constant(seed, tf.int64)).numpy()
 
 
 def test_cifar_pad4_crop_and_flip():
     image = _coded(32)
     padded = np.pad(image, [(4, 4), (4, 4), (0, 0)])
     aug = augment.Augmentation(random_crop=True, crop_padding=4, flip=True)
-    outputs = _run(augment.training_transform(32, aug, seed=1), image, 40)
+    outputs = _run(augment.batch_transform(32, aug), image, 40)
     found = [_find_window(padded, out) for out in outputs]
     assert all(f is not None for f in found)
     assert all(out.shape == (32, 32, 3) and out.dtype == np.uint8
@@ -46,10 +46,19 @@ def test_cifar_pad4_crop_and_flip():
     assert 0 < sum(flips) < len(flips)
 
 
+def test_seeds_decide_the_draws():
+    image = _coded(32)
+    aug = augment.Augmentation(random_crop=True, crop_padding=4, flip=True)
+    transform = augment.batch_transform(32, aug)
+    first = _run(transform, image, 8, seed=(1, 2))
+    np.testing.assert_array_equal(first, _run(transform, image, 8, (1, 2)))
+    assert not np.array_equal(first, _run(transform, image, 8, (3, 4)))
+
+
 def test_stl_random_64_crops_of_96():
     image = _coded(96)
     aug = augment.Augmentation(random_crop=True, flip=False)
-    outputs = _run(augment.training_transform(64, aug, seed=2), image, 10)
+    outputs = _run(augment.batch_transform(64, aug), image, 10)
     for out in outputs:
         assert out.shape == (64, 64, 3)
         top, left, flipped = _find_window(image, out)
@@ -58,11 +67,11 @@ def test_stl_random_64_crops_of_96():
 
 def test_without_augmentation_images_are_only_resized():
     image = np.full((96, 96, 3), 77, dtype=np.uint8)
-    out = _run(augment.training_transform(64, augment.NONE), image, 1)[0]
+    out = _run(augment.batch_transform(64, augment.NONE), image, 1)[0]
     assert out.shape == (64, 64, 3)
     np.testing.assert_array_equal(out, 77)
     same = _coded(32)
-    out = _run(augment.training_transform(32, augment.NONE), same, 1)[0]
+    out = _run(augment.batch_transform(32, augment.NONE), same, 1)[0]
     np.testing.assert_array_equal(out, same)
 
 

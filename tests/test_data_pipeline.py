@@ -71,3 +71,21 @@ def test_digits_pipeline_has_no_augmentation():
     flat = {im.tobytes() for im in train}
     assert all(im.tobytes() in flat for im in batch.numpy())
     assert augment.NONE == ds.augmentation
+
+
+def test_augmentation_differs_between_epochs_but_repeats_with_the_seed():
+    images = np.random.default_rng(0).integers(
+        0, 256, (8, 32, 32, 3)).astype(np.uint8)
+    aug = augment.Augmentation(random_crop=True, crop_padding=4, flip=True)
+
+    def epochs(seed):
+        data = pipeline.training_pipeline(
+            images, 8, seed=seed, augmentation=aug)
+        return [np.sort(next(iter(data)).numpy().reshape(8, -1), axis=0)
+                for _ in range(2)]
+
+    first, second = epochs(0)
+    assert first.shape == (8, 32 * 32 * 3)
+    assert not np.array_equal(first, second)
+    again = epochs(0)
+    np.testing.assert_array_equal(first, again[0])

@@ -55,42 +55,59 @@ def resize_uint8(image, image_size):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
-def training_transform(image_size, augmentation=NONE, seed=None):
-    """Per-image training transform for `tf.data.Dataset.map`.
+def batch_transform(image_size, augmentation=NONE):
+    """Vectorized training transform of whole batches.
 
-    Without augmentation, images not of `image_size` are resized to it.
+    Each image of a batch gets its own random crop offset and flip, drawn
+    by stateless ops from the `seed` argument, so a pipeline that feeds a
+    new seed per batch (`tf.data.Dataset.random`) is reproducible and still
+    augments differently every epoch. Without augmentation, images not of
+    `image_size` are resized to it.
 
     Args:
         image_size: int, output height and width.
         augmentation: an `Augmentation` (`NONE` for none).
-        seed: int or None, op seed of the random crops and flips.
 
     Returns:
-        A function of a uint8 `[H, W, 3]` tensor returning uint8
-        `[image_size, image_size, 3]`.
+        A function `(images, seed)` of a uint8 `[B, H, W, 3]` batch (static
+        `H` and `W`) and an int64 `[2]` seed, returning uint8
+        `[B, image_size, image_size, 3]`.
     """
     import tensorflow as tf
 
-    def transform(image):
+    size = image_size
+
+    def transform(images, seed):
+        crop_seed, row_seed, flip_seed = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 3)
+        )
+        del crop_seed
+        batch = tf.shape(images)[0]
+        height, width = images.shape[1], images.shape[2]
         if augmentation.random_crop:
             pad = augmentation.crop_padding
-            height = image.shape[0]
-            if pad and height is not None and height <= image_size:
-                image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-            elif pad and height is None:
-                padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-                image = tf.cond(
-                    tf.shape(image)[0] <= image_size,
-                    lambda: padded,
-                    lambda: image,
-                )
-            image = tf.image.random_crop(
-                image, (image_size, image_size, 3), seed=seed
+            if pad and height <= size:
+                images = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+                height, width = height + 2 * pad, width + 2 * pad
+            corners = tf.random.stateless_uniform(
+                [2, batch], row_seed, minval=0,
+                maxval=tf.int32.max, dtype=tf.int32,
             )
-        elif image.shape[0] != image_size or image.shape[1] != image_size:
-            image = resize_uint8(image, image_size)
+            tops = corners[0] % (height - size + 1)
+            lefts = corners[1] % (width - size + 1)
+            offsets = tf.range(size)[None, :]
+            images = tf.gather(images, tops[:, None] + offsets, axis=1,
+                               batch_dims=1)
+            images = tf.gather(images, lefts[:, None] + offsets, axis=2,
+                               batch_dims=1)
+        elif height != size or width != size:
+            images = resize_uint8(images, size)
         if augmentation.flip:
-            image = tf.image.random_flip_left_right(image, seed=seed)
-        return tf.ensure_shape(image, (image_size, image_size, 3))
+            flips = tf.random.stateless_uniform([batch], flip_seed) < 0.5
+            images = tf.where(
+                flips[:, None, None, None], tf.reverse(images, axis=[2]),
+                images,
+            )
+        return tf.ensure_shape(images, (None, size, size, 3))
 
     return transform

@@ -1,11 +1,11 @@
 """The `tf.data` input pipeline of unsupervised training.
 
 In memory (numpy) images are sliced; streamed TFDS datasets are decoded in
-parallel by TFDS and cached in memory when they fit. Then: shuffle, the
-per-image training transform (augmentation, or resizing to the encoder's
-size) in parallel, batches of a fixed size (the last partial batch dropped:
-every batch needs the same number of negatives), and prefetching, so the
-training step never waits on input.
+parallel by TFDS and cached in memory when they fit. Then: shuffle, batches
+of a fixed size (the last partial batch dropped: every batch needs the same
+number of negatives), the vectorized training transform of each batch
+(augmentation, or resizing to the encoder's size) in parallel, and
+prefetching, so the training step never waits on input.
 """
 
 import numpy as np
@@ -85,13 +85,22 @@ def training_pipeline(
             reshuffle_each_iteration=True,
         )
     image_size = image_size or source_size
-    if augmentation.active or source_size != image_size:
+    if source_size is None:  # images of varying sizes: resize each first
         dataset = dataset.map(
-            augment.training_transform(image_size, augmentation, seed=seed),
+            lambda x: augment.resize_uint8(x, image_size),
             num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=False,
         )
+        source_size = image_size
     dataset = dataset.batch(batch_size, drop_remainder=True)
+    if augmentation.active or source_size != image_size:
+        # One stateless seed per batch: reproducible, new every epoch.
+        seeds = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True
+        ).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            augment.batch_transform(image_size, augmentation),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

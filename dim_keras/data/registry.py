@@ -183,7 +183,7 @@ class TFDSImageDataset(ImageDataset):
         """Training images, as stored (`source_size`), uint8 `[H, W, 3]`.
 
         Decoding runs in parallel inside TFDS; resizing or cropping to
-        `image_size` is the pipeline's job (`augment.training_transform`).
+        `image_size` is the pipeline's job (`augment.batch_transform`).
         """
         import tensorflow_datasets as tfds
 
