@@ -4,23 +4,9 @@ Presence is read from the files alone (TFDS's `dataset_info.json`, the
 archives), without importing TensorFlow.
 """
 
-import glob
-import json
 import os
 
 from dim_keras.data import registry
-
-
-def _prepared_info(data_dir, tfds_name):
-    """`dataset_info.json` contents of a prepared TFDS dataset, or None."""
-    pattern = os.path.join(data_dir, tfds_name, "*", "dataset_info.json")
-    for path in sorted(glob.glob(pattern), reverse=True):
-        try:
-            with open(path) as f:
-                return path, json.load(f)
-        except (OSError, ValueError):
-            continue
-    return None
 
 
 def _split_counts(info):
@@ -58,7 +44,7 @@ def status(name, data_dir=None):
         archive = registry.TFDS_ARCHIVES[name][1]
         path = os.path.join(tfds_dir, archive)
         source = path if os.path.exists(path) else None
-    prepared = _prepared_info(tfds_dir, tfds_name)
+    prepared = tfds_data.prepared_info(tfds_dir, tfds_name)
     if prepared is not None:
         counts = _split_counts(prepared[1])
         if name == "tiny_imagenet" and "validation" in counts:

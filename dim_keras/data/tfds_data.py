@@ -86,6 +86,24 @@ def _prepare_or_explain(builder, data_dir, download_config, what, hint):
         ) from None
 
 
+def prepared_info(data_dir, tfds_name):
+    """`(path, contents)` of a prepared dataset's `dataset_info.json`.
+
+    Read from the files alone (no TensorFlow); None when not prepared.
+    """
+    import glob
+    import json
+
+    pattern = os.path.join(data_dir, tfds_name, "*", "dataset_info.json")
+    for path in sorted(glob.glob(pattern), reverse=True):
+        try:
+            with open(path) as f:
+                return path, json.load(f)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def is_prepared(name, data_dir):
     """Whether TFDS dataset `name` is prepared in `data_dir`."""
     import tensorflow_datasets as tfds
@@ -114,18 +132,22 @@ def load_builder(name, data_dir, url, archive_name):
     import tensorflow_datasets as tfds
 
     data_dir = os.path.abspath(data_dir or default_data_dir())
-    builder = tfds.builder(name, data_dir=data_dir)
-    if builder.is_prepared():
-        return builder
     manual = os.path.join(data_dir, archive_name)
     hint = (
         f"download {archive_name} from {url} into {data_dir} (or into the "
         "folder you pass as --data-dir) and run again."
     )
-    if not os.path.exists(manual) and not reachable(url):
+    if (
+        prepared_info(data_dir, name) is None
+        and not os.path.exists(manual)
+        and not reachable(url)
+    ):
         raise DatasetUnavailable(
             f"{name} is not in {data_dir} and {url} cannot be reached: {hint}"
         )
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared():
+        return builder
     _prepare_or_explain(
         builder,
         data_dir,
@@ -162,24 +184,30 @@ def load_tiny_imagenet(data_dir):
     Raises:
         DatasetUnavailable: offline without the archive.
     """
+    from dim_keras.data import tiny_imagenet_files as files
+
+    tfds_dir, source = tiny_imagenet_locations(data_dir)
+    hint = (
+        f"download {files.ARCHIVE_NAME} from {files.URL} into {tfds_dir}, "
+        "or pass --data-dir FOLDER holding it (or the extracted "
+        f"{files.FOLDER_NAME}/)."
+    )
+    if (
+        source is None
+        and prepared_info(tfds_dir, "tiny_imagenet") is None
+        and not reachable(files.URL)
+    ):
+        raise DatasetUnavailable(
+            f"tiny_imagenet is not in {tfds_dir} and {files.URL} cannot be "
+            f"reached: {hint}"
+        )
     import tensorflow_datasets as tfds
 
     from dim_keras.data import tiny_imagenet
 
-    tfds_dir, source = tiny_imagenet_locations(data_dir)
     builder = tiny_imagenet.TinyImagenet(data_dir=tfds_dir, source=source)
     if builder.is_prepared():
         return builder
-    hint = (
-        f"download {tiny_imagenet.ARCHIVE_NAME} from {tiny_imagenet.URL} "
-        f"into {tfds_dir}, or pass --data-dir FOLDER holding it (or the "
-        f"extracted {tiny_imagenet.FOLDER_NAME}/)."
-    )
-    if source is None and not reachable(tiny_imagenet.URL):
-        raise DatasetUnavailable(
-            f"tiny_imagenet is not in {tfds_dir} and {tiny_imagenet.URL} "
-            f"cannot be reached: {hint}"
-        )
     downloads = os.path.join(tfds_dir, "downloads")
     before = _entries(downloads)
     _prepare_or_explain(
