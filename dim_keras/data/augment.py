@@ -78,10 +78,9 @@ def batch_transform(image_size, augmentation=NONE):
     size = image_size
 
     def transform(images, seed):
-        crop_seed, row_seed, flip_seed = tf.unstack(
-            tf.random.experimental.stateless_split(seed, 3)
+        crop_seed, flip_seed = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 2)
         )
-        del crop_seed
         batch = tf.shape(images)[0]
         height, width = images.shape[1], images.shape[2]
         if augmentation.random_crop:
@@ -90,7 +89,7 @@ def batch_transform(image_size, augmentation=NONE):
                 images = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
                 height, width = height + 2 * pad, width + 2 * pad
             corners = tf.random.stateless_uniform(
-                [2, batch], row_seed, minval=0,
+                [2, batch], crop_seed, minval=0,
                 maxval=tf.int32.max, dtype=tf.int32,
             )
             tops = corners[0] % (height - size + 1)
