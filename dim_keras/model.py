@@ -66,8 +66,9 @@ def occlude(images, seed, block_fraction=0.5):
     left = ops.floor(corners[:, 1] * (width - block_w + 1))
     rows = ops.arange(height, dtype="float32")[None, :]
     cols = ops.arange(width, dtype="float32")[None, :]
-    in_rows = ops.logical_and(rows >= top[:, None], rows < top[:, None] + block_h)
-    in_cols = ops.logical_and(cols >= left[:, None], cols < left[:, None] + block_w)
+    top, left = top[:, None], left[:, None]
+    in_rows = ops.logical_and(rows >= top, rows < top + block_h)
+    in_cols = ops.logical_and(cols >= left, cols < left + block_w)
     mask = ops.logical_and(in_rows[:, :, None], in_cols[:, None, :])
     return ops.where(mask[..., None], 127.5, images)
 

@@ -174,11 +174,6 @@ class TFDSImageDataset(ImageDataset):
     def num_training_images(self):
         return sum(self._tfds_split_size(s) for s in self.train_splits)
 
-    @property
-    def training_bytes(self):
-        """Bytes the decoded training images take in memory."""
-        return self.num_training_images * self.source_size**2 * 3
-
     def training_dataset(self, shuffle_files=True, seed=None):
         """Training images, as stored (`source_size`), uint8 `[H, W, 3]`.
 
@@ -215,7 +210,8 @@ class TFDSImageDataset(ImageDataset):
         """A split as numpy arrays (read once, then kept)."""
         if split not in self._arrays:
             images, labels = [], []
-            for x, y in self.labelled_dataset(split).batch(1024).as_numpy_iterator():
+            batches = self.labelled_dataset(split).batch(1024)
+            for x, y in batches.as_numpy_iterator():
                 images.append(x)
                 labels.append(y)
             self._arrays[split] = (
