@@ -104,16 +104,6 @@ def prepared_info(data_dir, tfds_name):
     return None
 
 
-def is_prepared(name, data_dir):
-    """Whether TFDS dataset `name` is prepared in `data_dir`."""
-    import tensorflow_datasets as tfds
-
-    try:
-        return tfds.builder(name, data_dir=data_dir).is_prepared()
-    except Exception:  # noqa: BLE001 - an unreadable dir is "not prepared"
-        return False
-
-
 def load_builder(name, data_dir, url, archive_name):
     """A prepared TFDS builder of a registered dataset.
 
