@@ -151,12 +151,24 @@ class TinyImagenet(tfds.core.GeneratorBasedBuilder):
         self.info.features["label"].names = wnids
         self.info.metadata["class_names"] = read_class_names(root, wnids)
         return {
-            "train": self._generate_train(root, set(wnids)),
-            "validation": self._generate_validation(root, set(wnids)),
+            "train": self._generate_examples(root, "train", set(wnids)),
+            "validation": self._generate_examples(
+                root, "validation", set(wnids)
+            ),
         }
 
-    def _generate_examples(self, examples):
-        yield from examples
+    def _generate_examples(self, root, split, wnids):
+        """Yields `(file name, example)` of a split.
+
+        Args:
+            root: `epath.Path` of the `tiny-imagenet-200` folder.
+            split: `"train"` or `"validation"`.
+            wnids: set of the class ids to read (others are skipped).
+        """
+        if split == "train":
+            yield from self._generate_train(root, wnids)
+        else:
+            yield from self._generate_validation(root, wnids)
 
     def _example(self, path, wnid):
         image = to_rgb64(path.read_bytes(), path)
