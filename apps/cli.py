@@ -56,6 +56,10 @@ def main():
 @click.option("--gradient-penalty", type=float, default=1.0,
               show_default=True, help="Prior discriminator's penalty.")
 @click.option("--no-jit", is_flag=True, help="Do not XLA-compile the step.")
+@click.option("--no-augment", is_flag=True,
+              help="Turn the dataset's crop/flip augmentation off.")
+@click.option("--occlusion", is_flag=True, default=False,
+              help="Y from images with a random block masked.")
 @click.option("--config", "config_file", default=None,
               type=click.Path(dir_okay=False),
               help="JSON file of settings (options given also apply).")
@@ -63,12 +67,14 @@ def main():
               help="Run directory (default: runs/<dataset>-<time>). "
                    "An existing run there is resumed.")
 @click.pass_context
-def train(ctx, config_file, out, no_jit, **options):
+def train(ctx, config_file, out, no_jit, no_augment, **options):
     """Train a DIM encoder."""
+    from dim_keras.data import DatasetError
     from dim_keras.training import RunError
     from dim_keras.training import TrainConfig
 
     options["jit_compile"] = not no_jit
+    options["augment"] = not no_augment
     try:
         values = {}
         if config_file:
@@ -80,6 +86,8 @@ def train(ctx, config_file, out, no_jit, **options):
         for name, value in options.items():
             if name == "jit_compile":
                 explicit = no_jit
+            elif name == "augment":
+                explicit = no_augment
             else:
                 explicit = ctx.get_parameter_source(name).name != "DEFAULT"
             if explicit or name not in values:
@@ -93,7 +101,7 @@ def train(ctx, config_file, out, no_jit, **options):
 
     try:
         result = run_training(config, run_dir)
-    except RunError as e:
+    except (RunError, DatasetError) as e:
         fail(str(e), code=1)
     except KeyboardInterrupt:
         fail(f"interrupted; rerun with --out {run_dir} to resume.", code=130)
@@ -133,6 +141,17 @@ def export(run_dir, format_, out, overwrite):
     if format_ == "saved_model":
         click.echo("  load: tf.saved_model.load(path).serve(uint8_images) "
                    "-> {'conv', 'fc', 'y'}")
+
+
+@main.command()
+@click.option("--data-dir", default=None,
+              help="Where datasets are stored (default: TFDS's).")
+def datasets(data_dir):
+    """List the datasets, their sizes and whether their data is present."""
+    from dim_keras.data.catalog import describe_all
+
+    for line in describe_all(data_dir):
+        click.echo(line)
 
 
 if __name__ == "__main__":

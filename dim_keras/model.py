@@ -43,6 +43,36 @@ def reference_optimizer(learning_rate=1e-4):
     return keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999)
 
 
+def occlude(images, seed, block_fraction=0.5):
+    """Sets a random square block of each image to mid-grey (127.5).
+
+    Args:
+        images: `[N, H, W, C]` raw images (0-255).
+        seed: a `keras.random.SeedGenerator` or int.
+        block_fraction: block side as a fraction of the image side.
+
+    Returns:
+        float32 images of the same shape; each has one `b x b` block
+        (`b = round(block_fraction * H)`), placed uniformly at random
+        inside the image, equal to 127.5 (0 after the encoder's scaling).
+    """
+    images = ops.cast(images, "float32")
+    height, width = images.shape[1], images.shape[2]
+    block_h = max(1, int(round(block_fraction * height)))
+    block_w = max(1, int(round(block_fraction * width)))
+    batch = ops.shape(images)[0]
+    corners = keras.random.uniform((batch, 2), seed=seed)
+    top = ops.floor(corners[:, 0] * (height - block_h + 1))
+    left = ops.floor(corners[:, 1] * (width - block_w + 1))
+    rows = ops.arange(height, dtype="float32")[None, :]
+    cols = ops.arange(width, dtype="float32")[None, :]
+    top, left = top[:, None], left[:, None]
+    in_rows = ops.logical_and(rows >= top, rows < top + block_h)
+    in_cols = ops.logical_and(cols >= left, cols < left + block_w)
+    mask = ops.logical_and(in_rows[:, :, None], in_cols[:, None, :])
+    return ops.where(mask[..., None], 127.5, images)
+
+
 @keras.saving.register_keras_serializable(package="dim_keras")
 class DeepInfoMax(Trainer, keras.Model):
     """Deep InfoMax training model.
@@ -69,7 +99,11 @@ class DeepInfoMax(Trainer, keras.Model):
         global_critic_units: width of the global critic's dense layers.
         gradient_penalty: weight of the discriminator's gradient penalty
             (mean squared input-gradient norm on prior and encoded samples).
-        seed: int or None, seeds the prior's samples.
+        occlusion: bool; in training, Y is computed from the images with a
+            random square block (half the image side) set to mid-grey,
+            while the local features come from the clean images ("DIM +
+            occlusion"). Runs the encoder twice per step.
+        seed: int or None, seeds the prior's samples and the occlusion.
         **kwargs: base `keras.Model` arguments.
     """
 
@@ -84,6 +118,7 @@ class DeepInfoMax(Trainer, keras.Model):
         local_critic_units=None,
         global_critic_units=512,
         gradient_penalty=1.0,
+        occlusion=False,
         seed=None,
         **kwargs,
     ):
@@ -104,6 +139,7 @@ class DeepInfoMax(Trainer, keras.Model):
         self.local_critic_units = local_critic_units
         self.global_critic_units = global_critic_units
         self.gradient_penalty = float(gradient_penalty)
+        self.occlusion = bool(occlusion)
         self.seed = seed
         self.representation_dim = encoder.output["y"].shape[-1]
         self.global_critic = (
@@ -202,6 +238,9 @@ class DeepInfoMax(Trainer, keras.Model):
         outputs = self.encoder(images, training=training)
         local = outputs["local"]
         y = outputs["y"]
+        if self.occlusion and training:
+            occluded = occlude(images, self.seed_generator)
+            y = self.encoder(occluded, training=training)["y"]
         zero = ops.zeros((), dtype="float32")
         terms = {k: zero for k in LOG_KEYS}
         loss = zero
@@ -261,6 +300,7 @@ class DeepInfoMax(Trainer, keras.Model):
                 "local_critic_units": self.local_critic_units,
                 "global_critic_units": self.global_critic_units,
                 "gradient_penalty": self.gradient_penalty,
+                "occlusion": self.occlusion,
                 "seed": self.seed,
             }
         )

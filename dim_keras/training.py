@@ -63,6 +63,10 @@ class TrainConfig:
         critic_units: int or None, local critic width (None: its default).
         gradient_penalty: float, prior discriminator's gradient penalty.
         jit_compile: bool, XLA-compile the train step.
+        augment: bool, apply the dataset's training augmentation (random
+            crops and flips where the paper used them).
+        occlusion: bool, compute Y from images with a random block
+            masked while local features come from the clean images.
     """
 
     dataset: str = "digits"
@@ -80,6 +84,8 @@ class TrainConfig:
     critic_units: int = None
     gradient_penalty: float = 1.0
     jit_compile: bool = True
+    augment: bool = True
+    occlusion: bool = False
 
     def validate(self):
         """Checks every setting that can be checked without loading data.
@@ -87,13 +93,9 @@ class TrainConfig:
         Raises:
             ValueError: naming the bad setting and its value.
         """
-        from dim_keras.data import DATASETS
+        from dim_keras.data import check_name
 
-        if self.dataset not in DATASETS:
-            raise ValueError(
-                f"Unknown dataset; expected one of {', '.join(DATASETS)}. "
-                f"Received: dataset={self.dataset!r}"
-            )
+        check_name(self.dataset)
         if self.encoder is not None and self.encoder not in ENCODERS:
             raise ValueError(
                 f"Unknown encoder; expected one of {', '.join(ENCODERS)}. "
@@ -235,7 +237,11 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 
 def _comparable(config_dict):
-    settings = dict(config_dict)
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(TrainConfig)
+        if f.name in ("augment", "occlusion")
+    }
+    settings = {**defaults, **config_dict}
     settings.pop("epochs", None)
     settings.pop("data_dir", None)
     return settings
@@ -301,6 +307,7 @@ def build_model(config, image_size):
         local_critic=config.local_critic,
         local_critic_units=config.critic_units,
         gradient_penalty=config.gradient_penalty,
+        occlusion=config.occlusion,
         seed=config.seed,
     )
     model.compile(
@@ -331,12 +338,17 @@ def train(config, run_dir, verbose=None, log=print):
             non-finite loss.
     """
     from dim_keras.data import get_dataset
-    from dim_keras.data.pipeline import training_pipeline
+    from dim_keras.data.pipeline import dataset_pipeline
+    from dim_keras.networks.encoders import ENCODER_IMAGE_SIZE
 
     config.validate()
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    dataset = get_dataset(config.dataset, data_dir=config.data_dir)
+    dataset = get_dataset(
+        config.dataset,
+        data_dir=config.data_dir,
+        image_size=ENCODER_IMAGE_SIZE.get(config.encoder),
+    )
     if config.encoder is None:
         config.encoder = dataset.default_encoder
     if config.epochs is None:
@@ -361,16 +373,23 @@ def train(config, run_dir, verbose=None, log=print):
 
     atomic_write_text(paths["config"], json.dumps(config.to_dict(), indent=2))
     keras.utils.set_random_seed(config.seed)
-    images = dataset.training_images()
-    pipeline = training_pipeline(images, config.batch_size, seed=config.seed)
+    pipeline = dataset_pipeline(
+        dataset, config.batch_size, seed=config.seed,
+        augment_images=config.augment,
+    )
+    num_images = dataset.num_training_images
+    augmentation = (
+        dataset.augmentation.describe() if config.augment else "none"
+    )
     model = build_model(config, dataset.image_size)
     if epochs_done:
         model.load_weights(paths["checkpoint"])
         log(f"Resuming the run in {run_dir} from epoch {epochs_done + 1}.")
     log(
-        f"Training DIM on {config.dataset} ({len(images)} images, "
+        f"Training DIM on {config.dataset} ({num_images} images, "
         f"{config.encoder}, {config.estimator}, alpha={config.alpha}, "
-        f"beta={config.beta}, gamma={config.gamma}) for "
+        f"beta={config.beta}, gamma={config.gamma}, augmentation: "
+        f"{augmentation}{', occlusion' if config.occlusion else ''}) for "
         f"{config.epochs} epochs."
     )
     checkpoint = RunCheckpoint(

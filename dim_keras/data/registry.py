@@ -1,10 +1,24 @@
 """Dataset names accepted by `--dataset`, and how each one is loaded.
 
 Every dataset is an `ImageDataset`: images are uint8 `[H, W, 3]` with pixel
-values 0-255 (the encoder scales them itself), labels are int64 class ids.
+values 0-255 (the encoder scales them itself), labels are int64 class ids
+(-1 where unlabelled). Small datasets (`digits`, `folder:PATH`) are held in
+memory as numpy arrays and need no TensorFlow; TFDS datasets (`cifar10`,
+`cifar100`, `stl10`, `tiny_imagenet`) are streamed with `tf.data`
+(`training_dataset()`, `labelled_dataset(split)`), and `arrays(split)`
+materializes a split when numpy arrays are wanted.
 """
 
+import dataclasses
+import os
+
 import numpy as np
+
+from dim_keras.data import augment
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded; the message says how to fix it."""
 
 
 class ImageDataset:
@@ -18,7 +32,12 @@ class ImageDataset:
             `images` uint8 `[N, H, W, 3]`, `labels` int64 `[N]`.
         default_encoder: str, encoder architecture suited to the size.
         default_epochs: int, epochs `dim-keras train` runs by default.
+        augmentation: `augment.Augmentation` applied to training images by
+            default (`--no-augment` turns it off).
+        class_names: list of str or None.
     """
+
+    in_memory = True
 
     def __init__(
         self,
@@ -28,6 +47,8 @@ class ImageDataset:
         splits,
         default_encoder="basic32x32",
         default_epochs=100,
+        augmentation=augment.NONE,
+        class_names=None,
     ):
         self.name = name
         self.image_size = image_size
@@ -35,6 +56,28 @@ class ImageDataset:
         self.splits = splits
         self.default_encoder = default_encoder
         self.default_epochs = default_epochs
+        self.augmentation = augmentation
+        self.class_names = class_names
+
+    @property
+    def split_names(self):
+        return list(self.splits)
+
+    def _check_split(self, split):
+        if split not in self.split_names:
+            raise ValueError(
+                f"Dataset {self.name!r} has splits {sorted(self.split_names)}. "
+                f"Received: split={split!r}"
+            )
+
+    def num_examples(self, split):
+        """Number of examples of a split."""
+        self._check_split(split)
+        return len(self.splits[split][1])
+
+    @property
+    def num_training_images(self):
+        return len(self.training_images())
 
     def arrays(self, split):
         """Returns `(images, labels)` of a split as numpy arrays.
@@ -45,16 +88,146 @@ class ImageDataset:
         Returns:
             `(uint8 [N, H, W, 3], int64 [N])`.
         """
-        if split not in self.splits:
-            raise ValueError(
-                f"Dataset {self.name!r} has splits {sorted(self.splits)}. "
-                f"Received: split={split!r}"
-            )
+        self._check_split(split)
         return self.splits[split]
 
     def training_images(self):
         """Images used for unsupervised training (uint8 `[N, H, W, 3]`)."""
         return self.arrays("train")[0]
+
+    def training_dataset(self, seed=None):
+        """Training images as a `tf.data.Dataset` of uint8 `[H, W, 3]`."""
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices(self.training_images())
+
+    def labelled_dataset(self, split):
+        """`(image, label)` pairs of a split as a `tf.data.Dataset`."""
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices(self.arrays(split))
+
+
+class TFDSImageDataset(ImageDataset):
+    """A TFDS dataset streamed with `tf.data` (not held in memory).
+
+    Args:
+        name: str, the `--dataset` name.
+        builder: a prepared TFDS builder.
+        image_size: int, size of the images the encoder sees.
+        source_size: int, size of the stored images.
+        train_splits: TFDS splits used for unsupervised training.
+        eval_splits: dict of our split name to TFDS split name.
+        default_encoder, default_epochs, augmentation: as `ImageDataset`.
+    """
+
+    in_memory = False
+
+    def __init__(
+        self,
+        name,
+        builder,
+        image_size,
+        source_size,
+        train_splits,
+        eval_splits,
+        default_encoder,
+        default_epochs,
+        augmentation,
+    ):
+        label = builder.info.features["label"]
+        super().__init__(
+            name,
+            image_size=image_size,
+            num_classes=label.num_classes,
+            splits={},
+            default_encoder=default_encoder,
+            default_epochs=default_epochs,
+            augmentation=augmentation,
+            class_names=list(label.names),
+        )
+        self.builder = builder
+        self.source_size = source_size
+        self.train_splits = list(train_splits)
+        self.eval_splits = dict(eval_splits)
+        self._arrays = {}
+
+    @property
+    def split_names(self):
+        return list(self.eval_splits)
+
+    def _tfds_split_size(self, tfds_split):
+        try:
+            return self.builder.info.splits[tfds_split].num_examples
+        except KeyError:  # split sizes unknown to the info (mocked data)
+            dataset = self.builder.as_dataset(split=tfds_split)
+            count = int(dataset.cardinality())
+            if count < 0:
+                count = sum(1 for _ in dataset)
+            return count
+
+    def num_examples(self, split):
+        self._check_split(split)
+        return self._tfds_split_size(self.eval_splits[split])
+
+    @property
+    def num_training_images(self):
+        return sum(self._tfds_split_size(s) for s in self.train_splits)
+
+    def training_dataset(self, shuffle_files=True, seed=None):
+        """Training images, as stored (`source_size`), uint8 `[H, W, 3]`.
+
+        Decoding runs in parallel inside TFDS; resizing or cropping to
+        `image_size` is the pipeline's job (`augment.batch_transform`).
+        """
+        import tensorflow_datasets as tfds
+
+        read_config = tfds.ReadConfig(shuffle_seed=seed)
+        dataset = self.builder.as_dataset(
+            split="+".join(self.train_splits),
+            shuffle_files=shuffle_files,
+            read_config=read_config,
+        )
+        return dataset.map(lambda x: x["image"])
+
+    def labelled_dataset(self, split):
+        """`(image, label)` pairs of a split, resized to `image_size`."""
+        import tensorflow as tf
+
+        self._check_split(split)
+        dataset = self.builder.as_dataset(
+            split=self.eval_splits[split], as_supervised=True
+        )
+        if self.source_size != self.image_size:
+            size = self.image_size
+            dataset = dataset.map(
+                lambda x, y: (augment.resize_uint8(x, size), y),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        return dataset
+
+    def arrays(self, split):
+        """A split as numpy arrays (read once, then kept)."""
+        if split not in self._arrays:
+            images, labels = [], []
+            batches = self.labelled_dataset(split).batch(1024)
+            for x, y in batches.as_numpy_iterator():
+                images.append(x)
+                labels.append(y)
+            self._arrays[split] = (
+                np.concatenate(images).astype(np.uint8),
+                np.concatenate(labels).astype(np.int64),
+            )
+        return self._arrays[split]
+
+    def training_images(self):
+        """Every training image in memory, resized to `image_size`."""
+        size = self.image_size
+        dataset = self.training_dataset(shuffle_files=False)
+        if self.source_size != size:
+            dataset = dataset.map(lambda x: augment.resize_uint8(x, size))
+        batches = list(dataset.batch(1024).as_numpy_iterator())
+        return np.concatenate(batches).astype(np.uint8)
 
 
 def _resize_to_rgb(images, size):
@@ -105,22 +278,202 @@ def load_digits(test_fraction=0.2, seed=0):
     )
 
 
-DATASETS = {"digits": load_digits}
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What `dim-keras datasets` tells about a dataset, and how to load it.
+
+    Args:
+        name: the `--dataset` name.
+        image_size: int or None (chosen from the images).
+        splits: dict of split name to official count (None: varies).
+        num_classes: int or None.
+        augmentation: default training augmentation.
+        source: where the data comes from, in words.
+        loader: callable `(data_dir, image_size) -> ImageDataset`.
+    """
+
+    name: str
+    image_size: int
+    splits: dict
+    num_classes: int
+    augmentation: augment.Augmentation
+    source: str
+    loader: object
 
 
-def get_dataset(name, data_dir=None):
+_CIFAR_AUGMENT = augment.Augmentation(random_crop=True, crop_padding=4, flip=True)
+_TINY_AUGMENT = augment.Augmentation(random_crop=True, crop_padding=8, flip=True)
+_STL_AUGMENT = augment.Augmentation(random_crop=True, flip=True)
+
+TFDS_ARCHIVES = {
+    "cifar10": (
+        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+        "cifar-10-binary.tar.gz",
+    ),
+    "cifar100": (
+        "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+        "cifar-100-binary.tar.gz",
+    ),
+    "stl10": (
+        "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",
+        "stl10_binary.tar.gz",
+    ),
+}
+
+
+def _load_tfds(name, data_dir, **kwargs):
+    from dim_keras.data import tfds_data
+
+    url, archive = TFDS_ARCHIVES[name]
+    try:
+        builder = tfds_data.load_builder(name, data_dir, url, archive)
+    except tfds_data.DatasetUnavailable as e:
+        raise DatasetError(str(e)) from None
+    return TFDSImageDataset(name, builder, **kwargs)
+
+
+def load_cifar(name, data_dir=None, image_size=None):
+    """CIFAR-10 or CIFAR-100 (TFDS), 32x32, crop (pad 4) + flip."""
+    del image_size
+    return _load_tfds(
+        name,
+        data_dir,
+        image_size=32,
+        source_size=32,
+        train_splits=["train"],
+        eval_splits={"train": "train", "test": "test"},
+        default_encoder="basic32x32",
+        default_epochs=100,
+        augmentation=_CIFAR_AUGMENT,
+    )
+
+
+def load_stl10(data_dir=None, image_size=None):
+    """STL-10 (TFDS): trained on `unlabelled` + `train` with random 64x64
+    crops and flips of the 96x96 images; evaluated on images resized to 64.
+    """
+    del image_size
+    return _load_tfds(
+        "stl10",
+        data_dir,
+        image_size=64,
+        source_size=96,
+        train_splits=["unlabelled", "train"],
+        eval_splits={"train": "train", "test": "test"},
+        default_encoder="alex64x64",
+        default_epochs=100,
+        augmentation=_STL_AUGMENT,
+    )
+
+
+def load_tiny_imagenet(data_dir=None, image_size=None):
+    """Tiny ImageNet (our TFDS builder), 64x64, 200 classes."""
+    from dim_keras.data import tfds_data
+
+    del image_size
+    try:
+        builder = tfds_data.load_tiny_imagenet(data_dir)
+    except (tfds_data.DatasetUnavailable, ValueError) as e:
+        # ValueError: an unsafe archive or an undecodable image (named).
+        raise DatasetError(str(e).splitlines()[0]) from None
+    return TFDSImageDataset(
+        "tiny_imagenet",
+        builder,
+        image_size=64,
+        source_size=64,
+        train_splits=["train"],
+        eval_splits={"train": "train", "test": "validation"},
+        default_encoder="alex64x64",
+        default_epochs=100,
+        augmentation=_TINY_AUGMENT,
+    )
+
+
+def load_image_folder(path, data_dir=None, image_size=None):
+    """`folder:PATH` (see `dim_keras.data.folder`)."""
+    from dim_keras.data import folder
+
+    del data_dir
+    try:
+        return folder.load_folder(os.path.expanduser(path), image_size)
+    except folder.FolderError as e:
+        raise DatasetError(str(e)) from None
+
+
+DATASETS = {
+    "digits": DatasetSpec(
+        "digits", 32, {"train": 1437, "test": 360}, 10, augment.NONE,
+        "scikit-learn (bundled, offline)",
+        lambda data_dir=None, image_size=None: load_digits(),
+    ),
+    "cifar10": DatasetSpec(
+        "cifar10", 32, {"train": 50000, "test": 10000}, 10, _CIFAR_AUGMENT,
+        "TFDS cifar10 (" + TFDS_ARCHIVES["cifar10"][0] + ")",
+        lambda data_dir=None, image_size=None: load_cifar(
+            "cifar10", data_dir),
+    ),
+    "cifar100": DatasetSpec(
+        "cifar100", 32, {"train": 50000, "test": 10000}, 100, _CIFAR_AUGMENT,
+        "TFDS cifar100 (" + TFDS_ARCHIVES["cifar100"][0] + ")",
+        lambda data_dir=None, image_size=None: load_cifar(
+            "cifar100", data_dir),
+    ),
+    "stl10": DatasetSpec(
+        "stl10", 64,
+        {"unlabelled": 100000, "train": 5000, "test": 8000}, 10, _STL_AUGMENT,
+        "TFDS stl10 (" + TFDS_ARCHIVES["stl10"][0] + ")",
+        load_stl10,
+    ),
+    "tiny_imagenet": DatasetSpec(
+        "tiny_imagenet", 64, {"train": 100000, "test": 10000}, 200,
+        _TINY_AUGMENT,
+        "tiny-imagenet-200.zip (http://cs231n.stanford.edu/"
+        "tiny-imagenet-200.zip), validation used as test",
+        load_tiny_imagenet,
+    ),
+}
+
+FOLDER_PREFIX = "folder:"
+
+
+def is_known(name):
+    """Whether `name` is a `DATASETS` name or `folder:PATH`."""
+    return name in DATASETS or (
+        name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX)
+    )
+
+
+def check_name(name):
+    """Raises `ValueError` unless `name` is a known dataset name."""
+    if not is_known(name):
+        raise ValueError(
+            "Unknown dataset; expected one of "
+            f"{', '.join(DATASETS)} or folder:PATH. Received: dataset={name!r}"
+        )
+
+
+def get_dataset(name, data_dir=None, image_size=None):
     """Loads a dataset by its `--dataset` name.
 
     Args:
-        name: str, a name of `DATASETS`.
-        data_dir: str or None, where downloaded data lives.
+        name: str, a name of `DATASETS` or `folder:PATH`.
+        data_dir: str or None, where downloaded data lives (TFDS's default
+            data directory when None).
+        image_size: int or None; the encoder's input size for `folder:`
+            datasets (None: chosen from the images). Other datasets have
+            their own size.
 
     Returns:
         An `ImageDataset`.
+
+    Raises:
+        ValueError: for an unknown name.
+        DatasetError: when the data is absent and cannot be fetched, or a
+            file cannot be read; its one-line message says what to do.
     """
-    if name not in DATASETS:
-        raise ValueError(
-            f"Unknown dataset; expected one of {', '.join(DATASETS)}. "
-            f"Received: dataset={name!r}"
+    check_name(name)
+    if name.startswith(FOLDER_PREFIX):
+        return load_image_folder(
+            name[len(FOLDER_PREFIX):], data_dir, image_size
         )
-    return DATASETS[name]()
+    return DATASETS[name].loader(data_dir=data_dir, image_size=image_size)

@@ -1,0 +1,91 @@
+"""Tests of the training input pipeline."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from dim_keras.data import augment
+from dim_keras.data import get_dataset
+from dim_keras.data import pipeline
+from dim_keras.data import tfds_data
+
+
+def _images(n, size=8):
+    # Image i is filled with the value i: batches can be traced back.
+    return np.repeat(np.arange(n, dtype=np.uint8), size * size * 3).reshape(
+        n, size, size, 3)
+
+
+def test_in_memory_batches_drop_the_remainder_and_shuffle():
+    images = _images(10)
+    batches = list(pipeline.training_pipeline(images, 4, seed=0))
+    assert [b.shape for b in batches] == [(4, 8, 8, 3)] * 2
+    ids = np.concatenate([b.numpy()[:, 0, 0, 0] for b in batches])
+    assert len(set(ids)) == 8  # no image twice within an epoch
+    epoch2 = np.concatenate(
+        [b.numpy()[:, 0, 0, 0] for b in pipeline.training_pipeline(
+            images, 10, seed=0)])
+    assert sorted(epoch2) == list(range(10))
+
+
+def test_streamed_dataset_is_cached_shuffled_and_resized():
+    images = _images(12, size=16)
+    source = tf.data.Dataset.from_tensor_slices(images)
+    data = pipeline.training_pipeline(
+        source, 5, seed=0, image_size=8, num_images=12)
+    batches = list(data)
+    assert [tuple(b.shape) for b in batches] == [(5, 8, 8, 3)] * 2
+    ids = np.concatenate([b.numpy()[:, 0, 0, 0] for b in batches])
+    assert len(set(ids)) == 10 and ids.tolist() != sorted(ids.tolist())
+
+
+def test_batch_size_checks():
+    with pytest.raises(ValueError, match="Received: batch_size=1"):
+        pipeline.training_pipeline(_images(4), 1)
+    with pytest.raises(ValueError, match="exceeds the 4 training images"):
+        pipeline.training_pipeline(_images(4), 5)
+    with pytest.raises(ValueError, match="num_images"):
+        pipeline.training_pipeline(tf.data.Dataset.from_tensor_slices(
+            _images(4)), 2)
+
+
+def test_dataset_pipeline_augments_by_default_and_not_when_off(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(tfds_data, "reachable", lambda *a, **k: True)
+    with tfds.testing.mock_data(num_examples=8):
+        ds = get_dataset("stl10", data_dir=str(tmp_path))
+        on = next(iter(pipeline.dataset_pipeline(ds, 4, seed=0)))
+        off = next(iter(pipeline.dataset_pipeline(
+            ds, 4, seed=0, augment_images=False)))
+    assert on.shape == off.shape == (4, 64, 64, 3)
+    assert on.dtype == off.dtype == tf.uint8
+
+
+def test_digits_pipeline_has_no_augmentation():
+    ds = get_dataset("digits")
+    batch = next(iter(pipeline.dataset_pipeline(ds, 16, seed=0)))
+    train = ds.training_images()
+    # Without augmentation each batch image is one of the training images.
+    flat = {im.tobytes() for im in train}
+    assert all(im.tobytes() in flat for im in batch.numpy())
+    assert augment.NONE == ds.augmentation
+
+
+def test_augmentation_differs_between_epochs_but_repeats_with_the_seed():
+    images = np.random.default_rng(0).integers(
+        0, 256, (8, 32, 32, 3)).astype(np.uint8)
+    aug = augment.Augmentation(random_crop=True, crop_padding=4, flip=True)
+
+    def epochs(seed):
+        data = pipeline.training_pipeline(
+            images, 8, seed=seed, augmentation=aug)
+        return [np.sort(next(iter(data)).numpy().reshape(8, -1), axis=0)
+                for _ in range(2)]
+
+    first, second = epochs(0)
+    assert first.shape == (8, 32 * 32 * 3)
+    assert not np.array_equal(first, second)
+    again = epochs(0)
+    np.testing.assert_array_equal(first, again[0])
