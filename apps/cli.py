@@ -62,8 +62,10 @@ def main():
 @click.option("--out", default=None,
               help="Run directory (default: runs/<dataset>-<time>). "
                    "An existing run there is resumed.")
+@click.option("--no-evaluate", is_flag=True,
+              help="Skip evaluating the run after training.")
 @click.pass_context
-def train(ctx, config_file, out, no_jit, **options):
+def train(ctx, config_file, out, no_jit, no_evaluate, **options):
     """Train a DIM encoder."""
     from dim_keras.training import RunError
     from dim_keras.training import TrainConfig
@@ -110,6 +112,47 @@ def train(ctx, config_file, out, no_jit, **options):
     click.echo(f"  config:   {paths['config']}")
     click.echo(f"  history:  {paths['history']}")
     click.echo(f"  resume:   {paths['checkpoint']} (rerun with --out)")
+    if not no_evaluate:
+        _evaluate(paths["run_dir"])
+
+
+def _evaluate(run_dir, dataset=None, data_dir=None, **settings):
+    """Evaluates a run, prints its table; one-line errors, no traceback."""
+    from dim_keras.evaluation import EvaluationConfig
+    from dim_keras.evaluation import evaluate_run
+    from dim_keras.evaluation.report import markdown
+    from dim_keras.training import RunError
+
+    try:
+        config = EvaluationConfig(**settings).validate()
+        results = evaluate_run(run_dir, dataset=dataset, data_dir=data_dir,
+                               config=config)
+    except (RunError, ValueError) as e:
+        fail(str(e), code=1)
+    click.echo("")
+    click.echo(markdown(results))
+    click.echo(f"Report: {results['paths']['markdown']} "
+               f"(every number: {results['paths']['json']})")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--dataset", default=None,
+              help="Labelled dataset to evaluate on (default: the run's).")
+@click.option("--data-dir", default=None, help="Where datasets are stored.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--mlp-epochs", type=int, default=100, show_default=True,
+              help="MLP probe epochs at most (early stopping).")
+@click.option("--mine-steps", type=int, default=500, show_default=True,
+              help="MINE critic training steps (0 skips MINE).")
+@click.option("--ndm-steps", type=int, default=1000, show_default=True,
+              help="NDM discriminator training steps (0 skips NDM).")
+@click.option("--no-baselines", is_flag=True,
+              help="Skip the random-weight and raw-pixel baselines.")
+def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):
+    """Probe a run's encoder (linear, MLP, kNN), MINE and NDM, with baselines."""
+    _evaluate(run_dir, dataset=dataset, data_dir=data_dir,
+              baselines=not no_baselines, **settings)
 
 
 if __name__ == "__main__":
