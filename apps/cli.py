@@ -124,9 +124,10 @@ def _evaluate(run_dir, dataset=None, data_dir=None, **settings):
     from dim_keras.training import RunError
 
     try:
-        config = EvaluationConfig(**settings).validate()
+        config = EvaluationConfig(**{k: v for k, v in settings.items()
+                                     if v is not None}).validate()
         results = evaluate_run(run_dir, dataset=dataset, data_dir=data_dir,
-                               config=config)
+                               config=config, log=click.echo)
     except (RunError, ValueError) as e:
         fail(str(e), code=1)
     click.echo("")
@@ -140,13 +141,13 @@ def _evaluate(run_dir, dataset=None, data_dir=None, **settings):
 @click.option("--dataset", default=None,
               help="Labelled dataset to evaluate on (default: the run's).")
 @click.option("--data-dir", default=None, help="Where datasets are stored.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--mlp-epochs", type=int, default=100, show_default=True,
-              help="MLP probe epochs at most (early stopping).")
-@click.option("--mine-steps", type=int, default=500, show_default=True,
-              help="MINE critic training steps (0 skips MINE).")
-@click.option("--ndm-steps", type=int, default=1000, show_default=True,
-              help="NDM discriminator training steps (0 skips NDM).")
+@click.option("--seed", type=int, default=None, help="Seed (default 0).")
+@click.option("--mlp-epochs", type=int, default=None,
+              help="MLP probe epochs at most, early stopping (default 100).")
+@click.option("--mine-steps", type=int, default=None,
+              help="MINE critic training steps (default 300; 0 skips MINE).")
+@click.option("--ndm-steps", type=int, default=None,
+              help="NDM discriminator steps (default 500; 0 skips NDM).")
 @click.option("--no-baselines", is_flag=True,
               help="Skip the random-weight and raw-pixel baselines.")
 def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):

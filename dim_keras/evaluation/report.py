@@ -104,15 +104,20 @@ def _settings_lines(results):
         "train held out.",
         f"- kNN: k={s['knn_k']}, cosine similarity, votes weighted by "
         f"exp(similarity / {s['knn_temperature']}).",
-        f"- MINE: Donsker-Varadhan critic between images and Y, "
-        f"{s['mine_steps']} steps of batch {s['mine_batch_size']}, measured "
-        "on the test split.",
-        f"- NDM: discriminator 1000-200-1, Y against Y with dimensions "
-        f"shuffled across the batch, {s['ndm_steps']} steps of batch "
-        f"{s['ndm_batch_size']}; DV value on the test split.",
-        "- Random: the same architecture with random weights. Pixels: raw "
-        "pixel values.",
     ]
+    if s["mine_steps"]:
+        lines.append(
+            "- MINE: Donsker-Varadhan critic between images and Y, "
+            f"{s['mine_steps']} steps of batch {s['mine_batch_size']}, "
+            "measured on the test split.")
+    if s["ndm_steps"]:
+        lines.append(
+            "- NDM: discriminator 1000-200-1, Y against Y with dimensions "
+            f"shuffled across the batch, {s['ndm_steps']} steps of batch "
+            f"{s['ndm_batch_size']}; DV value on the test split.")
+    if s["baselines"]:
+        lines.append("- Baselines: the same architecture with random "
+                     "weights; raw pixel values.")
     return "\n".join(lines)
 
 
