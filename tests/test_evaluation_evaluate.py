@@ -72,8 +72,10 @@ def test_evaluate_run_writes_every_number_and_the_tables(fake_run):
     with open(os.path.join(fake_run, "evaluation.json")) as f:
         written = json.load(f)
     probes = written["probes"]
-    # DIM and random encoders: 3 layers x 3 probes; pixels: linear, kNN.
-    assert len(probes) == 2 * 3 * 3 + 2
+    # DIM: 3 layers x 3 probes; baselines: linear and kNN by default.
+    assert len(probes) == 3 * 3 + 3 * 2 + 2
+    assert not [p for p in probes
+                if p["representation"] != "dim" and p["probe"] == "mlp"]
     assert {(p["representation"], p["probe"]) for p in probes
             if p["layer"] == "pixels"} == {("pixels", "linear"),
                                            ("pixels", "knn")}
@@ -91,6 +93,9 @@ def test_evaluate_run_writes_every_number_and_the_tables(fake_run):
     table = open(os.path.join(fake_run, "evaluation.md")).read()
     assert "| Probe | DIM conv | DIM fc | DIM y | Random conv |" in table
     assert "Pixels |" in table and "MINE" in table and "NDM" in table
+    mlp_row = [line for line in table.splitlines()
+               if line.startswith("| MLP")][0]
+    assert mlp_row.count("—") == 4  # random conv, fc, y and pixels
     assert results["paths"]["json"].endswith("evaluation.json")
 
 

@@ -30,7 +30,6 @@ from dim_keras.training import ENCODER_FILE
 from dim_keras.training import RunError
 
 PROBES = ("linear", "mlp", "knn")
-PIXEL_PROBES = ("linear", "knn")
 
 
 @dataclasses.dataclass
@@ -39,8 +38,12 @@ class EvaluationConfig:
 
     Args:
         layers: encoder outputs to probe.
-        probes: probes to run, some of `"linear"`, `"mlp"`, `"knn"`.
+        probes: probes of the DIM encoder, some of `"linear"`, `"mlp"`,
+            `"knn"`.
         baselines: bool, also evaluate random weights and raw pixels.
+        baseline_probes: probes of the baselines (those also in `probes`
+            run); linear and kNN by default, as the MLP probe is the
+            slowest.
         batch_size: int, images per forward pass when extracting.
         seed: int, seeds every probe, critic and the random encoder.
         linear_c: float, inverse L2 strength of the linear probe.
@@ -68,6 +71,7 @@ class EvaluationConfig:
     layers: tuple = PROBED_LAYERS
     probes: tuple = PROBES
     baselines: bool = True
+    baseline_probes: tuple = ("linear", "knn")
     batch_size: int = 256
     seed: int = 0
     linear_c: float = 1.0
@@ -93,12 +97,12 @@ class EvaluationConfig:
         Raises:
             ValueError: naming the bad setting and its value.
         """
-        unknown = [p for p in self.probes if p not in PROBES]
-        if unknown:
-            raise ValueError(
-                f"Unknown probe; expected some of {', '.join(PROBES)}. "
-                f"Received: probes={list(self.probes)}"
-            )
+        for name in ("probes", "baseline_probes"):
+            if any(p not in PROBES for p in getattr(self, name)):
+                raise ValueError(
+                    f"Unknown probe; expected some of {', '.join(PROBES)}. "
+                    f"Received: {name}={list(getattr(self, name))}"
+                )
         unknown = [name for name in self.layers if name not in PROBED_LAYERS]
         if unknown or not self.layers:
             raise ValueError(
@@ -136,6 +140,7 @@ class EvaluationConfig:
         values = dataclasses.asdict(self)
         values["layers"] = list(self.layers)
         values["probes"] = list(self.probes)
+        values["baseline_probes"] = list(self.baseline_probes)
         return values
 
 
@@ -343,8 +348,10 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
                                  config.batch_size, verbose=verbose)
         test = extract_features(model, test_images, feature_layers,
                                 config.batch_size, verbose=verbose)
+        probes = config.probes if representation == "dim" else [
+            p for p in config.probes if p in config.baseline_probes]
         for layer in layers:
-            for probe in config.probes:
+            for probe in probes:
                 log(f"  {probe} probe on {representation} {layer} "
                     f"({train[layer].shape[1]} features)")
                 result = _timed(_probe, probe, train[layer], train_labels,
@@ -359,7 +366,7 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
         flat_train = train_images.reshape(len(train_images), -1)
         flat_test = test_images.reshape(len(test_images), -1)
         for probe in config.probes:
-            if probe not in PIXEL_PROBES:
+            if probe not in config.baseline_probes:
                 continue
             log(f"  {probe} probe on pixels ({flat_train.shape[1]} values)")
             result = _timed(_probe, probe, flat_train, train_labels,
