@@ -210,12 +210,15 @@ def plot_probes(results, path):
             values = [
                 next((100 * row["accuracy"] for row in rows
                       if row["probe"] == probe and row["layer"] == layer
-                      and row["representation"] == representation), 0.0)
+                      and row["representation"] == representation),
+                     float("nan"))
                 for layer in layers
             ]
             positions = [i + (e - (len(encoders) - 1) / 2) * width
                          for i in range(len(layers))]
-            axes.bar(positions, values, width, label=TITLES[representation])
+            bars = axes.bar(positions, values, width,
+                            label=TITLES[representation])
+            axes.bar_label(bars, fmt="%.1f", fontsize=7)
         for row in rows:
             if row["representation"] == "pixels" and row["probe"] == probe:
                 axes.axhline(100 * row["accuracy"], color="black",
@@ -224,11 +227,17 @@ def plot_probes(results, path):
                      linestyle=":", label="Most frequent class")
         axes.set_xticks(range(len(layers)))
         axes.set_xticklabels(layers)
-        axes.set_ylim(0, 100)
+        axes.set_ylim(0, 105)
         axes.set_ylabel("test accuracy (%)")
         axes.set_title(PROBE_TITLES.get(probe, probe))
-        axes.legend(fontsize="small", loc="lower right")
-    _save_figure(figure, path)
+    legend = {}
+    for axes in figure.axes:
+        for handle, label in zip(*axes.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    figure.legend(legend.values(), legend.keys(), loc="lower center",
+                  ncol=len(legend), fontsize="small")
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    atomic_save(path, lambda tmp: figure.savefig(tmp, format="png"))
 
 
 def write_report(run_dir, results):
