@@ -151,7 +151,7 @@ def _evaluate(run_dir, dataset=None, data_dir=None, **settings):
 @click.option("--no-baselines", is_flag=True,
               help="Skip the random-weight and raw-pixel baselines.")
 def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):
-    """Probe a run's encoder (linear, MLP, kNN), MINE and NDM, with baselines."""
+    """Probe a run's encoder (linear, MLP, kNN), MINE, NDM, with baselines."""
     _evaluate(run_dir, dataset=dataset, data_dir=data_dir,
               baselines=not no_baselines, **settings)
 

@@ -26,7 +26,8 @@ def _check_xy(x, y, name):
             f"Received: {name}_x.shape={x.shape}, {name}_y.shape={y.shape}"
         )
     if len(x) == 0:
-        raise ValueError(f"{name}_x is empty. Received: {name}_x.shape={x.shape}")
+        raise ValueError(
+            f"{name}_x is empty. Received: {name}_x.shape={x.shape}")
     return x, y
 
 

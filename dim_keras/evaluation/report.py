@@ -126,9 +126,9 @@ def markdown(results):
     parts = [
         f"# Evaluation of {results['run_dir']}",
         "",
-        f"Dataset `{results['dataset']}`: probes fit on {results['splits']['train']} "
-        f"train images and are scored on {results['splits']['test']} test "
-        f"images ({results['num_classes']} classes; the most frequent "
+        f"Dataset `{results['dataset']}`: probes fit on "
+        f"{results['splits']['train']} train images and are scored on "
+        f"{results['splits']['test']} test images ({results['num_classes']} classes; the most frequent "
         f"class is {100 * results['chance_accuracy']:.2f}% of test).",
         "",
         "## Top-1 test accuracy (%)",
