@@ -128,8 +128,9 @@ def markdown(results):
         "",
         f"Dataset `{results['dataset']}`: probes fit on "
         f"{results['splits']['train']} train images and are scored on "
-        f"{results['splits']['test']} test images ({results['num_classes']} classes; the most frequent "
-        f"class is {100 * results['chance_accuracy']:.2f}% of test).",
+        f"{results['splits']['test']} test images "
+        f"({results['num_classes']} classes; the most frequent class is "
+        f"{100 * results['chance_accuracy']:.2f}% of test).",
         "",
         "## Top-1 test accuracy (%)",
         "",
