@@ -136,3 +136,37 @@ def test_cli_evaluate_prints_the_table(fake_run):
     assert result.exit_code == 0, result.output
     assert "| Probe | DIM conv | DIM fc | DIM y |" in result.output
     assert "Random" not in result.output
+
+
+def test_train_ends_by_evaluating_unless_told_not_to(tmp_path, monkeypatch):
+    import dim_keras.evaluation
+    import dim_keras.evaluation.report
+    import dim_keras.training
+
+    run_dir = str(tmp_path / "run")
+    history = [{"epoch": 1, "loss": 1.0, "local_mi": 0.5, "global_mi": 0.0}]
+
+    def fake_train(config, out):
+        return {"paths": {"run_dir": out, "encoder": "e", "config": "c",
+                          "history": "h", "checkpoint": "k"},
+                "trained": True, "epochs_done": 1, "history": history}
+
+    evaluated = []
+
+    def fake_evaluate_run(run, dataset=None, data_dir=None, config=None,
+                          log=print):
+        evaluated.append(run)
+        return {"paths": {"markdown": "m", "json": "j"}}
+
+    monkeypatch.setattr(dim_keras.training, "train", fake_train)
+    monkeypatch.setattr(dim_keras.evaluation, "evaluate_run",
+                        fake_evaluate_run)
+    monkeypatch.setattr(dim_keras.evaluation.report, "markdown",
+                        lambda results: "TABLE")
+    result = CliRunner().invoke(main, ["train", "--out", run_dir,
+                                       "--no-evaluate"])
+    assert result.exit_code == 0, result.output
+    assert evaluated == [] and "TABLE" not in result.output
+    result = CliRunner().invoke(main, ["train", "--out", run_dir])
+    assert result.exit_code == 0, result.output
+    assert evaluated == [run_dir] and "TABLE" in result.output
