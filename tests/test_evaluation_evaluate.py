@@ -41,7 +41,9 @@ def fake_run(tmp_path, monkeypatch):
                 "fake_unlabelled": _fake_dataset("fake_unlabelled",
                                                  labelled=False)}
 
-    def get_dataset(name, data_dir=None):
+    def get_dataset(name, data_dir=None, image_size=None):
+        # Datasets are asked for at the size the run's encoder takes.
+        assert image_size == SIZE
         if name not in datasets:
             raise ValueError(f"Unknown dataset. Received: dataset={name!r}")
         return datasets[name]

@@ -71,3 +71,13 @@ def test_probes_refuse_mismatched_inputs():
         linear_probe(x, y[:10], x, y)
     with pytest.raises(ValueError, match="same number of features"):
         knn_probe(x, y, x[:, :3], y)
+
+
+def test_mlp_probe_holds_out_a_validation_set_from_tiny_data():
+    # 10 examples, 2 classes: 10% held out is 1 example, too few to stratify.
+    rng = np.random.default_rng(0)
+    train_y = np.array([0, 1] * 5)
+    train_x = rng.normal(size=(10, 4)).astype("float32") + train_y[:, None]
+    result = mlp_probe(train_x, train_y, train_x[:4], train_y[:4], epochs=2,
+                       patience=1, num_classes=2)
+    assert 0.0 <= result["accuracy"] <= 1.0

@@ -319,13 +319,15 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
     started = time.time()
     run_config = read_run_config(run_dir)
     name = dataset or run_config.get("dataset")
-    from dim_keras.networks.encoders import ENCODER_IMAGE_SIZE
+    import dim_keras.networks  # noqa: F401 (registers dim-keras layers)
 
+    encoder = keras.saving.load_model(os.path.join(run_dir, ENCODER_FILE))
     try:
+        # Image folders are read at the size the encoder takes.
         data = get_dataset(
             name,
             data_dir=data_dir or run_config.get("data_dir"),
-            image_size=ENCODER_IMAGE_SIZE.get(run_config.get("encoder")),
+            image_size=encoder.input_shape[1],
         )
     except ValueError as e:
         raise RunError(str(e)) from e
@@ -333,9 +335,6 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
     test_images, test_labels = labelled_split(data, "test")
     num_classes = int(data.num_classes)
 
-    import dim_keras.networks  # noqa: F401 (registers dim-keras layers)
-
-    encoder = keras.saving.load_model(os.path.join(run_dir, ENCODER_FILE))
     _check_image_size(encoder, train_images, name)
     log(f"Evaluating {run_dir} on {name} ({len(train_labels)} train, "
         f"{len(test_labels)} test images, {num_classes} classes).")

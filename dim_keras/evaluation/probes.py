@@ -140,7 +140,11 @@ def _validation_split(x, y, fraction, seed):
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(y - y.min())
-    stratify = y if counts[counts > 0].min() >= 2 else None
+    num_classes = int((counts > 0).sum())
+    held_out = int(np.ceil(fraction * len(y)))
+    # Stratify when every class can be on both sides of the split.
+    stratify = y if (counts[counts > 0].min() >= 2 and
+                     num_classes <= min(held_out, len(y) - held_out)) else None
     return train_test_split(
         x, y, test_size=fraction, random_state=seed, stratify=stratify
     )
