@@ -16,6 +16,42 @@ def fail(message, code=2):
     sys.exit(code)
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def use_backend(name):
+    """Selects the Keras backend; call it before anything imports Keras.
+
+    Args:
+        name: `"tensorflow"`, `"jax"`, `"torch"`, or None to keep
+            `KERAS_BACKEND` (else Keras's configured default).
+    """
+    if name is not None:
+        if "keras" in sys.modules:
+            import keras
+
+            if keras.backend.backend() != name:
+                fail(
+                    "Keras is already loaded with the "
+                    f"{keras.backend.backend()} backend in this process; "
+                    f"set KERAS_BACKEND={name} before starting it. "
+                    f"Received: --backend={name}"
+                )
+        os.environ["KERAS_BACKEND"] = name
+    name = name or os.environ.get("KERAS_BACKEND", "the default")
+    try:
+        import keras  # noqa: F401
+
+        import dim_keras.backend  # noqa: F401
+    except (ImportError, ValueError) as e:
+        if name not in BACKENDS:
+            fail(str(e))
+        fail(
+            f"cannot use the {name} backend ({e}); install it with "
+            f"pip install 'dim-keras[{name}]'. Received: backend={name}"
+        )
+
+
 def _default_run_dir(dataset):
     import datetime
 
@@ -56,6 +92,8 @@ def main():
 @click.option("--gradient-penalty", type=float, default=1.0,
               show_default=True, help="Prior discriminator's penalty.")
 @click.option("--no-jit", is_flag=True, help="Do not XLA-compile the step.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="Keras backend (default: $KERAS_BACKEND, else Keras's).")
 @click.option("--config", "config_file", default=None,
               type=click.Path(dir_okay=False),
               help="JSON file of settings (options given also apply).")
@@ -63,8 +101,9 @@ def main():
               help="Run directory (default: runs/<dataset>-<time>). "
                    "An existing run there is resumed.")
 @click.pass_context
-def train(ctx, config_file, out, no_jit, **options):
+def train(ctx, config_file, out, no_jit, backend, **options):
     """Train a DIM encoder."""
+    use_backend(backend)
     from dim_keras.training import RunError
     from dim_keras.training import TrainConfig
 

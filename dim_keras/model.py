@@ -13,6 +13,7 @@ gradient and optimizer mechanics live in `dim_keras.backend`.
 
 import keras
 from keras import ops
+from keras.src.backend import compute_output_spec
 
 from dim_keras import estimators
 from dim_keras import objective
@@ -129,9 +130,13 @@ class DeepInfoMax(Trainer, keras.Model):
         return self.encoder(images, training=training)
 
     def build(self, input_shape):
-        """Creates every variable by running the losses once on zeros."""
-        images = ops.zeros((2,) + tuple(input_shape[1:]))
-        self.compute_dim_losses(images, training=False)
+        """Creates every variable by tracing the losses symbolically once.
+
+        Shapes only, no arithmetic: on JAX an eager first run would compile
+        every operation one by one.
+        """
+        images = keras.KerasTensor((2,) + tuple(input_shape[1:]), "float32")
+        compute_output_spec(self.compute_dim_losses, images, training=False)
         self.built = True
 
     @property

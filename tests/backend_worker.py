@@ -3,10 +3,10 @@
 Keras picks its backend once, at import, from `KERAS_BACKEND`, so each
 backend runs in a subprocess of the tests (`tests/test_backend.py`):
 
-    KERAS_BACKEND=jax python tests/backend_worker.py gradients OUT_DIR
-    KERAS_BACKEND=jax python tests/backend_worker.py train OUT_DIR
+    KERAS_BACKEND=jax python tests/backend_worker.py run OUT_DIR
     KERAS_BACKEND=tensorflow python tests/backend_worker.py load OUT_DIR
 
+- `run`: `gradients` then `train`.
 - `gradients`: builds a tiny DIM model; loads `OUT_DIR/init.weights.h5`, or
   saves it when absent (the first backend run sets the shared weights);
   computes every loss term and both gradients on a fixed batch with fixed
@@ -24,6 +24,7 @@ if TensorFlow were not installed.
 
 import argparse
 import glob
+import importlib.machinery
 import os
 import sys
 
@@ -32,13 +33,28 @@ BATCH = 8
 IMAGE_SIZE = 32
 
 
-class _NoTensorFlow:
-    """Meta path finder refusing TensorFlow, as if it were not installed."""
+class _PathFinderWithoutTensorFlow:
+    """The path finder, blind to TensorFlow as if it were not installed."""
 
-    def find_spec(self, name, path=None, target=None):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
         if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ModuleNotFoundError(f"No module named {name!r}")
-        return None
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, path, target)
+
+    @classmethod
+    def invalidate_caches(cls):
+        importlib.machinery.PathFinder.invalidate_caches()
+
+
+def hide_tensorflow():
+    """Makes TensorFlow unimportable in this process (before any import)."""
+    sys.meta_path[:] = [
+        _PathFinderWithoutTensorFlow
+        if finder is importlib.machinery.PathFinder
+        else finder
+        for finder in sys.meta_path
+    ]
 
 
 def fixed_batch(seed=0):
@@ -92,15 +108,17 @@ def gradients(out_dir, backend):
     import keras
     import numpy as np
 
-    images = fixed_batch()
+    images = keras.ops.convert_to_tensor(fixed_batch())
     prior = np.random.default_rng(1).uniform(size=(BATCH, 64))
     prior = prior.astype("float32")
+    model = build("jsd")
+    load_shared_weights(model, out_dir)
     arrays = {}
     for estimator in ESTIMATORS:
-        model = build(estimator)
-        load_shared_weights(model, out_dir)
+        # The estimator only enters the loss maths: one model serves all.
+        model.estimator = estimator
         terms, grads, d_grads = model.compute_dim_gradients(
-            keras.ops.convert_to_tensor(images), prior_samples=prior
+            images, prior_samples=prior
         )
         for key, value in terms.items():
             arrays[f"{estimator}/term/{key}"] = keras.ops.convert_to_numpy(value)
@@ -179,19 +197,22 @@ def load(out_dir, backend):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("gradients", "train", "load"))
+    parser.add_argument("mode", choices=("run", "gradients", "train", "load"))
     parser.add_argument("out_dir")
     parser.add_argument("--without-tensorflow", action="store_true")
     args = parser.parse_args(argv)
     if args.without_tensorflow:
-        sys.meta_path.insert(0, _NoTensorFlow())
+        hide_tensorflow()
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import keras
 
     backend = keras.backend.backend()
-    {"gradients": gradients, "train": train, "load": load}[args.mode](
-        args.out_dir, backend
-    )
+    if args.mode in ("run", "gradients"):
+        gradients(args.out_dir, backend)
+    if args.mode in ("run", "train"):
+        train(args.out_dir, backend)
+    if args.mode == "load":
+        load(args.out_dir, backend)
     if args.without_tensorflow and "tensorflow" in sys.modules:
         raise SystemExit("tensorflow was imported")
 

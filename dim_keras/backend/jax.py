@@ -147,13 +147,14 @@ class Trainer:
         Returns:
             `(terms, encoder_grads, discriminator_grads)`.
         """
-        terms, grads, d_grads, non_trainable_values = (
-            self.stateless_dim_gradients(
-                [v.value for v in self.trainable_variables],
-                [v.value for v in self.non_trainable_variables],
-                ops.convert_to_tensor(images),
-                prior_samples,
-            )
+        # A fresh function each call: a cached trace would keep settings
+        # (such as `estimator`) changed since.
+        step = jax.jit(lambda *args: self.stateless_dim_gradients(*args))
+        terms, grads, d_grads, non_trainable_values = step(
+            [v.value for v in self.trainable_variables],
+            [v.value for v in self.non_trainable_variables],
+            ops.convert_to_tensor(images),
+            prior_samples,
         )
         for variable, value in zip(
             self.non_trainable_variables, non_trainable_values
