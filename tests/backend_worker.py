@@ -176,6 +176,11 @@ def train(out_dir, backend):
         for i, (b, a) in enumerate(zip(before[key], after[key])):
             arrays[f"before/{key}/{i}"] = b
             arrays[f"after/{key}/{i}"] = a
+    arrays["iterations/optimizer"] = np.asarray(model.optimizer.iterations)
+    arrays["iterations/discriminator_optimizer"] = np.asarray(
+        model.discriminator_optimizer.iterations
+    )
+    arrays["steps"] = np.asarray(2 * len(pipeline))
     for key, values in history.history.items():
         arrays[f"history/{key}"] = np.asarray(values)
     np.savez(os.path.join(out_dir, f"train-{backend}.npz"), **arrays)
