@@ -15,6 +15,10 @@ backend runs in a subprocess of the tests (`tests/test_backend.py`):
   `OUT_DIR/<backend>/encoder.keras`, the encoder's outputs on a fixed batch
   and the optimizers' variables before and after, to
   `OUT_DIR/train-<backend>.npz`.
+- `parallel`: `train` under `keras.distribution.DataParallel` over every
+  device (JAX; for two CPU devices set
+  `XLA_FLAGS=--xla_force_host_platform_device_count=2`), written as
+  `<backend>-parallel`.
 - `load`: loads every `OUT_DIR/*/encoder.keras` and writes its outputs on
   the same fixed batch to `OUT_DIR/load-<backend>.npz`.
 
@@ -139,11 +143,12 @@ def _values(variables):
     return [keras.ops.convert_to_numpy(v.value).copy() for v in variables]
 
 
-def train(out_dir, backend):
+def train(out_dir, backend, name=None):
     import numpy as np
 
     from dim_keras.data.pipeline import training_pipeline
 
+    name = name or backend
     model = build("jsd")
     load_shared_weights(model, out_dir)
     before = {
@@ -167,7 +172,7 @@ def train(out_dir, backend):
             model.discriminator_optimizer.variables
         ),
     }
-    run_dir = os.path.join(out_dir, backend)
+    run_dir = os.path.join(out_dir, name)
     os.makedirs(run_dir, exist_ok=True)
     model.encoder.save(os.path.join(run_dir, "encoder.keras"))
     outputs = model.encoder.predict(fixed_batch(3), verbose=0)
@@ -183,7 +188,19 @@ def train(out_dir, backend):
     arrays["steps"] = np.asarray(2 * len(pipeline))
     for key, values in history.history.items():
         arrays[f"history/{key}"] = np.asarray(values)
-    np.savez(os.path.join(out_dir, f"train-{backend}.npz"), **arrays)
+    arrays["mesh_devices"] = np.asarray(
+        _mesh_size(model.encoder_variables[0])
+    )
+    np.savez(os.path.join(out_dir, f"train-{name}.npz"), **arrays)
+
+
+def _mesh_size(variable):
+    """Devices a variable is laid out on (1 without a distribution)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return 1
+    return len(variable.value.sharding.device_set)
 
 
 def load(out_dir, backend):
@@ -202,7 +219,9 @@ def load(out_dir, backend):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("run", "gradients", "train", "load"))
+    parser.add_argument(
+        "mode", choices=("run", "gradients", "train", "parallel", "load")
+    )
     parser.add_argument("out_dir")
     parser.add_argument("--without-tensorflow", action="store_true")
     args = parser.parse_args(argv)
@@ -216,6 +235,9 @@ def main(argv=None):
         gradients(args.out_dir, backend)
     if args.mode in ("run", "train"):
         train(args.out_dir, backend)
+    if args.mode == "parallel":
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+        train(args.out_dir, backend, name=f"{backend}-parallel")
     if args.mode == "load":
         load(args.out_dir, backend)
     if args.without_tensorflow and "tensorflow" in sys.modules:
