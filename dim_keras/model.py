@@ -138,6 +138,10 @@ class DeepInfoMax(Trainer, keras.Model):
         images = keras.KerasTensor((2,) + tuple(input_shape[1:]), "float32")
         compute_output_spec(self.compute_dim_losses, images, training=False)
         self.built = True
+        if getattr(self, "discriminator_optimizer", None) is not None:
+            # Compiled before built: give each optimizer its own variables
+            # now (`fit` would build `optimizer` for every variable).
+            self.build_optimizers()
 
     @property
     def metrics(self):
@@ -184,6 +188,8 @@ class DeepInfoMax(Trainer, keras.Model):
         self.discriminator_optimizer = (
             discriminator_optimizer or reference_optimizer()
         )
+        if self.built:
+            self.build_optimizers()
 
     def build_optimizers(self):
         """Creates both optimizers' variables for their own networks."""

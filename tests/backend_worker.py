@@ -124,16 +124,13 @@ def gradients(out_dir, backend):
         terms, grads, d_grads = model.compute_dim_gradients(
             images, prior_samples=prior
         )
+        to_numpy = keras.ops.convert_to_numpy
         for key, value in terms.items():
-            arrays[f"{estimator}/term/{key}"] = keras.ops.convert_to_numpy(value)
+            arrays[f"{estimator}/term/{key}"] = to_numpy(value)
         for i, grad in enumerate(grads):
-            arrays[f"{estimator}/encoder_grad/{i}"] = keras.ops.convert_to_numpy(
-                grad
-            )
+            arrays[f"{estimator}/encoder_grad/{i}"] = to_numpy(grad)
         for i, grad in enumerate(d_grads):
-            arrays[f"{estimator}/discriminator_grad/{i}"] = (
-                keras.ops.convert_to_numpy(grad)
-            )
+            arrays[f"{estimator}/discriminator_grad/{i}"] = to_numpy(grad)
     np.savez(os.path.join(out_dir, f"gradients-{backend}.npz"), **arrays)
 
 
@@ -227,7 +224,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.without_tensorflow:
         hide_tensorflow()
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, root)
     import keras
 
     backend = keras.backend.backend()

@@ -49,7 +49,8 @@ def tiny_model(gamma=0.1):
 
 def test_the_active_backend_s_trainer_is_used():
     backend = keras.backend.backend()
-    assert dim_keras.backend.Trainer.__module__ == f"dim_keras.backend.{backend}"
+    module = dim_keras.backend.Trainer.__module__
+    assert module == f"dim_keras.backend.{backend}"
     assert issubclass(DeepInfoMax, dim_keras.backend.Trainer)
 
 

@@ -46,7 +46,8 @@ class Trainer:
             Scalar penalty, differentiable w.r.t. the network's weights.
         """
         with torch.enable_grad():
-            inputs = ops.convert_to_tensor(inputs).detach().requires_grad_(True)
+            inputs = ops.convert_to_tensor(inputs).detach()
+            inputs.requires_grad_(True)
             total = ops.sum(network(inputs, training=True))
             (grads,) = torch.autograd.grad(total, inputs, create_graph=True)
         return ops.mean(ops.sum(ops.square(grads), axis=-1))
