@@ -134,6 +134,21 @@ def test_fit_steps_both_optimizers():
     assert all(np.isfinite(history.history["loss"]))
 
 
+def test_fit_without_prior_matching_steps_only_the_encoder():
+    model = tiny_model(gamma=0.0)
+    assert model.prior_discriminator is None
+    images = np.random.default_rng(0).integers(
+        0, 256, size=(8, 32, 32, 3), dtype=np.uint8
+    )
+    pipeline = training_pipeline(images, 4, seed=0)
+    history = model.fit(pipeline, epochs=1, verbose=0, shuffle=False)
+    assert int(model.optimizer.iterations) == 2
+    assert int(model.discriminator_optimizer.iterations) == 0
+    assert history.history["prior_loss"] == [0.0]
+    assert history.history["discriminator_loss"] == [0.0]
+    assert np.isfinite(history.history["loss"][0])
+
+
 def _run_worker(backend, mode, out_dir, hide_tensorflow=False, **env_vars):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
     env.update(env_vars)
