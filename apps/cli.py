@@ -38,12 +38,17 @@ def use_backend(name):
                     f"Received: --backend={name}"
                 )
         os.environ["KERAS_BACKEND"] = name
-    name = name or os.environ.get("KERAS_BACKEND", "the default")
+    name = name or os.environ.get("KERAS_BACKEND")
     try:
         import keras  # noqa: F401
 
         import dim_keras.backend  # noqa: F401
     except (ImportError, ValueError) as e:
+        if name is None:
+            fail(
+                f"cannot load Keras's default backend ({e}); pick one with "
+                f"--backend {'|'.join(BACKENDS)} or KERAS_BACKEND."
+            )
         if name not in BACKENDS:
             fail(str(e))
         fail(

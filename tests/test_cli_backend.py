@@ -28,6 +28,24 @@ def test_backend_cannot_change_once_keras_is_loaded():
     assert "Traceback" not in result.output
 
 
+def test_a_missing_backend_library_gets_a_one_line_message():
+    # A fresh process where TensorFlow cannot be imported.
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "import backend_worker; backend_worker.hide_tensorflow()\n"
+        "from apps.cli import main\n"
+        "main(['train', '--backend', 'tensorflow'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, ROOT, os.path.join(ROOT, "tests")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("Error: cannot use the tensorflow backend")
+    assert "pip install 'dim-keras[tensorflow]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_train_on_another_backend(backend, tmp_path):
