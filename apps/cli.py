@@ -16,6 +16,47 @@ def fail(message, code=2):
     sys.exit(code)
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def use_backend(name):
+    """Selects the Keras backend; call it before anything imports Keras.
+
+    Args:
+        name: `"tensorflow"`, `"jax"`, `"torch"`, or None to keep
+            `KERAS_BACKEND` (else Keras's configured default).
+    """
+    if name is not None:
+        if "keras" in sys.modules:
+            import keras
+
+            if keras.backend.backend() != name:
+                fail(
+                    "Keras is already loaded with the "
+                    f"{keras.backend.backend()} backend in this process; "
+                    f"set KERAS_BACKEND={name} before starting it. "
+                    f"Received: --backend={name}"
+                )
+        os.environ["KERAS_BACKEND"] = name
+    name = name or os.environ.get("KERAS_BACKEND")
+    try:
+        import keras  # noqa: F401
+
+        import dim_keras.backend  # noqa: F401
+    except (ImportError, ValueError) as e:
+        if name is None:
+            fail(
+                f"cannot load Keras's default backend ({e}); pick one with "
+                f"--backend {'|'.join(BACKENDS)} or KERAS_BACKEND."
+            )
+        if name not in BACKENDS:
+            fail(str(e))
+        fail(
+            f"cannot use the {name} backend ({e}); install it with "
+            f"pip install 'dim-keras[{name}]'. Received: backend={name}"
+        )
+
+
 def _default_run_dir(dataset):
     import datetime
 
@@ -60,6 +101,8 @@ def main():
               help="Turn the dataset's crop/flip augmentation off.")
 @click.option("--occlusion", is_flag=True, default=False,
               help="Y from images with a random block masked.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="Keras backend (default: $KERAS_BACKEND, else Keras's).")
 @click.option("--config", "config_file", default=None,
               type=click.Path(dir_okay=False),
               help="JSON file of settings (options given also apply).")
@@ -69,8 +112,10 @@ def main():
 @click.option("--no-evaluate", is_flag=True,
               help="Skip evaluating the run after training.")
 @click.pass_context
-def train(ctx, config_file, out, no_jit, no_augment, no_evaluate, **options):
+def train(ctx, config_file, out, no_jit, no_augment, no_evaluate, backend,
+          **options):
     """Train a DIM encoder."""
+    use_backend(backend)
     from dim_keras.data import DatasetError
     from dim_keras.training import RunError
     from dim_keras.training import TrainConfig

@@ -13,6 +13,7 @@ gradient and optimizer mechanics live in `dim_keras.backend`.
 
 import keras
 from keras import ops
+from keras.src.backend import compute_output_spec
 
 from dim_keras import estimators
 from dim_keras import objective
@@ -165,10 +166,18 @@ class DeepInfoMax(Trainer, keras.Model):
         return self.encoder(images, training=training)
 
     def build(self, input_shape):
-        """Creates every variable by running the losses once on zeros."""
-        images = ops.zeros((2,) + tuple(input_shape[1:]))
-        self.compute_dim_losses(images, training=False)
+        """Creates every variable by tracing the losses symbolically once.
+
+        Shapes only, no arithmetic: on JAX an eager first run would compile
+        every operation one by one.
+        """
+        images = keras.KerasTensor((2,) + tuple(input_shape[1:]), "float32")
+        compute_output_spec(self.compute_dim_losses, images, training=False)
         self.built = True
+        if getattr(self, "discriminator_optimizer", None) is not None:
+            # Compiled before built: give each optimizer its own variables
+            # now (`fit` would build `optimizer` for every variable).
+            self.build_optimizers()
 
     @property
     def metrics(self):
@@ -215,6 +224,8 @@ class DeepInfoMax(Trainer, keras.Model):
         self.discriminator_optimizer = (
             discriminator_optimizer or reference_optimizer()
         )
+        if self.built:
+            self.build_optimizers()
 
     def build_optimizers(self):
         """Creates both optimizers' variables for their own networks."""
@@ -223,17 +234,49 @@ class DeepInfoMax(Trainer, keras.Model):
         if self.gamma > 0 and not self.discriminator_optimizer.built:
             self.discriminator_optimizer.build(self.discriminator_variables)
 
-    def compute_dim_losses(self, images, training=True):
+    def compute_dim_losses(self, images, training=True, prior_samples=None):
         """Every loss term of one batch, shared by all backends.
+
+        The encoder side and the discriminator side are computed by
+        `compute_encoder_losses` and `compute_discriminator_losses`; a
+        backend that needs them apart (JAX's stateless step) calls them
+        itself.
+
+        Args:
+            images: `[N, H, W, 3]` raw images.
+            training: bool, batch-norm mode.
+            prior_samples: `[N, D]` samples of the prior, or None to draw
+                them from Uniform[0, 1]^D with the model's seed generator.
+
+        Returns:
+            Dict with `"loss"` (encoder + critics objective),
+            `"discriminator_total"` (discriminator objective) and the logged
+            terms of `LOG_KEYS`, all float32 scalars.
+        """
+        terms, code = self.compute_encoder_losses(images, training=training)
+        if code is not None:
+            code = ops.stop_gradient(code)
+        terms.update(
+            self.compute_discriminator_losses(
+                code,
+                training=training,
+                prior_samples=prior_samples,
+            )
+        )
+        return terms
+
+    def compute_encoder_losses(self, images, training=True):
+        """The objective of the encoder and the MI critics.
 
         Args:
             images: `[N, H, W, 3]` raw images.
             training: bool, batch-norm mode.
 
         Returns:
-            Dict with `"loss"` (encoder + critics objective),
-            `"discriminator_total"` (discriminator objective) and the logged
-            terms of `LOG_KEYS`, all float32 scalars.
+            `(terms, code)`: `terms` holds `"loss"`, `"global_mi"`,
+            `"local_mi"` and `"prior_loss"` (float32 scalars); `code` is
+            sigmoid(Y), `[N, D]` float32 (the discriminator's fake samples,
+            or None when `gamma` is 0).
         """
         outputs = self.encoder(images, training=training)
         local = outputs["local"]
@@ -242,7 +285,7 @@ class DeepInfoMax(Trainer, keras.Model):
             occluded = occlude(images, self.seed_generator)
             y = self.encoder(occluded, training=training)["y"]
         zero = ops.zeros((), dtype="float32")
-        terms = {k: zero for k in LOG_KEYS}
+        terms = {"global_mi": zero, "local_mi": zero, "prior_loss": zero}
         loss = zero
         if self.global_critic is not None:
             scores = self.global_critic(local, y, training=training)
@@ -252,33 +295,59 @@ class DeepInfoMax(Trainer, keras.Model):
             scores = self.local_critic(local, y, training=training)
             terms["local_mi"] = objective.local_mi(scores, self.estimator)
             loss = loss - self.beta * terms["local_mi"]
-        discriminator_total = zero
+        code = None
         if self.prior_discriminator is not None:
             code = ops.sigmoid(ops.cast(y, "float32"))
             terms["prior_loss"] = objective.generator_prior_loss(
                 self.prior_discriminator(code, training=training)
             )
             loss = loss + self.gamma * terms["prior_loss"]
-            prior_samples = keras.random.uniform(
-                ops.shape(code), seed=self.seed_generator
-            )
-            fake = ops.stop_gradient(code)
-            terms["discriminator_loss"] = objective.discriminator_loss(
-                self.prior_discriminator(prior_samples, training=training),
-                self.prior_discriminator(fake, training=training),
-            )
-            discriminator_total = terms["discriminator_loss"]
-            if self.gradient_penalty > 0:
-                samples = ops.concatenate([prior_samples, fake], axis=0)
-                terms["gradient_penalty"] = self.input_gradient_penalty(
-                    self.prior_discriminator, samples
-                )
-                discriminator_total = (
-                    discriminator_total
-                    + self.gradient_penalty * terms["gradient_penalty"]
-                )
         terms["loss"] = loss
-        terms["discriminator_total"] = discriminator_total
+        return terms, code
+
+    def sample_prior(self, shape):
+        """Samples of the prior, Uniform[0, 1]^D, from the seed generator."""
+        return keras.random.uniform(shape, seed=self.seed_generator)
+
+    def compute_discriminator_losses(
+        self, code, training=True, prior_samples=None
+    ):
+        """The prior discriminator's objective on gradient-stopped codes.
+
+        Args:
+            code: `[N, D]` sigmoid(Y) with its gradient stopped, or None
+                when `gamma` is 0.
+            training: bool, passed to the discriminator.
+            prior_samples: `[N, D]` prior samples, or None to draw them.
+
+        Returns:
+            Dict with `"discriminator_loss"`, `"gradient_penalty"` and
+            `"discriminator_total"` (float32 scalars; zeros when `gamma`
+            is 0).
+        """
+        zero = ops.zeros((), dtype="float32")
+        terms = {
+            "discriminator_loss": zero,
+            "gradient_penalty": zero,
+            "discriminator_total": zero,
+        }
+        if self.prior_discriminator is None:
+            return terms
+        if prior_samples is None:
+            prior_samples = self.sample_prior(ops.shape(code))
+        prior_samples = ops.cast(prior_samples, "float32")
+        terms["discriminator_loss"] = objective.discriminator_loss(
+            self.prior_discriminator(prior_samples, training=training),
+            self.prior_discriminator(code, training=training),
+        )
+        total = terms["discriminator_loss"]
+        if self.gradient_penalty > 0:
+            samples = ops.concatenate([prior_samples, code], axis=0)
+            terms["gradient_penalty"] = self.input_gradient_penalty(
+                self.prior_discriminator, samples
+            )
+            total = total + self.gradient_penalty * terms["gradient_penalty"]
+        terms["discriminator_total"] = total
         return terms
 
     def update_trackers(self, terms):

@@ -387,6 +387,7 @@ def train(config, run_dir, verbose=None, log=print):
         log(f"Resuming the run in {run_dir} from epoch {epochs_done + 1}.")
     log(
         f"Training DIM on {config.dataset} ({num_images} images, "
+        f"{keras.backend.backend()} backend, "
         f"{config.encoder}, {config.estimator}, alpha={config.alpha}, "
         f"beta={config.beta}, gamma={config.gamma}, augmentation: "
         f"{augmentation}{', occlusion' if config.occlusion else ''}) for "

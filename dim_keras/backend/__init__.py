@@ -1,18 +1,26 @@
 """Backend-specific training mechanics: gradients and optimizer steps.
 
 Keras 3 has no backend-agnostic gradient API, so `train_step` is written once
-per backend. Each module defines a `Trainer` mixin with `train_step` and
-`input_gradient_penalty`; everything else is shared `keras.ops` code.
+per backend. Each module defines a `Trainer` mixin with `train_step`,
+`compute_dim_gradients` and `input_gradient_penalty`; everything else is
+shared `keras.ops` code. Only the module of the active backend is imported
+(TensorFlow is needed only for the TensorFlow backend).
 """
 
 import keras
+
+BACKENDS = ("tensorflow", "jax", "torch")
 
 _BACKEND = keras.backend.backend()
 
 if _BACKEND == "tensorflow":
     from dim_keras.backend.tensorflow import Trainer
+elif _BACKEND == "jax":
+    from dim_keras.backend.jax import Trainer
+elif _BACKEND == "torch":
+    from dim_keras.backend.torch import Trainer
 else:
     raise ImportError(
-        "dim_keras supports the TensorFlow backend in this version. "
+        f"dim_keras supports the Keras backends {', '.join(BACKENDS)}. "
         f"Received: KERAS_BACKEND={_BACKEND!r}"
     )

@@ -23,15 +23,35 @@ class Trainer:
         grads = tape.gradient(total, inputs)
         return ops.mean(ops.sum(ops.square(grads), axis=-1))
 
+    def compute_dim_gradients(self, images, prior_samples=None):
+        """Loss terms and both gradients of one batch (no update).
+
+        Args:
+            images: `[N, H, W, 3]` raw images.
+            prior_samples: `[N, D]` prior samples, or None to draw them.
+
+        Returns:
+            `(terms, encoder_grads, discriminator_grads)`, the gradients in
+            the order of `encoder_variables` and `discriminator_variables`.
+        """
+        with tf.GradientTape() as tape, tf.GradientTape() as d_tape:
+            terms = self.compute_dim_losses(
+                images, training=True, prior_samples=prior_samples
+            )
+        grads = tape.gradient(terms["loss"], self.encoder_variables)
+        d_grads = []
+        if self.prior_discriminator is not None:
+            d_grads = d_tape.gradient(
+                terms["discriminator_total"], self.discriminator_variables
+            )
+        return terms, grads, d_grads
+
     def train_step(self, data):
         images = data[0] if isinstance(data, (tuple, list)) else data
-        with tf.GradientTape() as tape, tf.GradientTape() as d_tape:
-            terms = self.compute_dim_losses(images, training=True)
-        encoder_variables = self.encoder_variables
-        grads = tape.gradient(terms["loss"], encoder_variables)
-        self.optimizer.apply(grads, encoder_variables)
+        terms, grads, d_grads = self.compute_dim_gradients(images)
+        self.optimizer.apply(grads, self.encoder_variables)
         if self.prior_discriminator is not None:
-            d_variables = self.discriminator_variables
-            d_grads = d_tape.gradient(terms["discriminator_total"], d_variables)
-            self.discriminator_optimizer.apply(d_grads, d_variables)
+            self.discriminator_optimizer.apply(
+                d_grads, self.discriminator_variables
+            )
         return self.update_trackers(terms)

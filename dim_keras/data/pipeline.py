@@ -1,15 +1,19 @@
-"""The `tf.data` input pipeline of unsupervised training.
+"""The input pipeline of unsupervised training.
 
-In memory (numpy) images are sliced; streamed TFDS datasets are decoded in
-parallel by TFDS and cached in memory when they fit. Then: shuffle, batches
-of a fixed size (the last partial batch dropped: every batch needs the same
-number of negatives), the vectorized training transform of each batch
-(augmentation, or resizing to the encoder's size) in parallel, and
-prefetching, so the training step never waits on input.
+`tf_data_pipeline`: in memory (numpy) images are sliced; streamed TFDS
+datasets are decoded in parallel by TFDS and cached in memory when they fit.
+Then: shuffle, batches of a fixed size (the last partial batch dropped: every
+batch needs the same number of negatives), the vectorized training transform
+of each batch (augmentation, or resizing to the encoder's size) in parallel,
+and prefetching, so the training step never waits on input.
+
+`ShuffledBatches`: on JAX and PyTorch, in-memory images that need no
+transform are served by a `keras.utils.PyDataset`, so such training needs no
+TensorFlow. Everything else goes through `tf.data` on every backend.
 """
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 from dim_keras.data import augment
 
@@ -32,7 +36,43 @@ def _check_batch_size(batch_size, num_images):
         )
 
 
-def training_pipeline(
+class ShuffledBatches(keras.utils.PyDataset):
+    """In-memory shuffled batches; the last partial batch is dropped.
+
+    Every epoch serves a fresh permutation of the images (seeded), cut into
+    `len(images) // batch_size` full batches.
+
+    Args:
+        images: uint8 `[N, H, W, 3]` numpy array.
+        batch_size: int, at least 2 and at most `N`.
+        seed: int or None, shuffling seed.
+    """
+
+    def __init__(self, images, batch_size, seed=None):
+        super().__init__()
+        _check_batch_size(batch_size, len(images))
+        self.images = images
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(images))
+
+    def __len__(self):
+        return len(self.images) // self.batch_size
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(
+                f"Batch index out of range [0, {len(self)}). "
+                f"Received: index={index}"
+            )
+        start = index * self.batch_size
+        return self.images[self.order[start : start + self.batch_size]]
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.images))
+
+
+def tf_data_pipeline(
     images,
     batch_size,
     seed=None,
@@ -57,6 +97,8 @@ def training_pipeline(
     Returns:
         A `tf.data.Dataset` of uint8 `[batch_size, size, size, 3]` batches.
     """
+    import tensorflow as tf
+
     if isinstance(images, np.ndarray):
         num_images = len(images)
         _check_batch_size(batch_size, num_images)
@@ -104,6 +146,62 @@ def training_pipeline(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def training_pipeline(
+    images,
+    batch_size,
+    seed=None,
+    image_size=None,
+    augmentation=augment.NONE,
+    num_images=None,
+    cache=None,
+):
+    """Shuffled batches of images for `DeepInfoMax.fit`, suited to the backend.
+
+    On TensorFlow, and for streamed data or batches that need a transform
+    (augmentation, resizing), a prefetched `tf_data_pipeline`; on JAX and
+    PyTorch, in-memory images that need no transform come from
+    `ShuffledBatches` (no TensorFlow needed).
+
+    Args:
+        images, batch_size, seed, image_size, augmentation, num_images,
+            cache: as `tf_data_pipeline`.
+
+    Returns:
+        A `tf.data.Dataset` or a `ShuffledBatches` of uint8
+        `[batch_size, size, size, 3]` batches.
+
+    Raises:
+        ValueError: for a bad batch size, or when the batches need
+            TensorFlow and it is not installed.
+    """
+    in_memory = isinstance(images, np.ndarray)
+    needs_transform = augmentation.active or (
+        in_memory and image_size not in (None, images.shape[1])
+    )
+    if keras.backend.backend() != "tensorflow" and in_memory:
+        if not needs_transform:
+            return ShuffledBatches(images, batch_size, seed=seed)
+    if keras.backend.backend() != "tensorflow":
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "Streamed datasets, augmentation and resizing run in tf.data "
+                "and need TensorFlow: install it, or train in-memory data "
+                "with --no-augment. Received: "
+                f"augmentation={augmentation.describe()!r}"
+            ) from None
+    return tf_data_pipeline(
+        images,
+        batch_size,
+        seed=seed,
+        image_size=image_size,
+        augmentation=augmentation,
+        num_images=num_images,
+        cache=cache,
+    )
+
+
 def dataset_pipeline(dataset, batch_size, seed=None, augment_images=True):
     """`training_pipeline` of an `ImageDataset`'s training images.
 
@@ -117,7 +215,7 @@ def dataset_pipeline(dataset, batch_size, seed=None, augment_images=True):
         augment_images: bool; False turns the dataset's augmentation off.
 
     Returns:
-        The batched `tf.data.Dataset`.
+        The batches (see `training_pipeline`).
     """
     augmentation = dataset.augmentation if augment_images else augment.NONE
     if dataset.in_memory:

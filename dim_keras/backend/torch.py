@@ -1,0 +1,95 @@
+"""PyTorch training step: autograd and two optimizers.
+
+Both gradients are taken with `torch.autograd.grad` from one forward pass:
+the encoder objective reaches the prior discriminator's weights too (through
+the prior-matching term), so accumulating `.grad` with two `backward()`
+calls would mix the two objectives; asking autograd for each objective's
+gradient w.r.t. its own variables cannot.
+"""
+
+import torch
+from keras import ops
+
+
+def _gradients(loss, variables, retain_graph):
+    """d loss / d variables, zeros for variables the loss does not reach."""
+    values = [v.value for v in variables]
+    grads = torch.autograd.grad(
+        loss, values, retain_graph=retain_graph, allow_unused=True
+    )
+    return [
+        torch.zeros_like(value) if grad is None else grad
+        for value, grad in zip(values, grads)
+    ]
+
+
+class Trainer:
+    """Mixin giving `DeepInfoMax` its PyTorch `train_step`."""
+
+    def compile(self, *args, jit_compile="auto", **kwargs):
+        """Compiles with `jit_compile=False`.
+
+        The step differentiates twice (the gradient penalty), which
+        `torch.compile` does not support; the step runs eagerly.
+        """
+        del jit_compile
+        super().compile(*args, jit_compile=False, **kwargs)
+
+    def input_gradient_penalty(self, network, inputs):
+        """Mean over samples of the squared norm of d network / d inputs.
+
+        Args:
+            network: a model mapping `[N, D]` to logits `[N, 1]`.
+            inputs: `[N, D]` samples.
+
+        Returns:
+            Scalar penalty, differentiable w.r.t. the network's weights.
+        """
+        with torch.enable_grad():
+            inputs = ops.convert_to_tensor(inputs).detach()
+            inputs.requires_grad_(True)
+            total = ops.sum(network(inputs, training=True))
+            (grads,) = torch.autograd.grad(total, inputs, create_graph=True)
+        return ops.mean(ops.sum(ops.square(grads), axis=-1))
+
+    def compute_dim_gradients(self, images, prior_samples=None):
+        """Loss terms and both gradients of one batch (no update).
+
+        Args:
+            images: `[N, H, W, 3]` raw images.
+            prior_samples: `[N, D]` prior samples, or None to draw them.
+
+        Returns:
+            `(terms, encoder_grads, discriminator_grads)`, the gradients in
+            the order of `encoder_variables` and `discriminator_variables`.
+        """
+        with torch.enable_grad():
+            terms = self.compute_dim_losses(
+                images, training=True, prior_samples=prior_samples
+            )
+            has_discriminator = self.prior_discriminator is not None
+            grads = _gradients(
+                terms["loss"],
+                self.encoder_variables,
+                retain_graph=has_discriminator,
+            )
+            d_grads = []
+            if has_discriminator:
+                d_grads = _gradients(
+                    terms["discriminator_total"],
+                    self.discriminator_variables,
+                    retain_graph=False,
+                )
+        terms = {k: v.detach() for k, v in terms.items()}
+        return terms, grads, d_grads
+
+    def train_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        terms, grads, d_grads = self.compute_dim_gradients(images)
+        with torch.no_grad():
+            self.optimizer.apply(grads, self.encoder_variables)
+            if self.prior_discriminator is not None:
+                self.discriminator_optimizer.apply(
+                    d_grads, self.discriminator_variables
+                )
+            return self.update_trackers(terms)
