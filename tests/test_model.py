@@ -82,8 +82,10 @@ def test_short_training_lowers_the_loss_on_real_data(estimator):
     batch = images[:32].astype("float32")
 
     def objective():
+        # Batch statistics (training=True): after 24 steps the moving
+        # averages of inference mode still lag far behind the weights.
         return float(
-            ops.convert_to_numpy(model.compute_dim_losses(batch, False)["loss"])
+            ops.convert_to_numpy(model.compute_dim_losses(batch, True)["loss"])
         )
 
     before = objective()

@@ -178,10 +178,9 @@ def training_pipeline(
     needs_transform = augmentation.active or (
         in_memory and image_size not in (None, images.shape[1])
     )
-    if keras.backend.backend() != "tensorflow" and in_memory:
-        if not needs_transform:
-            return ShuffledBatches(images, batch_size, seed=seed)
     if keras.backend.backend() != "tensorflow":
+        if in_memory and not needs_transform:
+            return ShuffledBatches(images, batch_size, seed=seed)
         try:
             import tensorflow  # noqa: F401
         except ImportError:
