@@ -55,6 +55,8 @@ def main():
               help="Local critic width (default 2048 / 512).")
 @click.option("--gradient-penalty", type=float, default=1.0,
               show_default=True, help="Prior discriminator's penalty.")
+@click.option("--steps-per-epoch", type=int, default=None,
+              help="Batches per epoch (default: one pass over the data).")
 @click.option("--no-jit", is_flag=True, help="Do not XLA-compile the step.")
 @click.option("--config", "config_file", default=None,
               type=click.Path(dir_okay=False),

@@ -4,13 +4,17 @@ A run directory holds:
 
 - `config.json`: every setting, enough to repeat the run;
 - `encoder.keras`: the encoder after the last finished epoch;
-- `checkpoint.weights.h5` and `state.json`: what a resumed run starts from
-  (all weights, both optimizers' state, epochs done, the history so far);
+- `checkpoint.weights.h5`: what a resumed run starts from: all weights,
+  both optimizers' state and, in the file's attributes, the epochs done and
+  the history so far;
+- `state.json`: a readable copy of those attributes;
 - `history.csv`: one row per finished epoch.
 
-Every file is written atomically (to a temporary name, then renamed), and
-`state.json` is written last, so a run killed at any point resumes from its
-last finished epoch.
+Every file is written atomically (to a temporary name, then renamed). After
+each epoch `encoder.keras` and `history.csv` are written first and the
+checkpoint last: the checkpoint is the commit point, one file holding
+weights, optimizer state and epoch count together, so a run killed at any
+point resumes from its last committed epoch with matching history.
 """
 
 import csv
@@ -21,7 +25,9 @@ import math
 import os
 import sys
 
+import h5py
 import keras
+import numpy as np
 
 from dim_keras import estimators
 from dim_keras import objective
@@ -33,6 +39,8 @@ ENCODER_FILE = "encoder.keras"
 CHECKPOINT_FILE = "checkpoint.weights.h5"
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
+# Attribute of the checkpoint file holding its epochs done and history.
+STATE_ATTR = "dim_keras_state"
 
 
 class RunError(Exception):
@@ -60,6 +68,8 @@ class TrainConfig:
         critic_units: int or None, local critic width (None: its default).
         gradient_penalty: float, prior discriminator's gradient penalty.
         jit_compile: bool, XLA-compile the train step.
+        steps_per_epoch: int or None, batches per epoch; None runs one
+            pass over the training images per epoch.
     """
 
     dataset: str = "digits"
@@ -77,6 +87,7 @@ class TrainConfig:
     critic_units: int = None
     gradient_penalty: float = 1.0
     jit_compile: bool = True
+    steps_per_epoch: int = None
 
     def validate(self):
         """Checks every setting that can be checked without loading data.
@@ -112,6 +123,11 @@ class TrainConfig:
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(
                 f"epochs must be at least 1. Received: epochs={self.epochs}"
+            )
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(
+                "steps_per_epoch must be at least 1. "
+                f"Received: steps_per_epoch={self.steps_per_epoch}"
             )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive. Received: lr={self.lr}")
@@ -185,6 +201,41 @@ def history_csv(rows):
     return buffer.getvalue()
 
 
+def _scalar(value):
+    """A log value (scalar, or shape-[1] under some strategies) as a float."""
+    return float(np.asarray(value, dtype="float64").reshape(-1)[0])
+
+
+def save_checkpoint(model, path, state):
+    """Atomically writes all weights and `state` into one `.weights.h5`.
+
+    The file holds every variable of `model` (networks, both optimizers,
+    random generator state) and `state` as a JSON attribute, so that
+    weights and epoch count can never disagree.
+
+    Args:
+        model: a built `keras.Model`.
+        path: str, ending in `.weights.h5`.
+        state: JSON-serializable dict (`epochs_done`, `history`).
+    """
+
+    def write(tmp):
+        model.save_weights(tmp)
+        with h5py.File(tmp, "a") as f:
+            f.attrs[STATE_ATTR] = json.dumps(state)
+
+    atomic_save(path, write)
+
+
+def read_checkpoint_state(path):
+    """Returns the state dict stored in a checkpoint, or None if absent."""
+    if not os.path.exists(path):
+        return None
+    with h5py.File(path, "r") as f:
+        raw = f.attrs.get(STATE_ATTR)
+    return None if raw is None else json.loads(raw)
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """Saves the run after every epoch and stops on a non-finite loss.
 
@@ -192,46 +243,62 @@ class RunCheckpoint(keras.callbacks.Callback):
         run_dir: str, the run directory.
         encoder: the encoder to export as `encoder.keras`.
         history: list of rows of the epochs already done (extended here).
+        save_encoder: callable `(encoder, path)`; defaults to
+            `encoder.save(path)`.
     """
 
-    def __init__(self, run_dir, encoder, history):
+    def __init__(self, run_dir, encoder, history, save_encoder=None):
         super().__init__()
         self.run_dir = run_dir
         self.encoder = encoder
         self.history = history
+        self.save_encoder = save_encoder or (lambda e, p: e.save(p))
         self.diverged_at = None
 
     def _path(self, name):
         return os.path.join(self.run_dir, name)
 
     def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        if not all(math.isfinite(float(v)) for v in logs.values()):
-            self.diverged_at = (len(self.history) + 1, batch, dict(logs))
+        logs = {k: _scalar(v) for k, v in (logs or {}).items()}
+        if not all(math.isfinite(v) for v in logs.values()):
+            self.diverged_at = (len(self.history) + 1, batch, logs)
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         if self.diverged_at is not None:
             return
         row = {"epoch": epoch + 1}
-        row.update({k: float(v) for k, v in (logs or {}).items()})
+        row.update({k: _scalar(v) for k, v in (logs or {}).items()})
+        history = self.history + [row]
+        atomic_save(
+            self._path(ENCODER_FILE),
+            lambda path: self.save_encoder(self.encoder, path),
+        )
+        atomic_write_text(self._path(HISTORY_FILE), history_csv(history))
+        state = {"epochs_done": epoch + 1, "history": history}
+        # The commit point: weights, optimizers and epoch count together.
+        save_checkpoint(self.model, self._path(CHECKPOINT_FILE), state)
         self.history.append(row)
-        atomic_save(self._path(CHECKPOINT_FILE), self.model.save_weights)
-        atomic_save(self._path(ENCODER_FILE), self.encoder.save)
-        atomic_write_text(self._path(HISTORY_FILE), history_csv(self.history))
-        state = {"epochs_done": epoch + 1, "history": self.history}
         atomic_write_text(self._path(STATE_FILE), json.dumps(state, indent=1))
 
 
+# Settings that may change between a run and its resumption.
+_RESUMABLE_CHANGES = ("epochs", "data_dir")
+
+
 def _comparable(config_dict):
-    settings = dict(config_dict)
-    settings.pop("epochs", None)
-    settings.pop("data_dir", None)
+    # Fill in defaults, so runs written before a setting existed compare.
+    settings = TrainConfig.from_dict(config_dict).to_dict()
+    for name in _RESUMABLE_CHANGES:
+        settings.pop(name, None)
     return settings
 
 
 def read_run_state(run_dir, config):
     """Reads what a previous run left in `run_dir`.
+
+    The checkpoint's own record of its epochs is trusted first; `state.json`
+    is read only for checkpoints that lack one.
 
     Args:
         run_dir: str.
@@ -245,24 +312,30 @@ def read_run_state(run_dir, config):
     """
     config_path = os.path.join(run_dir, CONFIG_FILE)
     state_path = os.path.join(run_dir, STATE_FILE)
+    checkpoint_path = os.path.join(run_dir, CHECKPOINT_FILE)
     if not os.path.exists(config_path):
         return 0, []
-    with open(config_path) as f:
-        previous = json.load(f)
-    if _comparable(previous) != _comparable(config.to_dict()):
+    try:
+        with open(config_path) as f:
+            previous = _comparable(json.load(f))
+    except (ValueError, TypeError) as e:
+        raise RunError(f"{config_path} is not a dim-keras run config: {e}")
+    current = _comparable(config.to_dict())
+    if previous != current:
         changed = sorted(
-            k
-            for k in set(_comparable(previous)) | set(_comparable(config.to_dict()))
-            if _comparable(previous).get(k) != _comparable(config.to_dict()).get(k)
+            k for k in set(previous) | set(current)
+            if previous.get(k) != current.get(k)
         )
         raise RunError(
             f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
             "use another --out, or the same settings to resume it."
         )
-    if not os.path.exists(state_path):
+    state = read_checkpoint_state(checkpoint_path)
+    if state is None and os.path.exists(state_path):
+        with open(state_path) as f:
+            state = json.load(f)
+    if state is None or not os.path.exists(checkpoint_path):
         return 0, []
-    with open(state_path) as f:
-        state = json.load(f)
     return int(state["epochs_done"]), list(state["history"])
 
 
@@ -302,6 +375,22 @@ def build_model(config, image_size):
     return model
 
 
+def restore_checkpoint(model, path):
+    """Loads every weight and both optimizers' state saved in `path`.
+
+    Args:
+        model: a model from `build_model` with the run's settings.
+        path: str, the run's `checkpoint.weights.h5`.
+
+    Raises:
+        RunError: if the checkpoint does not fit the model.
+    """
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError) as e:
+        raise RunError(f"cannot resume from {path}: {e}")
+
+
 def train(config, run_dir, verbose=None, log=print):
     """Trains DIM as `config` says, saving and resuming in `run_dir`.
 
@@ -313,7 +402,8 @@ def train(config, run_dir, verbose=None, log=print):
         log: callable for one-line messages.
 
     Returns:
-        Dict with the run's paths, epochs done and final logs.
+        Dict with the run's paths, epochs done, history and, when it
+        trained, the trained `model`.
 
     Raises:
         RunError: on settings that clash with the run directory, or a
@@ -351,11 +441,21 @@ def train(config, run_dir, verbose=None, log=print):
     atomic_write_text(paths["config"], json.dumps(config.to_dict(), indent=2))
     keras.utils.set_random_seed(config.seed)
     images = dataset.training_images()
-    pipeline = training_pipeline(images, config.batch_size, seed=config.seed)
+    pipeline = training_pipeline(
+        images,
+        config.batch_size,
+        seed=config.seed,
+        repeat=config.steps_per_epoch is not None,
+    )
     model = build_model(config, dataset.image_size)
     if epochs_done:
-        model.load_weights(paths["checkpoint"])
-        log(f"Resuming the run in {run_dir} from epoch {epochs_done + 1}.")
+        restore_checkpoint(model, paths["checkpoint"])
+        # history.csv may hold a row of an epoch killed before its commit.
+        atomic_write_text(paths["history"], history_csv(history))
+        log(
+            f"Resuming the run in {run_dir} from epoch {epochs_done + 1} "
+            f"({epochs_done} of {config.epochs} epochs done)."
+        )
     log(
         f"Training DIM on {config.dataset} ({len(images)} images, "
         f"{config.encoder}, {config.estimator}, alpha={config.alpha}, "
@@ -367,6 +467,7 @@ def train(config, run_dir, verbose=None, log=print):
         pipeline,
         epochs=config.epochs,
         initial_epoch=epochs_done,
+        steps_per_epoch=config.steps_per_epoch,
         callbacks=[checkpoint],
         shuffle=False,  # the pipeline shuffles
         verbose=verbose,
@@ -385,4 +486,5 @@ def train(config, run_dir, verbose=None, log=print):
         "resumed": epochs_done > 0,
         "trained": True,
         "history": history,
+        "model": model,
     }

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 
-def training_pipeline(images, batch_size, seed=None):
+def training_pipeline(images, batch_size, seed=None, repeat=False):
     """Shuffled, batched, prefetched images for `DeepInfoMax.fit`.
 
     The last partial batch is dropped (every batch needs the same number of
@@ -13,6 +13,8 @@ def training_pipeline(images, batch_size, seed=None):
         images: uint8 `[N, H, W, 3]` numpy array.
         batch_size: int, at least 2 and at most `N`.
         seed: int or None, shuffling seed.
+        repeat: bool, repeat without end (reshuffled each pass), for
+            training by a fixed number of steps per epoch.
 
     Returns:
         A `tf.data.Dataset` of uint8 `[batch_size, H, W, 3]` batches.
@@ -32,4 +34,6 @@ def training_pipeline(images, batch_size, seed=None):
         len(images), seed=seed, reshuffle_each_iteration=True
     )
     dataset = dataset.batch(batch_size, drop_remainder=True)
+    if repeat:
+        dataset = dataset.repeat()
     return dataset.prefetch(tf.data.AUTOTUNE)
