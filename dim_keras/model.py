@@ -70,6 +70,10 @@ class DeepInfoMax(Trainer, keras.Model):
         gradient_penalty: weight of the discriminator's gradient penalty
             (mean squared input-gradient norm on prior and encoded samples).
         seed: int or None, seeds the prior's samples.
+        global_negatives: bool. Under a multi-replica strategy, gather the
+            features of every replica so that each scores against the whole
+            global batch (the loss is then that of one device with the
+            global batch). False: negatives come from the replica's share.
         **kwargs: base `keras.Model` arguments.
     """
 
@@ -85,6 +89,7 @@ class DeepInfoMax(Trainer, keras.Model):
         global_critic_units=512,
         gradient_penalty=1.0,
         seed=None,
+        global_negatives=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -105,6 +110,7 @@ class DeepInfoMax(Trainer, keras.Model):
         self.global_critic_units = global_critic_units
         self.gradient_penalty = float(gradient_penalty)
         self.seed = seed
+        self.global_negatives = bool(global_negatives)
         self.representation_dim = encoder.output["y"].shape[-1]
         self.global_critic = (
             GlobalCritic(units=global_critic_units, name="global_critic")
@@ -202,6 +208,9 @@ class DeepInfoMax(Trainer, keras.Model):
         outputs = self.encoder(images, training=training)
         local = outputs["local"]
         y = outputs["y"]
+        if self.global_negatives:  # Distribution: see `gather_replicas`.
+            local = self.gather_replicas(local)
+            y = self.gather_replicas(y)
         zero = ops.zeros((), dtype="float32")
         terms = {k: zero for k in LOG_KEYS}
         loss = zero
@@ -262,6 +271,7 @@ class DeepInfoMax(Trainer, keras.Model):
                 "global_critic_units": self.global_critic_units,
                 "gradient_penalty": self.gradient_penalty,
                 "seed": self.seed,
+                "global_negatives": self.global_negatives,
             }
         )
         return config

@@ -30,6 +30,10 @@ import keras
 import numpy as np
 
 from dim_keras import estimators
+from dim_keras.distribute import make_distribution
+from dim_keras.distribute import input_pipeline
+from dim_keras.distribute import prepare_model
+from dim_keras.distribute import unsynchronized_batch_norm
 from dim_keras import objective
 from dim_keras.networks.critics import LOCAL_CRITICS
 from dim_keras.networks.encoders import ENCODERS
@@ -39,6 +43,7 @@ ENCODER_FILE = "encoder.keras"
 CHECKPOINT_FILE = "checkpoint.weights.h5"
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # Attribute of the checkpoint file holding its epochs done and history.
 STATE_ATTR = "dim_keras_state"
 
@@ -70,6 +75,13 @@ class TrainConfig:
         jit_compile: bool, XLA-compile the train step.
         steps_per_epoch: int or None, batches per epoch; None runs one
             pass over the training images per epoch.
+        distribute: how to spread training over devices and hosts, one of
+            `dim_keras.distribute.STRATEGIES`; `batch_size` is the global
+            batch, split over the replicas.
+        global_negatives: bool, every replica scores against the whole
+            global batch (default: against its own share).
+        precision: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`
+            (Keras dtype policy; estimators always compute in float32).
     """
 
     dataset: str = "digits"
@@ -88,6 +100,9 @@ class TrainConfig:
     gradient_penalty: float = 1.0
     jit_compile: bool = True
     steps_per_epoch: int = None
+    distribute: str = "auto"
+    global_negatives: bool = False
+    precision: str = "float32"
 
     def validate(self):
         """Checks every setting that can be checked without loading data.
@@ -128,6 +143,14 @@ class TrainConfig:
             raise ValueError(
                 "steps_per_epoch must be at least 1. "
                 f"Received: steps_per_epoch={self.steps_per_epoch}"
+            )
+        from dim_keras.distribute import check_strategy
+
+        check_strategy(self.distribute)
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"Unknown precision; expected one of {', '.join(PRECISIONS)}. "
+                f"Received: precision={self.precision!r}"
             )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive. Received: lr={self.lr}")
@@ -283,7 +306,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 
 # Settings that may change between a run and its resumption.
-_RESUMABLE_CHANGES = ("epochs", "data_dir")
+_RESUMABLE_CHANGES = ("epochs", "data_dir", "distribute", "jit_compile")
 
 
 def _comparable(config_dict):
@@ -342,6 +365,8 @@ def read_run_state(run_dir, config):
 def build_model(config, image_size):
     """Builds and compiles the `DeepInfoMax` model a config describes.
 
+    Call it under the wanted dtype policy and distribution scope.
+
     Args:
         config: a validated `TrainConfig` with `encoder` set.
         image_size: int, input height and width.
@@ -364,15 +389,26 @@ def build_model(config, image_size):
         local_critic_units=config.critic_units,
         gradient_penalty=config.gradient_penalty,
         seed=config.seed,
+        global_negatives=config.global_negatives,
     )
+    optimizers = [reference_optimizer(config.lr) for _ in range(2)]
+    if config.precision == "mixed_float16":
+        # float16 gradients underflow without dynamic loss scaling.
+        optimizers = [keras.optimizers.LossScaleOptimizer(o) for o in optimizers]
     model.compile(
-        optimizer=reference_optimizer(config.lr),
-        discriminator_optimizer=reference_optimizer(config.lr),
+        optimizer=optimizers[0],
+        discriminator_optimizer=optimizers[1],
         jit_compile=config.jit_compile,
     )
     model.build((None, image_size, image_size, 3))
     model.build_optimizers()
     return model
+
+
+def _save_encoder(encoder, path):
+    # Synchronized batch norm is a training setting, not part of the file.
+    with unsynchronized_batch_norm(encoder):
+        encoder.save(path)
 
 
 def restore_checkpoint(model, path):
@@ -420,6 +456,20 @@ def train(config, run_dir, verbose=None, log=print):
         config.encoder = dataset.default_encoder
     if config.epochs is None:
         config.epochs = dataset.default_epochs
+    # Multi-worker strategies must exist before TensorFlow runs anything.
+    try:
+        distribution = make_distribution(config.distribute)
+    except ValueError as e:
+        raise RunError(str(e))
+    if config.batch_size % distribution.num_replicas:
+        raise RunError(
+            f"batch_size must be a multiple of the {distribution.num_replicas}"
+            f" replicas ({distribution.describe()}). "
+            f"Received: batch_size={config.batch_size}"
+        )
+    if not distribution.is_chief:
+        # Other workers keep their own copy, never racing the chief's files.
+        run_dir = os.path.join(run_dir, f"worker-{distribution.worker_index}")
     os.makedirs(run_dir, exist_ok=True)
     epochs_done, history = read_run_state(run_dir, config)
     paths = {
@@ -447,31 +497,44 @@ def train(config, run_dir, verbose=None, log=print):
         seed=config.seed,
         repeat=config.steps_per_epoch is not None,
     )
-    model = build_model(config, dataset.image_size)
-    if epochs_done:
-        restore_checkpoint(model, paths["checkpoint"])
-        # history.csv may hold a row of an epoch killed before its commit.
-        atomic_write_text(paths["history"], history_csv(history))
-        log(
-            f"Resuming the run in {run_dir} from epoch {epochs_done + 1} "
-            f"({epochs_done} of {config.epochs} epochs done)."
-        )
-    log(
-        f"Training DIM on {config.dataset} ({len(images)} images, "
-        f"{config.encoder}, {config.estimator}, alpha={config.alpha}, "
-        f"beta={config.beta}, gamma={config.gamma}) for "
-        f"{config.epochs} epochs."
-    )
-    checkpoint = RunCheckpoint(run_dir, model.encoder, history)
-    model.fit(
-        pipeline,
-        epochs=config.epochs,
-        initial_epoch=epochs_done,
-        steps_per_epoch=config.steps_per_epoch,
-        callbacks=[checkpoint],
-        shuffle=False,  # the pipeline shuffles
-        verbose=verbose,
-    )
+    pipeline = input_pipeline(pipeline, distribution)
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision)
+    try:
+        with distribution.scope():
+            model = build_model(config, dataset.image_size)
+            prepare_model(model, distribution, config.batch_size)
+            if epochs_done:
+                restore_checkpoint(model, paths["checkpoint"])
+                # history.csv may hold a row of an epoch killed before its
+                # commit.
+                atomic_write_text(paths["history"], history_csv(history))
+                log(
+                    f"Resuming the run in {run_dir} from epoch "
+                    f"{epochs_done + 1} ({epochs_done} of {config.epochs} "
+                    "epochs done)."
+                )
+            log(
+                f"Training DIM on {config.dataset} ({len(images)} images, "
+                f"{config.encoder}, {config.estimator}, alpha={config.alpha}, "
+                f"beta={config.beta}, gamma={config.gamma}) for "
+                f"{config.epochs} epochs on {distribution.describe()}, "
+                f"{config.precision}."
+            )
+            checkpoint = RunCheckpoint(
+                run_dir, model.encoder, history, save_encoder=_save_encoder
+            )
+            model.fit(
+                pipeline,
+                epochs=config.epochs,
+                initial_epoch=epochs_done,
+                steps_per_epoch=config.steps_per_epoch,
+                callbacks=[checkpoint],
+                shuffle=False,  # the pipeline shuffles
+                verbose=verbose,
+            )
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
     if checkpoint.diverged_at is not None:
         epoch, batch, logs = checkpoint.diverged_at
         raise RunError(
