@@ -210,3 +210,75 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert again.returncode == 0
     assert f"already finished {epochs} epochs" in again.stdout
     assert "Done:" not in again.stdout
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_training(tmp_path, precision):
+    run_dir = str(tmp_path / "run")
+    result = training.train(
+        tiny_config(precision=precision), run_dir, verbose=0,
+        log=lambda m: None,
+    )
+    # The global policy is the caller's again afterwards.
+    assert keras.config.dtype_policy().name == "float32"
+    model = result["model"]
+    assert model.encoder.dtype_policy.name == precision
+    assert all(v.dtype == "float32" for v in model.encoder.trainable_weights)
+    loss_scaled = precision == "mixed_float16"
+    for optimizer in (model.optimizer, model.discriminator_optimizer):
+        assert isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ) == loss_scaled
+    assert all(np.isfinite(v) for v in result["history"][-1].values())
+    encoder = keras.saving.load_model(
+        os.path.join(run_dir, training.ENCODER_FILE)
+    )
+    y = encoder(np.zeros((2, 32, 32, 3), "uint8"))["y"]
+    assert keras.backend.standardize_dtype(y.dtype) == precision.split("_")[1]
+
+
+def test_loss_terms_are_float32_under_mixed_precision():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = training.build_model(
+            tiny_config(encoder="basic32x32", alpha=0.5), 32
+        )
+        images = np.random.RandomState(0).randint(0, 256, (4, 32, 32, 3))
+        terms = model.compute_dim_losses(images.astype("uint8"))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for name, value in terms.items():
+        assert keras.backend.standardize_dtype(value.dtype) == "float32", name
+
+
+def test_mixed_float16_gradients_are_unscaled():
+    """Loss scaling must not leak into the update: Adam's first moment
+    after one step matches float32's (up to float16 rounding)."""
+    images = np.random.RandomState(0).randint(0, 256, (8, 32, 32, 3))
+    images = images.astype("uint8")
+    previous = keras.config.dtype_policy()
+    moments, weights = {}, None
+    try:
+        for precision in ("float32", "mixed_float16"):
+            keras.config.set_dtype_policy(precision)
+            config = tiny_config(encoder="basic32x32", precision=precision)
+            model = training.build_model(config, 32)
+            if weights is None:
+                weights = model.get_weights()
+            else:
+                model.set_weights(weights)
+            model.fit(images, batch_size=8, epochs=1, verbose=0,
+                      shuffle=False)
+            inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+            moments[precision] = {
+                v.path.split("/", 1)[-1]: np.array(v.numpy())
+                for v in inner.variables if "momentum" in v.path
+            }
+    finally:
+        keras.config.set_dtype_policy(previous)
+    key = next(k for k in moments["float32"] if "block1_conv_kernel" in k)
+    reference = np.linalg.norm(moments["float32"][key])
+    assert reference > 0
+    ratio = np.linalg.norm(moments["mixed_float16"][key]) / reference
+    assert 0.8 < ratio < 1.25, ratio

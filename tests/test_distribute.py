@@ -1,0 +1,224 @@
+"""Distributed training: strategy choice, synced batch norm, and one step
+on 2 replicas (2 logical CPU devices; 2 worker processes on 127.0.0.1)
+compared with one device."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from dim_keras import distribute
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEP_SCRIPT = os.path.join(ROOT, "tests", "distributed_step.py")
+
+
+def test_auto_uses_several_gpus_only():
+    assert distribute.resolve_strategy("auto", "tensorflow", gpus=0) == "none"
+    assert distribute.resolve_strategy("auto", "tensorflow", gpus=1) == "none"
+    assert (
+        distribute.resolve_strategy("auto", "tensorflow", gpus=4) == "mirrored"
+    )
+    assert distribute.resolve_strategy("auto", "jax", gpus=2) == "data-parallel"
+    assert distribute.resolve_strategy("auto", "torch", gpus=2) == "none"
+
+
+@pytest.mark.parametrize(
+    "name, backend",
+    [("mirrored", "jax"), ("data-parallel", "tensorflow"),
+     ("multi-worker", "torch")],
+)
+def test_strategy_of_another_backend_is_refused(name, backend):
+    with pytest.raises(ValueError, match=f"Received: distribute='{name}'"):
+        distribute.resolve_strategy(name, backend, gpus=0)
+
+
+def test_unknown_strategy_is_refused():
+    with pytest.raises(ValueError, match="Received: distribute='ring'"):
+        distribute.check_strategy("ring")
+
+
+def test_multi_worker_without_tf_config_is_refused(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribute.make_distribution("multi-worker", "tensorflow")
+
+
+def test_synchronized_batch_norm_is_not_saved(tmp_path):
+    from dim_keras.networks.encoders import build_encoder
+
+    encoder = build_encoder("basic32x32", image_size=32)
+    distribute.set_batch_norm_synchronized(encoder, True)
+    norms = [
+        layer for layer in encoder.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert norms and all(layer.synchronized for layer in norms)
+    path = str(tmp_path / "encoder.keras")
+    with distribute.unsynchronized_batch_norm(encoder):
+        encoder.save(path)
+    assert all(layer.synchronized for layer in norms)
+    loaded = keras.saving.load_model(path)
+    assert not any(
+        layer.synchronized for layer in loaded.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
+
+
+# --- One step on 2 replicas against one device ---------------------------
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def _step(mode, init, out, *options, env=None):
+    return subprocess.Popen(
+        [sys.executable, STEP_SCRIPT, mode, init, out, *options],
+        cwd=ROOT, env=env or _env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _finish(process, timeout=300):
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def single_step(tmp_path_factory):
+    """One device, global batch 8: the reference update."""
+    directory = tmp_path_factory.mktemp("single")
+    init = str(directory / "init.weights.h5")
+    out = str(directory / "single.npz")
+    _finish(_step("none", init, out))
+    return init, np.load(out)
+
+
+def assert_same_update(reference, other):
+    names = reference["names"]
+    for key in reference.files:
+        if not key.startswith("v"):
+            continue
+        name = names[int(key[1:])]
+        expected, actual = reference[key], other[key]
+        if "momentum" in name or "velocity" in name:
+            # Adam's moments are linear (quadratic) in the gradients: a
+            # wrong loss scale or wrong negatives show here.
+            np.testing.assert_allclose(
+                actual, expected, rtol=1e-3, atol=1e-6, err_msg=name
+            )
+        else:
+            # The first Adam step moves each weight by about lr * sign(g):
+            # gradients near 0 may flip sign by rounding.
+            np.testing.assert_allclose(
+                actual, expected, rtol=1e-4, atol=5e-5, err_msg=name
+            )
+    for key in reference.files:
+        if key.startswith("log_"):
+            np.testing.assert_allclose(other[key], reference[key], rtol=1e-5)
+
+
+def max_moment_difference(reference, other):
+    names = reference["names"]
+    return max(
+        float(np.abs(reference[k] - other[k]).max())
+        for k in reference.files
+        if k.startswith("v") and "momentum" in names[int(k[1:])]
+    )
+
+
+def test_mirrored_two_replicas_global_negatives_match_one_device(
+    single_step, tmp_path
+):
+    init, reference = single_step
+    global_out = str(tmp_path / "global.npz")
+    local_out = str(tmp_path / "local.npz")
+    runs = [
+        _step("mirrored", init, global_out, "--global-negatives"),
+        _step("mirrored", init, local_out),
+    ]
+    for process in runs:
+        _finish(process)
+    assert_same_update(reference, np.load(global_out))
+    # Negatives per replica (4 images each) are another objective: the
+    # comparison above can tell them apart.
+    assert max_moment_difference(reference, np.load(local_out)) > 1e-3
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow  # two worker processes: about 70 s on 2 busy cores
+def test_multi_worker_two_processes_match_one_device(single_step, tmp_path):
+    init, reference = single_step
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {
+            "cluster": {"worker": workers},
+            "task": {"type": "worker", "index": index},
+        }
+        processes.append(
+            _step(
+                "multi-worker", init, str(tmp_path / f"worker{index}.npz"),
+                "--global-negatives",
+                env=_env(TF_CONFIG=json.dumps(tf_config)),
+            )
+        )
+    for process in processes:
+        _finish(process)
+    for index in range(2):
+        assert_same_update(
+            reference, np.load(str(tmp_path / f"worker{index}.npz"))
+        )
+
+
+def test_cli_trains_on_two_mirrored_replicas(tmp_path):
+    """`dim-keras train --distribute mirrored` end to end on 2 CPU devices."""
+    out = str(tmp_path / "run")
+    code = (
+        "import sys, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(\n"
+        "    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "from apps.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "train", "--distribute", "mirrored",
+         "--global-negatives", "--batch-size", "8", "--critic-units", "16",
+         "--steps-per-epoch", "2", "--epochs", "1", "--no-jit",
+         "--out", out],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mirrored: 2 replicas" in result.stdout
+    assert "Done: 1 epochs" in result.stdout
+    encoder = keras.saving.load_model(os.path.join(out, "encoder.keras"))
+    assert not any(
+        getattr(layer, "synchronized", False) for layer in encoder.layers
+    )
+    bad = subprocess.run(
+        [sys.executable, "-c", code, "train", "--distribute", "mirrored",
+         "--batch-size", "9", "--out", str(tmp_path / "odd")],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert bad.returncode != 0
+    assert "multiple of the 2 replicas" in bad.stderr
+    assert "Traceback" not in bad.stderr
