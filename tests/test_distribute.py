@@ -222,3 +222,38 @@ def test_cli_trains_on_two_mirrored_replicas(tmp_path):
     assert bad.returncode != 0
     assert "multiple of the 2 replicas" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+JAX_SCRIPT = """
+import importlib.util, os, sys
+try:
+    from dim_keras import distribute
+except ImportError:  # dim_keras without its JAX trainer: load the module.
+    spec = importlib.util.spec_from_file_location(
+        "distribute", os.path.join("dim_keras", "distribute.py"))
+    distribute = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(distribute)
+import keras, numpy as np
+d = distribute.make_distribution("data-parallel")
+with d.scope():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(np.ones((8, 4)), np.ones((8, 1)), batch_size=8, verbose=0)
+mesh = model.layers[0].kernel.value.sharding.mesh
+print(d.name, d.num_replicas, type(d.strategy).__name__, mesh.devices.size)
+"""
+
+
+def test_jax_data_parallel_selection():
+    """`data-parallel` on JAX: `keras.distribution.DataParallel` over the
+    2 host devices (the selection only: DIM's JAX trainer lives with the
+    JAX backend)."""
+    pytest.importorskip("jax")
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT], cwd=ROOT,
+        env=_env(KERAS_BACKEND="jax",
+                 XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["data-parallel", "2", "DataParallel", "2"]
