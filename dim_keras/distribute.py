@@ -145,6 +145,18 @@ class Distribution:
             and keras.backend.backend() == "tensorflow"
         )
 
+    @property
+    def supports_jit(self):
+        """Whether the train step may be XLA-compiled.
+
+        Not under `tf.distribute` strategies: XLA then fails on variables
+        mirrored on other devices (TensorFlow's XLA known issues).
+        """
+        return not (
+            self.strategy is not None
+            and keras.backend.backend() == "tensorflow"
+        )
+
     def scope(self):
         """Context in which to build, compile and fit the model."""
         if self.strategy is None:

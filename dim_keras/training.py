@@ -362,7 +362,7 @@ def read_run_state(run_dir, config):
     return int(state["epochs_done"]), list(state["history"])
 
 
-def build_model(config, image_size):
+def build_model(config, image_size, jit_compile=None):
     """Builds and compiles the `DeepInfoMax` model a config describes.
 
     Call it under the wanted dtype policy and distribution scope.
@@ -370,6 +370,7 @@ def build_model(config, image_size):
     Args:
         config: a validated `TrainConfig` with `encoder` set.
         image_size: int, input height and width.
+        jit_compile: bool or None; None takes `config.jit_compile`.
 
     Returns:
         A compiled, built `DeepInfoMax` with both optimizers built.
@@ -398,7 +399,7 @@ def build_model(config, image_size):
     model.compile(
         optimizer=optimizers[0],
         discriminator_optimizer=optimizers[1],
-        jit_compile=config.jit_compile,
+        jit_compile=config.jit_compile if jit_compile is None else jit_compile,
     )
     model.build((None, image_size, image_size, 3))
     model.build_optimizers()
@@ -502,7 +503,10 @@ def train(config, run_dir, verbose=None, log=print):
     keras.config.set_dtype_policy(config.precision)
     try:
         with distribution.scope():
-            model = build_model(config, dataset.image_size)
+            jit_compile = config.jit_compile and distribution.supports_jit
+            if config.jit_compile and not jit_compile:
+                log("XLA compilation is off under tf.distribute strategies.")
+            model = build_model(config, dataset.image_size, jit_compile)
             prepare_model(model, distribution, config.batch_size)
             if epochs_done:
                 restore_checkpoint(model, paths["checkpoint"])
