@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -80,9 +81,9 @@ def _env(**extra):
     return env
 
 
-def _step(mode, init, out, *options, env=None):
+def _steps(init, out_dir, *runs, env=None):
     return subprocess.Popen(
-        [sys.executable, STEP_SCRIPT, mode, init, out, *options],
+        [sys.executable, STEP_SCRIPT, init, str(out_dir), *runs],
         cwd=ROOT, env=env or _env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -91,16 +92,6 @@ def _step(mode, init, out, *options, env=None):
 def _finish(process, timeout=300):
     output, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, output[-3000:]
-
-
-@pytest.fixture(scope="module")
-def single_step(tmp_path_factory):
-    """One device, global batch 8: the reference update."""
-    directory = tmp_path_factory.mktemp("single")
-    init = str(directory / "init.weights.h5")
-    out = str(directory / "single.npz")
-    _finish(_step("none", init, out))
-    return init, np.load(out)
 
 
 def assert_same_update(reference, other):
@@ -136,22 +127,25 @@ def max_moment_difference(reference, other):
     )
 
 
-def test_mirrored_two_replicas_global_negatives_match_one_device(
-    single_step, tmp_path
-):
-    init, reference = single_step
-    global_out = str(tmp_path / "global.npz")
-    local_out = str(tmp_path / "local.npz")
-    runs = [
-        _step("mirrored", init, global_out, "--global-negatives"),
-        _step("mirrored", init, local_out),
-    ]
-    for process in runs:
-        _finish(process)
-    assert_same_update(reference, np.load(global_out))
+def test_mirrored_two_replicas_global_negatives_match_one_device(tmp_path):
+    # One device first (it writes the shared initial weights), then 2
+    # replicas with global negatives; in a second process (one
+    # MirroredStrategy per process), 2 replicas with negatives per replica.
+    init = str(tmp_path / "init.weights.h5")
+    first = _steps(init, tmp_path, "none", "mirrored:global")
+    deadline = time.time() + 300
+    while not os.path.exists(init) and first.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.2)
+    second = _steps(init, tmp_path, "mirrored")
+    _finish(first)
+    _finish(second)
+    reference = np.load(str(tmp_path / "none.npz"))
+    assert_same_update(reference, np.load(str(tmp_path / "mirrored_global.npz")))
     # Negatives per replica (4 images each) are another objective: the
     # comparison above can tell them apart.
-    assert max_moment_difference(reference, np.load(local_out)) > 1e-3
+    local = np.load(str(tmp_path / "mirrored.npz"))
+    assert max_moment_difference(reference, local) > 1e-3
 
 
 def _free_ports(count):
@@ -165,8 +159,10 @@ def _free_ports(count):
 
 
 @pytest.mark.slow  # two worker processes: about 70 s on 2 busy cores
-def test_multi_worker_two_processes_match_one_device(single_step, tmp_path):
-    init, reference = single_step
+def test_multi_worker_two_processes_match_one_device(tmp_path):
+    init = str(tmp_path / "init.weights.h5")
+    _finish(_steps(init, tmp_path, "none"))
+    reference = np.load(str(tmp_path / "none.npz"))
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = []
     for index in range(2):
@@ -174,19 +170,17 @@ def test_multi_worker_two_processes_match_one_device(single_step, tmp_path):
             "cluster": {"worker": workers},
             "task": {"type": "worker", "index": index},
         }
+        out_dir = tmp_path / f"worker{index}"
+        out_dir.mkdir()
         processes.append(
-            _step(
-                "multi-worker", init, str(tmp_path / f"worker{index}.npz"),
-                "--global-negatives",
-                env=_env(TF_CONFIG=json.dumps(tf_config)),
-            )
+            _steps(init, out_dir, "multi-worker:global",
+                   env=_env(TF_CONFIG=json.dumps(tf_config)))
         )
     for process in processes:
         _finish(process)
     for index in range(2):
-        assert_same_update(
-            reference, np.load(str(tmp_path / f"worker{index}.npz"))
-        )
+        result = tmp_path / f"worker{index}" / "multi-worker_global.npz"
+        assert_same_update(reference, np.load(str(result)))
 
 
 def test_cli_trains_on_two_mirrored_replicas(tmp_path):
