@@ -158,7 +158,6 @@ def _free_ports(count):
     return ports
 
 
-@pytest.mark.slow  # two worker processes: about 70 s on 2 busy cores
 def test_multi_worker_two_processes_match_one_device(tmp_path):
     init = str(tmp_path / "init.weights.h5")
     _finish(_steps(init, tmp_path, "none"))
