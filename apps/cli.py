@@ -96,6 +96,15 @@ def main():
               help="Local critic width (default 2048 / 512).")
 @click.option("--gradient-penalty", type=float, default=1.0,
               show_default=True, help="Prior discriminator's penalty.")
+@click.option("--steps-per-epoch", type=int, default=None,
+              help="Batches per epoch (default: one pass over the data).")
+@click.option("--distribute", default="auto", show_default=True,
+              help="none, mirrored, multi-worker (TF_CONFIG), data-parallel "
+                   "(JAX) or auto (all local GPUs when several).")
+@click.option("--global-negatives", is_flag=True,
+              help="Score every replica against the whole global batch.")
+@click.option("--precision", default="float32", show_default=True,
+              help="float32, mixed_bfloat16 or mixed_float16.")
 @click.option("--no-jit", is_flag=True, help="Do not XLA-compile the step.")
 @click.option("--no-augment", is_flag=True,
               help="Turn the dataset's crop/flip augmentation off.")

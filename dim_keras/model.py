@@ -105,6 +105,10 @@ class DeepInfoMax(Trainer, keras.Model):
             while the local features come from the clean images ("DIM +
             occlusion"). Runs the encoder twice per step.
         seed: int or None, seeds the prior's samples and the occlusion.
+        global_negatives: bool. Under a multi-replica strategy, gather the
+            features of every replica so that each scores against the whole
+            global batch (the loss is then that of one device with the
+            global batch). False: negatives come from the replica's share.
         **kwargs: base `keras.Model` arguments.
     """
 
@@ -121,6 +125,7 @@ class DeepInfoMax(Trainer, keras.Model):
         gradient_penalty=1.0,
         occlusion=False,
         seed=None,
+        global_negatives=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -142,6 +147,7 @@ class DeepInfoMax(Trainer, keras.Model):
         self.gradient_penalty = float(gradient_penalty)
         self.occlusion = bool(occlusion)
         self.seed = seed
+        self.global_negatives = bool(global_negatives)
         self.representation_dim = encoder.output["y"].shape[-1]
         self.global_critic = (
             GlobalCritic(units=global_critic_units, name="global_critic")
@@ -284,6 +290,9 @@ class DeepInfoMax(Trainer, keras.Model):
         if self.occlusion and training:
             occluded = occlude(images, self.seed_generator)
             y = self.encoder(occluded, training=training)["y"]
+        if self.global_negatives:  # Distribution: see `gather_replicas`.
+            local = self.gather_replicas(local)
+            y = self.gather_replicas(y)
         zero = ops.zeros((), dtype="float32")
         terms = {"global_mi": zero, "local_mi": zero, "prior_loss": zero}
         loss = zero
@@ -371,6 +380,7 @@ class DeepInfoMax(Trainer, keras.Model):
                 "gradient_penalty": self.gradient_penalty,
                 "occlusion": self.occlusion,
                 "seed": self.seed,
+                "global_negatives": self.global_negatives,
             }
         )
         return config

@@ -6,13 +6,17 @@ A run directory holds:
 - `encoder.keras`: the encoder after the last finished epoch, loadable
   without `dim_keras`; `encoder.json` describes its input and outputs (see
   `dim_keras.export`);
-- `checkpoint.weights.h5` and `state.json`: what a resumed run starts from
-  (all weights, both optimizers' state, epochs done, the history so far);
+- `checkpoint.weights.h5`: what a resumed run starts from: all weights,
+  both optimizers' state and, in the file's attributes, the epochs done and
+  the history so far;
+- `state.json`: a readable copy of those attributes;
 - `history.csv`: one row per finished epoch.
 
-Every file is written atomically (to a temporary name, then renamed), and
-`state.json` is written last, so a run killed at any point resumes from its
-last finished epoch.
+Every file is written atomically (to a temporary name, then renamed). After
+each epoch `encoder.keras` and `history.csv` are written first and the
+checkpoint last: the checkpoint is the commit point, one file holding
+weights, optimizer state and epoch count together, so a run killed at any
+point resumes from its last committed epoch with matching history.
 """
 
 import csv
@@ -23,9 +27,15 @@ import math
 import os
 import sys
 
+import h5py
 import keras
+import numpy as np
 
 from dim_keras import estimators
+from dim_keras.distribute import make_distribution
+from dim_keras.distribute import input_pipeline
+from dim_keras.distribute import prepare_model
+from dim_keras.distribute import unsynchronized_batch_norm
 from dim_keras import objective
 from dim_keras.networks.critics import LOCAL_CRITICS
 from dim_keras.networks.encoders import ENCODERS
@@ -36,6 +46,9 @@ ENCODER_METADATA_FILE = "encoder.json"
 CHECKPOINT_FILE = "checkpoint.weights.h5"
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Attribute of the checkpoint file holding its epochs done and history.
+STATE_ATTR = "dim_keras_state"
 
 
 class RunError(Exception):
@@ -67,6 +80,15 @@ class TrainConfig:
             crops and flips where the paper used them).
         occlusion: bool, compute Y from images with a random block
             masked while local features come from the clean images.
+        steps_per_epoch: int or None, batches per epoch; None runs one
+            pass over the training images per epoch.
+        distribute: how to spread training over devices and hosts, one of
+            `dim_keras.distribute.STRATEGIES`; `batch_size` is the global
+            batch, split over the replicas.
+        global_negatives: bool, every replica scores against the whole
+            global batch (default: against its own share).
+        precision: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`
+            (Keras dtype policy; estimators always compute in float32).
     """
 
     dataset: str = "digits"
@@ -86,6 +108,10 @@ class TrainConfig:
     jit_compile: bool = True
     augment: bool = True
     occlusion: bool = False
+    steps_per_epoch: int = None
+    distribute: str = "auto"
+    global_negatives: bool = False
+    precision: str = "float32"
 
     def validate(self):
         """Checks every setting that can be checked without loading data.
@@ -117,6 +143,19 @@ class TrainConfig:
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(
                 f"epochs must be at least 1. Received: epochs={self.epochs}"
+            )
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(
+                "steps_per_epoch must be at least 1. "
+                f"Received: steps_per_epoch={self.steps_per_epoch}"
+            )
+        from dim_keras.distribute import check_strategy
+
+        check_strategy(self.distribute)
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"Unknown precision; expected one of {', '.join(PRECISIONS)}. "
+                f"Received: precision={self.precision!r}"
             )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive. Received: lr={self.lr}")
@@ -190,6 +229,41 @@ def history_csv(rows):
     return buffer.getvalue()
 
 
+def _scalar(value):
+    """A log value (scalar, or shape-[1] under some strategies) as a float."""
+    return float(np.asarray(value, dtype="float64").reshape(-1)[0])
+
+
+def save_checkpoint(model, path, state):
+    """Atomically writes all weights and `state` into one `.weights.h5`.
+
+    The file holds every variable of `model` (networks, both optimizers,
+    random generator state) and `state` as a JSON attribute, so that
+    weights and epoch count can never disagree.
+
+    Args:
+        model: a built `keras.Model`.
+        path: str, ending in `.weights.h5`.
+        state: JSON-serializable dict (`epochs_done`, `history`).
+    """
+
+    def write(tmp):
+        model.save_weights(tmp)
+        with h5py.File(tmp, "a") as f:
+            f.attrs[STATE_ATTR] = json.dumps(state)
+
+    atomic_save(path, write)
+
+
+def read_checkpoint_state(path):
+    """Returns the state dict stored in a checkpoint, or None if absent."""
+    if not os.path.exists(path):
+        return None
+    with h5py.File(path, "r") as f:
+        raw = f.attrs.get(STATE_ATTR)
+    return None if raw is None else json.loads(raw)
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """Saves the run after every epoch and stops on a non-finite loss.
 
@@ -198,57 +272,66 @@ class RunCheckpoint(keras.callbacks.Callback):
         encoder: the encoder to export as `encoder.keras`.
         history: list of rows of the epochs already done (extended here).
         info: dict or None, run fields saved in `encoder.json`.
+        save_encoder: callable `(encoder, path, info)`; defaults to
+            `dim_keras.export.save_encoder` (`encoder.keras` and
+            `encoder.json`, both atomic).
     """
 
-    def __init__(self, run_dir, encoder, history, info=None):
+    def __init__(self, run_dir, encoder, history, info=None,
+                 save_encoder=None):
         super().__init__()
         self.run_dir = run_dir
         self.encoder = encoder
         self.history = history
         self.info = dict(info or {})
+        self.save_encoder = save_encoder or _save_encoder
         self.diverged_at = None
 
     def _path(self, name):
         return os.path.join(self.run_dir, name)
 
     def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        if not all(math.isfinite(float(v)) for v in logs.values()):
-            self.diverged_at = (len(self.history) + 1, batch, dict(logs))
+        logs = {k: _scalar(v) for k, v in (logs or {}).items()}
+        if not all(math.isfinite(v) for v in logs.values()):
+            self.diverged_at = (len(self.history) + 1, batch, logs)
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         if self.diverged_at is not None:
             return
         row = {"epoch": epoch + 1}
-        row.update({k: float(v) for k, v in (logs or {}).items()})
-        self.history.append(row)
-        atomic_save(self._path(CHECKPOINT_FILE), self.model.save_weights)
-        from dim_keras.export import save_encoder
-
-        save_encoder(
+        row.update({k: _scalar(v) for k, v in (logs or {}).items()})
+        history = self.history + [row]
+        self.save_encoder(
             self.encoder,
             self._path(ENCODER_FILE),
-            info=dict(self.info, epochs_done=epoch + 1),
+            dict(self.info, epochs_done=epoch + 1),
         )
-        atomic_write_text(self._path(HISTORY_FILE), history_csv(self.history))
-        state = {"epochs_done": epoch + 1, "history": self.history}
+        atomic_write_text(self._path(HISTORY_FILE), history_csv(history))
+        state = {"epochs_done": epoch + 1, "history": history}
+        # The commit point: weights, optimizers and epoch count together.
+        save_checkpoint(self.model, self._path(CHECKPOINT_FILE), state)
+        self.history.append(row)
         atomic_write_text(self._path(STATE_FILE), json.dumps(state, indent=1))
 
 
+# Settings that may change between a run and its resumption.
+_RESUMABLE_CHANGES = ("epochs", "data_dir", "distribute", "jit_compile")
+
+
 def _comparable(config_dict):
-    defaults = {
-        f.name: f.default for f in dataclasses.fields(TrainConfig)
-        if f.name in ("augment", "occlusion")
-    }
-    settings = {**defaults, **config_dict}
-    settings.pop("epochs", None)
-    settings.pop("data_dir", None)
+    # Fill in defaults, so runs written before a setting existed compare.
+    settings = TrainConfig.from_dict(config_dict).to_dict()
+    for name in _RESUMABLE_CHANGES:
+        settings.pop(name, None)
     return settings
 
 
 def read_run_state(run_dir, config):
     """Reads what a previous run left in `run_dir`.
+
+    The checkpoint's own record of its epochs is trusted first; `state.json`
+    is read only for checkpoints that lack one.
 
     Args:
         run_dir: str.
@@ -262,33 +345,42 @@ def read_run_state(run_dir, config):
     """
     config_path = os.path.join(run_dir, CONFIG_FILE)
     state_path = os.path.join(run_dir, STATE_FILE)
+    checkpoint_path = os.path.join(run_dir, CHECKPOINT_FILE)
     if not os.path.exists(config_path):
         return 0, []
-    with open(config_path) as f:
-        previous = json.load(f)
-    if _comparable(previous) != _comparable(config.to_dict()):
+    try:
+        with open(config_path) as f:
+            previous = _comparable(json.load(f))
+    except (ValueError, TypeError) as e:
+        raise RunError(f"{config_path} is not a dim-keras run config: {e}")
+    current = _comparable(config.to_dict())
+    if previous != current:
         changed = sorted(
-            k
-            for k in set(_comparable(previous)) | set(_comparable(config.to_dict()))
-            if _comparable(previous).get(k) != _comparable(config.to_dict()).get(k)
+            k for k in set(previous) | set(current)
+            if previous.get(k) != current.get(k)
         )
         raise RunError(
             f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
             "use another --out, or the same settings to resume it."
         )
-    if not os.path.exists(state_path):
+    state = read_checkpoint_state(checkpoint_path)
+    if state is None and os.path.exists(state_path):
+        with open(state_path) as f:
+            state = json.load(f)
+    if state is None or not os.path.exists(checkpoint_path):
         return 0, []
-    with open(state_path) as f:
-        state = json.load(f)
     return int(state["epochs_done"]), list(state["history"])
 
 
-def build_model(config, image_size):
+def build_model(config, image_size, jit_compile=None):
     """Builds and compiles the `DeepInfoMax` model a config describes.
+
+    Call it under the wanted dtype policy and distribution scope.
 
     Args:
         config: a validated `TrainConfig` with `encoder` set.
         image_size: int, input height and width.
+        jit_compile: bool or None; None takes `config.jit_compile`.
 
     Returns:
         A compiled, built `DeepInfoMax` with both optimizers built.
@@ -309,15 +401,47 @@ def build_model(config, image_size):
         gradient_penalty=config.gradient_penalty,
         occlusion=config.occlusion,
         seed=config.seed,
+        global_negatives=config.global_negatives,
     )
+    optimizers = [reference_optimizer(config.lr) for _ in range(2)]
+    if config.precision == "mixed_float16":
+        # float16 gradients underflow without dynamic loss scaling.
+        optimizers = [keras.optimizers.LossScaleOptimizer(o) for o in optimizers]
     model.compile(
-        optimizer=reference_optimizer(config.lr),
-        discriminator_optimizer=reference_optimizer(config.lr),
-        jit_compile=config.jit_compile,
+        optimizer=optimizers[0],
+        discriminator_optimizer=optimizers[1],
+        jit_compile=config.jit_compile if jit_compile is None else jit_compile,
     )
     model.build((None, image_size, image_size, 3))
     model.build_optimizers()
     return model
+
+
+def _save_encoder(encoder, path, info=None):
+    """`export.save_encoder` (atomic `.keras` and `.json`), unsynchronized.
+
+    Synchronized batch norm is a training setting, not part of the file.
+    """
+    from dim_keras.export import save_encoder
+
+    with unsynchronized_batch_norm(encoder):
+        save_encoder(encoder, path, info=info)
+
+
+def restore_checkpoint(model, path):
+    """Loads every weight and both optimizers' state saved in `path`.
+
+    Args:
+        model: a model from `build_model` with the run's settings.
+        path: str, the run's `checkpoint.weights.h5`.
+
+    Raises:
+        RunError: if the checkpoint does not fit the model.
+    """
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError) as e:
+        raise RunError(f"cannot resume from {path}: {e}")
 
 
 def train(config, run_dir, verbose=None, log=print):
@@ -331,7 +455,8 @@ def train(config, run_dir, verbose=None, log=print):
         log: callable for one-line messages.
 
     Returns:
-        Dict with the run's paths, epochs done and final logs.
+        Dict with the run's paths, epochs done, history and, when it
+        trained, the trained `model`.
 
     Raises:
         RunError: on settings that clash with the run directory, or a
@@ -353,6 +478,20 @@ def train(config, run_dir, verbose=None, log=print):
         config.encoder = dataset.default_encoder
     if config.epochs is None:
         config.epochs = dataset.default_epochs
+    # Multi-worker strategies must exist before TensorFlow runs anything.
+    try:
+        distribution = make_distribution(config.distribute)
+    except ValueError as e:
+        raise RunError(str(e))
+    if config.batch_size % distribution.num_replicas:
+        raise RunError(
+            f"batch_size must be a multiple of the {distribution.num_replicas}"
+            f" replicas ({distribution.describe()}). "
+            f"Received: batch_size={config.batch_size}"
+        )
+    if not distribution.is_chief:
+        # Other workers keep their own copy, never racing the chief's files.
+        run_dir = os.path.join(run_dir, f"worker-{distribution.worker_index}")
     os.makedirs(run_dir, exist_ok=True)
     epochs_done, history = read_run_state(run_dir, config)
     paths = {
@@ -374,36 +513,60 @@ def train(config, run_dir, verbose=None, log=print):
     atomic_write_text(paths["config"], json.dumps(config.to_dict(), indent=2))
     keras.utils.set_random_seed(config.seed)
     pipeline = dataset_pipeline(
-        dataset, config.batch_size, seed=config.seed,
+        dataset,
+        config.batch_size,
+        seed=config.seed,
         augment_images=config.augment,
+        repeat=config.steps_per_epoch is not None,
     )
+    pipeline = input_pipeline(pipeline, distribution)
     num_images = dataset.num_training_images
     augmentation = (
         dataset.augmentation.describe() if config.augment else "none"
     )
-    model = build_model(config, dataset.image_size)
-    if epochs_done:
-        model.load_weights(paths["checkpoint"])
-        log(f"Resuming the run in {run_dir} from epoch {epochs_done + 1}.")
-    log(
-        f"Training DIM on {config.dataset} ({num_images} images, "
-        f"{keras.backend.backend()} backend, "
-        f"{config.encoder}, {config.estimator}, alpha={config.alpha}, "
-        f"beta={config.beta}, gamma={config.gamma}, augmentation: "
-        f"{augmentation}{', occlusion' if config.occlusion else ''}) for "
-        f"{config.epochs} epochs."
-    )
-    checkpoint = RunCheckpoint(
-        run_dir, model.encoder, history, info={"dataset": config.dataset}
-    )
-    model.fit(
-        pipeline,
-        epochs=config.epochs,
-        initial_epoch=epochs_done,
-        callbacks=[checkpoint],
-        shuffle=False,  # the pipeline shuffles
-        verbose=verbose,
-    )
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision)
+    try:
+        with distribution.scope():
+            jit_compile = config.jit_compile and distribution.supports_jit
+            if config.jit_compile and not jit_compile:
+                log("XLA compilation is off under tf.distribute strategies.")
+            model = build_model(config, dataset.image_size, jit_compile)
+            prepare_model(model, distribution, config.batch_size)
+            if epochs_done:
+                restore_checkpoint(model, paths["checkpoint"])
+                # history.csv may hold a row of an epoch killed before its
+                # commit.
+                atomic_write_text(paths["history"], history_csv(history))
+                log(
+                    f"Resuming the run in {run_dir} from epoch "
+                    f"{epochs_done + 1} ({epochs_done} of {config.epochs} "
+                    "epochs done)."
+                )
+            log(
+                f"Training DIM on {config.dataset} ({num_images} images, "
+                f"{keras.backend.backend()} backend, "
+                f"{config.encoder}, {config.estimator}, alpha={config.alpha}, "
+                f"beta={config.beta}, gamma={config.gamma}, augmentation: "
+                f"{augmentation}{', occlusion' if config.occlusion else ''}) "
+                f"for {config.epochs} epochs on {distribution.describe()}, "
+                f"{config.precision}."
+            )
+            checkpoint = RunCheckpoint(
+                run_dir, model.encoder, history,
+                info={"dataset": config.dataset},
+            )
+            model.fit(
+                pipeline,
+                epochs=config.epochs,
+                initial_epoch=epochs_done,
+                steps_per_epoch=config.steps_per_epoch,
+                callbacks=[checkpoint],
+                shuffle=False,  # the pipeline shuffles
+                verbose=verbose,
+            )
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
     if checkpoint.diverged_at is not None:
         epoch, batch, logs = checkpoint.diverged_at
         raise RunError(
@@ -418,4 +581,5 @@ def train(config, run_dir, verbose=None, log=print):
         "resumed": epochs_done > 0,
         "trained": True,
         "history": history,
+        "model": model,
     }

@@ -41,6 +41,11 @@ class Trainer:
         grads = jax.grad(total)(inputs)
         return ops.mean(ops.sum(ops.square(grads), axis=-1))
 
+    def gather_replicas(self, x):
+        """`x` unchanged: under `keras.distribution.DataParallel` the step
+        sees the whole global batch, so negatives are already global."""
+        return x
+
     @property
     def metrics_variables(self):
         """The trackers' variables, then the discriminator optimizer's."""

@@ -52,6 +52,10 @@ class Trainer:
             (grads,) = torch.autograd.grad(total, inputs, create_graph=True)
         return ops.mean(ops.sum(ops.square(grads), axis=-1))
 
+    def gather_replicas(self, x):
+        """`x` unchanged: PyTorch training runs on one device."""
+        return x
+
     def compute_dim_gradients(self, images, prior_samples=None):
         """Loss terms and both gradients of one batch (no update).
 

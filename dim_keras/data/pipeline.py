@@ -80,6 +80,7 @@ def tf_data_pipeline(
     augmentation=augment.NONE,
     num_images=None,
     cache=None,
+    repeat=False,
 ):
     """Shuffled, batched, prefetched images for `DeepInfoMax.fit`.
 
@@ -93,6 +94,8 @@ def tf_data_pipeline(
         num_images: int, number of images of a `tf.data.Dataset`.
         cache: bool or None; cache a streamed dataset in memory (None: when
             its decoded images take at most `CACHE_LIMIT_BYTES`).
+        repeat: bool, repeat without end (reshuffled each pass), for
+            training by a fixed number of steps per epoch.
 
     Returns:
         A `tf.data.Dataset` of uint8 `[batch_size, size, size, 3]` batches.
@@ -143,6 +146,8 @@ def tf_data_pipeline(
             augment.batch_transform(image_size, augmentation),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+    if repeat:
+        dataset = dataset.repeat()
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -154,6 +159,7 @@ def training_pipeline(
     augmentation=augment.NONE,
     num_images=None,
     cache=None,
+    repeat=False,
 ):
     """Shuffled batches of images for `DeepInfoMax.fit`, suited to the backend.
 
@@ -164,7 +170,7 @@ def training_pipeline(
 
     Args:
         images, batch_size, seed, image_size, augmentation, num_images,
-            cache: as `tf_data_pipeline`.
+            cache, repeat: as `tf_data_pipeline`.
 
     Returns:
         A `tf.data.Dataset` or a `ShuffledBatches` of uint8
@@ -179,16 +185,17 @@ def training_pipeline(
         in_memory and image_size not in (None, images.shape[1])
     )
     if keras.backend.backend() != "tensorflow":
-        if in_memory and not needs_transform:
+        if in_memory and not needs_transform and not repeat:
             return ShuffledBatches(images, batch_size, seed=seed)
         try:
             import tensorflow  # noqa: F401
         except ImportError:
             raise ValueError(
-                "Streamed datasets, augmentation and resizing run in tf.data "
-                "and need TensorFlow: install it, or train in-memory data "
-                "with --no-augment. Received: "
-                f"augmentation={augmentation.describe()!r}"
+                "Streamed datasets, augmentation, resizing and "
+                "--steps-per-epoch run in tf.data and need TensorFlow: "
+                "install it, or train in-memory data with --no-augment. "
+                f"Received: augmentation={augmentation.describe()!r}, "
+                f"repeat={repeat}"
             ) from None
     return tf_data_pipeline(
         images,
@@ -198,10 +205,13 @@ def training_pipeline(
         augmentation=augmentation,
         num_images=num_images,
         cache=cache,
+        repeat=repeat,
     )
 
 
-def dataset_pipeline(dataset, batch_size, seed=None, augment_images=True):
+def dataset_pipeline(
+    dataset, batch_size, seed=None, augment_images=True, repeat=False
+):
     """`training_pipeline` of an `ImageDataset`'s training images.
 
     In-memory datasets are sliced from their arrays; streamed ones are read
@@ -212,6 +222,7 @@ def dataset_pipeline(dataset, batch_size, seed=None, augment_images=True):
         batch_size: int.
         seed: int or None.
         augment_images: bool; False turns the dataset's augmentation off.
+        repeat: bool, repeat without end (see `tf_data_pipeline`).
 
     Returns:
         The batches (see `training_pipeline`).
@@ -230,4 +241,5 @@ def dataset_pipeline(dataset, batch_size, seed=None, augment_images=True):
         image_size=dataset.image_size,
         augmentation=augmentation,
         num_images=num_images,
+        repeat=repeat,
     )
