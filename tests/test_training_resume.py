@@ -121,7 +121,8 @@ def test_nonfinite_loss_stops_and_keeps_last_good_epoch(tmp_path, monkeypatch):
     config = tiny_config(epochs=3)
     steps = config.steps_per_epoch
 
-    def poisoned_pipeline(images, batch_size, seed=None, repeat=False):
+    def poisoned_pipeline(images, batch_size, seed=None, repeat=False,
+                          **unused):
         # Good batches for the first epoch, then NaN pixels.
         good = images[: steps * batch_size].astype("float32")
         bad = np.full_like(good, np.nan)
@@ -275,7 +276,7 @@ def test_mixed_float16_gradients_are_unscaled():
                       shuffle=False)
             inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
             moments[precision] = {
-                v.path.split("/", 1)[-1]: np.array(v.numpy())
+                v.path.rsplit("/", 1)[-1]: np.array(v.numpy())
                 for v in inner.variables if "momentum" in v.path
             }
     finally:
