@@ -207,22 +207,30 @@ class Backend:
             fn = lambda a, b: self.torch.matmul(a, b)  # noqa: E731
 
         def once():
-            start = time.perf_counter()
+            cpu, start = time.process_time(), time.perf_counter()
             out = fn(a, b)
             self.sync(ops.cast(out[0, 0], "float32"))
-            return 2.0 * size**3 / (time.perf_counter() - start) / 1e9
+            flops = 2.0 * size**3 / 1e9
+            return (
+                flops / (time.perf_counter() - start),
+                flops / max(time.process_time() - cpu, 1e-9),
+            )
 
         once()
         return once
 
 
 def measure_peak(probe, seconds=0.25):
-    """Best-of rate over a short burst of probes (the rate when free)."""
+    """Best-of rates over a short burst of probes (the rate when free).
+
+    Returns:
+        `(GFLOP/s of wall time, GFLOP per second of process CPU time)`.
+    """
     rates = []
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or len(rates) < 3:
         rates.append(probe())
-    return max(rates)
+    return max(r[0] for r in rates), max(r[1] for r in rates)
 
 
 # ---------------------------------------------------------------- rows
@@ -297,18 +305,22 @@ def run_row(args, backend, cfg, probes):
     probe = probes["bfloat16" if "bfloat16" in cfg["precision"] else "float32"]
     f32_probe = probes["float32"]
     counted = flops.training_step_flops(model, cfg["batch_size"])
-    step_times, fractions, peaks, f32_fractions = [], [], [], []
+    step_times, cpu_times, peaks = [], [], []
+    fractions, f32_fractions, cpu_fractions = [], [], []
     for _ in range(args.steps):
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         loss = run()
         seconds = time.perf_counter() - start
+        cpu_seconds = time.process_time() - cpu
         achieved = counted["total"] / seconds / 1e9
-        peak = measure_peak(probe)
-        f32_peak = peak if probe is f32_probe else measure_peak(f32_probe)
+        peak, cpu_peak = measure_peak(probe)
+        f32_peak = peak if probe is f32_probe else measure_peak(f32_probe)[0]
         step_times.append(seconds)
+        cpu_times.append(cpu_seconds)
         peaks.append(peak)
         fractions.append(achieved / peak)
         f32_fractions.append(achieved / f32_peak)
+        cpu_fractions.append(counted["total"] / cpu_seconds / 1e9 / cpu_peak)
     median = statistics.median(step_times)
     row = dict(cfg)
     row.update(
@@ -326,6 +338,8 @@ def run_row(args, backend, cfg, probes):
         peak_dtype="bfloat16" if probe is not f32_probe else "float32",
         fraction_of_peak=statistics.median(fractions),
         fraction_of_f32_peak=statistics.median(f32_fractions),
+        cpu_ms=1000 * statistics.median(cpu_times),
+        fraction_of_peak_cpu_time=statistics.median(cpu_fractions),
         final_loss=loss,
         peak_rss_mib=rss_peak_mib(),
         rss_is_per_row=rss_ok,
@@ -377,12 +391,13 @@ def pipeline_rows(args, backend):
 def configs(args):
     if args.goals:
         for goal in GOALS:
-            yield dict(encoder="basic32x32", objective="local",
-                       estimator=args.estimators[0], jit=args.jit[0],
-                       critic_units=goal["critic_units"],
-                       batch_size=goal["batch_size"],
-                       precision=goal["precision"],
-                       goal=goal.get("goal"))
+            for jit in args.jit:
+                yield dict(encoder="basic32x32", objective="local",
+                           estimator=args.estimators[0], jit=jit,
+                           critic_units=goal["critic_units"],
+                           batch_size=goal["batch_size"],
+                           precision=goal["precision"],
+                           goal=goal.get("goal"))
         return
     for encoder in args.encoders:
         for objective in args.objectives:
@@ -413,7 +428,9 @@ def run_backend(args):
     probes = {"float32": backend.matmul_probe(args.peak_size, "float32")}
     if "mixed_bfloat16" in args.precisions or args.goals:
         probes["bfloat16"] = backend.matmul_probe(args.peak_size, "bfloat16")
-    result["peak_gflops"] = {k: measure_peak(p, 1.0) for k, p in probes.items()}
+    result["peak_gflops"] = {
+        k: measure_peak(p, 1.0)[0] for k, p in probes.items()
+    }
     if not args.no_pipeline and name == "tensorflow":
         result["pipeline"], skipped = pipeline_rows(args, backend)
         result["skipped"] += skipped
@@ -429,7 +446,7 @@ def run_backend(args):
         print(format_row(row), flush=True)
         result["rows"].append(row)
     result["peak_gflops_end"] = {
-        k: measure_peak(p, 1.0) for k, p in probes.items()
+        k: measure_peak(p, 1.0)[0] for k, p in probes.items()
     }
     return result
 
@@ -459,7 +476,7 @@ def run_other_backend(args, name, argv):
 HEADER = (
     f"{'backend':<10} {'encoder':<10} {'obj':<6} {'est':<4} {'U':>5} "
     f"{'N':>4} {'jit':<3} {'precision':<14} {'step ms':>8} {'img/s':>8} "
-    f"{'GFLOP/s':>8} {'peak':>6} {'frac':>5} {'RSS MiB':>8}"
+    f"{'GFLOP/s':>8} {'peak':>6} {'frac':>5} {'fcpu':>5} {'RSS MiB':>8}"
 )
 
 
@@ -470,6 +487,7 @@ def format_row(r):
         f"{r['jit']:<3} {r['precision']:<14} {r['step_ms']:>8.1f} "
         f"{r['images_per_s']:>8.1f} {r['achieved_gflops']:>8.1f} "
         f"{r['peak_gflops']:>6.0f} {r['fraction_of_peak']:>5.2f} "
+        f"{r['fraction_of_peak_cpu_time']:>5.2f} "
         f"{r['peak_rss_mib']:>8.0f}"
     )
 
@@ -543,9 +561,10 @@ def summary(report):
                 ok = row["fraction_of_peak"] >= row["goal"]
                 lines.append(
                     f"goal U={row['critic_units']} N={row['batch_size']} "
-                    f"{row['precision']}: {row['fraction_of_peak']:.2f} of "
-                    f"peak (goal {row['goal']:.2f}) -> "
-                    f"{'met' if ok else 'NOT met'}"
+                    f"{row['precision']} jit {row['jit']}: "
+                    f"{row['fraction_of_peak']:.2f} of peak (goal "
+                    f"{row['goal']:.2f}) -> {'met' if ok else 'NOT met'}; "
+                    f"by CPU time {row['fraction_of_peak_cpu_time']:.2f}"
                 )
         for s in result["skipped"]:
             lines.append(f"skipped {s}")
@@ -560,8 +579,9 @@ def summary(report):
                 "critic_units", "batch_size", "jit"))
             if same and f["precision"] == "float32":
                 lines.append(
-                    f"mixed_bfloat16 / float32 images/s, U={r['critic_units']} "
-                    f"N={r['batch_size']}: "
+                    f"mixed_bfloat16 / float32 images/s, {r['encoder']} "
+                    f"{r['objective']} U={r['critic_units']} "
+                    f"N={r['batch_size']} jit {r['jit']}: "
                     f"{r['images_per_s'] / f['images_per_s']:.2f}x (goal 1.5x)"
                 )
     return "\n".join(lines)
