@@ -55,7 +55,8 @@ def main():
               help="Local critic width (default 2048 / 512).")
 @click.option("--gradient-penalty", type=float, default=1.0,
               show_default=True, help="Prior discriminator's penalty.")
-@click.option("--no-jit", is_flag=True, help="Do not XLA-compile the step.")
+@click.option("--no-jit", is_flag=True,
+              help="Never XLA-compile the step (default: on GPUs only).")
 @click.option("--config", "config_file", default=None,
               type=click.Path(dir_okay=False),
               help="JSON file of settings (options given also apply).")
@@ -68,7 +69,7 @@ def train(ctx, config_file, out, no_jit, **options):
     from dim_keras.training import RunError
     from dim_keras.training import TrainConfig
 
-    options["jit_compile"] = not no_jit
+    options["jit_compile"] = False if no_jit else None  # None: auto
     try:
         values = {}
         if config_file:
