@@ -212,17 +212,18 @@ class RunCheckpoint(keras.callbacks.Callback):
     def _path(self, name):
         return os.path.join(self.run_dir, name)
 
-    def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        if not all(math.isfinite(float(v)) for v in logs.values()):
-            self.diverged_at = (len(self.history) + 1, batch, dict(logs))
-            self.model.stop_training = True
-
     def on_epoch_end(self, epoch, logs=None):
-        if self.diverged_at is not None:
+        # Checked once per epoch, not per batch: reading the logs every
+        # batch makes each step wait for the host (a device sync on an
+        # accelerator; on a CPU it measured within noise). An epoch's mean
+        # logs are non-finite whenever one of its batches was.
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        if not all(math.isfinite(v) for v in logs.values()):
+            self.diverged_at = (epoch + 1, logs)
+            self.model.stop_training = True
             return
         row = {"epoch": epoch + 1}
-        row.update({k: float(v) for k, v in (logs or {}).items()})
+        row.update(logs)
         self.history.append(row)
         atomic_save(self._path(CHECKPOINT_FILE), self.model.save_weights)
         atomic_save(self._path(ENCODER_FILE), self.encoder.save)
@@ -383,10 +384,10 @@ def train(config, run_dir, verbose=None, log=print):
         verbose=verbose,
     )
     if checkpoint.diverged_at is not None:
-        epoch, batch, logs = checkpoint.diverged_at
+        epoch, logs = checkpoint.diverged_at
         raise RunError(
-            f"Training stopped: a non-finite loss at epoch {epoch}, batch "
-            f"{batch} ({', '.join(f'{k}={v:.4g}' for k, v in logs.items())}). "
+            f"Training stopped: a non-finite loss in epoch {epoch} "
+            f"({', '.join(f'{k}={v:.4g}' for k, v in logs.items())}). "
             f"The last good epoch ({len(history)}) is kept in {run_dir}; "
             "try a lower --lr or another --estimator."
         )
