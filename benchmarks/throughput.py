@@ -74,7 +74,7 @@ def parse_args(argv=None):
         description="DIM training throughput vs the measured matmul peak."
     )
     p.add_argument("--quick", action="store_true",
-                   help="small matrix: basic32x32, batch 64, jit on, float32")
+                   help="small matrix: basic32x32, batch 64, jsd and nce, float32")
     p.add_argument("--goals", action="store_true",
                    help="only the issue's goal rows (basic32x32 local DIM)")
     p.add_argument("--encoders", type=csv_list(),
@@ -101,12 +101,14 @@ def parse_args(argv=None):
                    help="skip the input-pipeline-only rows")
     p.add_argument("--json", default="throughput.json",
                    help="where to write the results")
+    p.add_argument("--markdown", default=None, metavar="JSON",
+                   help="print a results JSON as a Markdown table and exit")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.encoders = ["basic32x32"]
         args.batch_sizes = [64]
-        args.jit = ["on"]
+        args.jit = ["off", "on"]
         args.estimators = ["jsd", "nce"]
         args.steps = min(args.steps, 3)
     return args
@@ -492,9 +494,40 @@ def format_row(r):
     )
 
 
+def markdown(report):
+    """The rows of a results report as a Markdown table."""
+    lines = [
+        "| backend | encoder | DIM | estimator | U | batch | jit | precision "
+        "| step ms | images/s | GFLOP/step | GFLOP/s | matmul peak | "
+        "of peak | of peak (CPU time) | peak RSS MiB |",
+        "|" + "---|" * 16,
+    ]
+    for result in report["results"]:
+        for r in result["rows"]:
+            size = f" {r['image_size']}px" if r["image_size"] != IMAGE_SIZE.get(
+                r["encoder"]) else ""
+            lines.append(
+                f"| {r['backend']} ({r['device']}) | {r['encoder']}{size} | "
+                f"{r['objective']} | {r['estimator']} | "
+                f"{r['critic_units'] if r['objective'] == 'local' else '-'} | "
+                f"{r['batch_size']} | {r['jit']} | {r['precision']} | "
+                f"{r['step_ms']:.0f} | {r['images_per_s']:.1f} | "
+                f"{r['gflop_per_step']:.1f} | {r['achieved_gflops']:.0f} | "
+                f"{r['peak_gflops']:.0f} ({r['peak_dtype']}) | "
+                f"{r['fraction_of_peak']:.2f} | "
+                f"{r['fraction_of_peak_cpu_time']:.2f} | "
+                f"{r['peak_rss_mib']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as f:
+            print(markdown(json.load(f)))
+        return 0
     args.check_flops = True
     if args.worker:
         result = run_backend(args)

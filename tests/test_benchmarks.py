@@ -12,7 +12,7 @@ def test_quick_flag_selects_a_small_matrix():
     args = throughput.parse_args(["--quick"])
     assert args.encoders == ["basic32x32"]
     assert args.batch_sizes == [64]
-    assert args.jit == ["on"]
+    assert args.jit == ["off", "on"]
 
 
 @pytest.mark.skipif(
