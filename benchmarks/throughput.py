@@ -94,6 +94,8 @@ def parse_args(argv=None):
                    help="encode-and-dot width U (2048 in the reference)")
     p.add_argument("--image-size", type=int, default=None,
                    help="override the encoder's image size (scaling runs)")
+    p.add_argument("--inter-op-threads", type=int, default=None,
+                   help="TensorFlow inter-op threads (default: its own)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--peak-size", type=int, default=2048)
@@ -426,6 +428,12 @@ def run_backend(args):
     except ImportError as e:
         result["skipped"].append(f"{name}: dim_keras cannot run here: {e}")
         return result
+    if name == "tensorflow" and args.inter_op_threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(
+            args.inter_op_threads
+        )
     backend = Backend(name)
     probes = {"float32": backend.matmul_probe(args.peak_size, "float32")}
     if "mixed_bfloat16" in args.precisions or args.goals:
