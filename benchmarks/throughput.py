@@ -74,7 +74,7 @@ def parse_args(argv=None):
         description="DIM training throughput vs the measured matmul peak."
     )
     p.add_argument("--quick", action="store_true",
-                   help="small matrix: basic32x32, batch 64, jsd and nce, float32")
+                   help="small matrix: basic32x32, batch 64, jsd/nce, float32")
     p.add_argument("--goals", action="store_true",
                    help="only the issue's goal rows (basic32x32 local DIM)")
     p.add_argument("--encoders", type=csv_list(),
@@ -151,7 +151,11 @@ def machine_info():
                     break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
     try:
         info["load_average"] = list(os.getloadavg())
     except OSError:
@@ -196,7 +200,7 @@ class Backend:
         return float(self.keras.ops.convert_to_numpy(value))
 
     def matmul_probe(self, size, dtype):
-        """Returns a callable timing one `size`^2 matmul; GFLOP/s."""
+        """Returns a callable timing `size`^2 matmuls: (wall, CPU) GFLOP/s."""
         import numpy as np
 
         ops = self.keras.ops
@@ -210,17 +214,23 @@ class Backend:
         else:
             fn = lambda a, b: self.torch.matmul(a, b)  # noqa: E731
 
+        reps = [1]
+
         def once():
             cpu, start = time.process_time(), time.perf_counter()
-            out = fn(a, b)
+            for _ in range(reps[0]):
+                out = fn(a, b)
             self.sync(ops.cast(out[0, 0], "float32"))
-            flops = 2.0 * size**3 / 1e9
+            flops = reps[0] * 2.0 * size**3 / 1e9
             return (
                 flops / (time.perf_counter() - start),
                 flops / max(time.process_time() - cpu, 1e-9),
             )
 
         once()
+        # On a fast device, queue enough matmuls per sync to time >= 20 ms.
+        seconds = 2.0 * size**3 / 1e9 / once()[0]
+        reps[0] = max(1, int(0.02 / seconds))
         return once
 
 
@@ -512,8 +522,8 @@ def markdown(report):
     ]
     for result in report["results"]:
         for r in result["rows"]:
-            size = f" {r['image_size']}px" if r["image_size"] != IMAGE_SIZE.get(
-                r["encoder"]) else ""
+            own = IMAGE_SIZE.get(r["encoder"])
+            size = f" {r['image_size']}px" if r["image_size"] != own else ""
             lines.append(
                 f"| {r['backend']} ({r['device']}) | {r['encoder']}{size} | "
                 f"{r['objective']} | {r['estimator']} | "
@@ -578,7 +588,9 @@ def summary(report):
         if "peak_gflops" in result:
             lines.append(
                 f"{name}: matmul peak GFLOP/s at start "
-                + ", ".join(f"{k} {v:.0f}" for k, v in result["peak_gflops"].items())
+                + ", ".join(
+                    f"{k} {v:.0f}" for k, v in result["peak_gflops"].items()
+                )
                 + "; at end "
                 + ", ".join(
                     f"{k} {v:.0f}"
