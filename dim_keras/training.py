@@ -60,11 +60,10 @@ class TrainConfig:
         critic_units: int or None, local critic width (None: its default).
         gradient_penalty: float, prior discriminator's gradient penalty.
         jit_compile: bool or None, XLA-compile the train step; None
-            (auto) compiles it on a GPU but not on a CPU, where XLA's
-            kernels ran the mixed_bfloat16 step 1.4-1.6x slower and the
-            float32 step at critic width 512 10% slower than TensorFlow's
-            own (at width 2048, float32, XLA was up to 10% faster; see
-            the README's Performance section).
+            (auto) compiles it on a GPU but not on a CPU, where XLA ran
+            the mixed_bfloat16 step 1.4-1.6x slower than TensorFlow's own
+            kernels and the float32 step within 10% of them, either way
+            (see the README's Performance section).
     """
 
     dataset: str = "digits"
