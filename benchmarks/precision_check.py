@@ -68,8 +68,9 @@ def main(argv=None):
     print("step  " + "  ".join(f"{n:>22}" for n in names))
     for i in range(0, args.steps, max(1, args.steps // 12)):
         print(f"{i + 1:>4}  " + "  ".join(f"{runs[n][i]:>22.4f}" for n in names))
-    last = {n: runs[n][-1] for n in names}
-    print("loss of the last step: " + ", ".join(
+    tail = max(1, args.steps // 6)
+    last = {n: sum(runs[n][-tail:]) / tail for n in names}
+    print(f"mean loss of the last {tail} steps: " + ", ".join(
         f"{n} {v:.4f}" for n, v in last.items()))
     noise = abs(last["float32 seed 1"] - last["float32 seed 0"])
     gap = abs(last["mixed_bfloat16 seed 0"] - last["float32 seed 0"])
