@@ -105,7 +105,8 @@ def main():
               help="Score every replica against the whole global batch.")
 @click.option("--precision", default="float32", show_default=True,
               help="float32, mixed_bfloat16 or mixed_float16.")
-@click.option("--no-jit", is_flag=True, help="Do not XLA-compile the step.")
+@click.option("--no-jit", is_flag=True,
+              help="Never XLA-compile the step (default: on GPUs only).")
 @click.option("--no-augment", is_flag=True,
               help="Turn the dataset's crop/flip augmentation off.")
 @click.option("--occlusion", is_flag=True, default=False,
@@ -129,7 +130,7 @@ def train(ctx, config_file, out, no_jit, no_augment, no_evaluate, backend,
     from dim_keras.training import RunError
     from dim_keras.training import TrainConfig
 
-    options["jit_compile"] = not no_jit
+    options["jit_compile"] = False if no_jit else None  # None: auto
     options["augment"] = not no_augment
     try:
         values = {}

@@ -137,7 +137,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_epoch(tmp_path, monkeypatch):
     with pytest.raises(training.RunError) as info:
         training.train(config, run_dir, verbose=0, log=lambda m: None)
     message = str(info.value)
-    assert "non-finite loss at epoch 2" in message
+    assert "non-finite loss in epoch 2" in message
     assert "last good epoch (1) is kept" in message
     epochs_done, history = training.read_run_state(run_dir, config)
     assert epochs_done == 1 and len(history) == 1

@@ -56,16 +56,22 @@ class MIEmbedding(keras.layers.Layer):
             kernel_initializer=initializer,
             name="shortcut",
         )
-        self.hidden.build(input_shape)
-        hidden_shape = tuple(input_shape[:-1]) + (self.units,)
-        self.norm.build(hidden_shape)
-        self.out.build(hidden_shape)
-        self.layer_norm.build(hidden_shape)
-        self.shortcut.build(input_shape)
+        # The sublayers work on rows [M, C]; `call` flattens any leading
+        # axes into M, so a feature map is embedded by 2-D matmuls.
+        self.hidden.build((None, channels))
+        self.norm.build((None, self.units))
+        self.out.build((None, self.units))
+        self.layer_norm.build((None, self.units))
+        self.shortcut.build((None, channels))
 
     def call(self, x, training=None):
-        h = ops.relu(self.norm(self.hidden(x), training=training))
-        return self.layer_norm(self.out(h) + self.shortcut(x))
+        shape = ops.shape(x)
+        rows = ops.reshape(x, (-1, shape[-1]))
+        h = ops.relu(self.norm(self.hidden(rows), training=training))
+        out = self.layer_norm(self.out(h) + self.shortcut(rows))
+        if len(shape) == 2:
+            return out
+        return ops.reshape(out, tuple(shape[:-1]) + (self.units,))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -103,12 +109,16 @@ class EncodeAndDotCritic(keras.layers.Layer):
         self.global_embedding.build(y_shape)
 
     def call(self, local, y, training=None):
+        n = ops.shape(local)[0]
+        # Every location is a row: the 1x1 convs are plain 2-D matmuls on
+        # [N*L, C], and the scores one [N*L, U] x [U, N] matmul whose
+        # gradients are plain matmuls too (a batched einsum here would
+        # broadcast Y over the batch and reduce its gradient afterwards).
+        local = ops.reshape(local, (-1, ops.shape(local)[-1]))
         local = self.local_embedding(local, training=training)
         y = self.global_embedding(y, training=training)
-        n = ops.shape(local)[0]
-        local = ops.reshape(local, (n, -1, self.units))
-        # [N, L, U] x [U, N] -> [N, L, N]: one matmul for all pairs.
-        return ops.einsum("nlu,mu->nlm", local, y)
+        scores = ops.matmul(local, ops.transpose(y))
+        return ops.reshape(scores, (n, -1, n))
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,46 @@
+"""The throughput benchmark's plumbing, on tiny shapes."""
+
+import json
+
+import keras
+import pytest
+
+from benchmarks import throughput
+
+
+def test_quick_flag_selects_a_small_matrix():
+    args = throughput.parse_args(["--quick"])
+    assert args.encoders == ["basic32x32"]
+    assert args.batch_sizes == [64]
+    assert args.jit == ["off", "on"]
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="runs on TensorFlow"
+)
+def test_tiny_run_writes_rows_and_skips_unknown_backends(tmp_path):
+    out = tmp_path / "result.json"
+    throughput.main([
+        "--encoders", "basic32x32", "--objectives", "local",
+        "--estimators", "nce", "--batch-sizes", "4", "--critic-units", "8",
+        "--jit", "off", "--backends", "tensorflow,nosuchbackend",
+        "--steps", "2", "--warmup", "1", "--peak-size", "64",
+        "--no-pipeline", "--json", str(out),
+    ])
+    report = json.loads(out.read_text())
+    assert report["machine"]["cores"] >= 1
+    tf_result, other = report["results"]
+    (row,) = tf_result["rows"]
+    assert row["batch_size"] == 4 and row["critic_units"] == 8
+    assert row["images_per_s"] == pytest.approx(
+        4 / (row["step_ms"] / 1000)
+    )
+    assert row["fraction_of_peak"] > 0
+    assert row["peak_rss_mib"] > 0
+    # The traced graph agrees with the hand count within the prior's
+    # second-order terms and the pruned first-conv input gradient.
+    assert row["tf_graph_gflop"] == pytest.approx(
+        row["gflop_per_step"], rel=0.1
+    )
+    assert other["rows"] == []
+    assert "unknown backend" in other["skipped"][0]
