@@ -4,6 +4,9 @@ import csv
 import json
 import math
 import os
+import re
+import socket
+import subprocess
 
 import keras_tuner as kt
 import numpy as np
@@ -207,3 +210,124 @@ def test_tiny_search_then_train_the_best_config(tmp_path):
     with open(os.path.join(run, "history.csv")) as f:
         rerun_loss = float(list(csv.DictReader(f))[-1]["loss"])
     assert rerun_loss == pytest.approx(float(table[0]["loss"]), rel=1e-3)
+
+
+def test_a_diverged_training_is_a_failed_trial(tmp_path, monkeypatch):
+    import dim_keras.training
+
+    def diverging(config, run_dir, **kwargs):
+        raise RunError("Training stopped: a non-finite loss at epoch 1")
+
+    monkeypatch.setattr(dim_keras.training, "train", diverging)
+    out = str(tmp_path / "search")
+    with pytest.raises(RunError, match="Search stopped"):
+        run_search(settings(max_trials=2, max_failed=2), out,
+                   log=lambda _: None)
+    table = read_table(out)
+    assert [r["status"] for r in table] == ["FAILED", "FAILED"]
+    assert table[0]["message"] == (
+        "Training stopped: a non-finite loss at epoch 1"
+    )
+
+
+def wait_for_line(process, prefix, lines):
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith(prefix):
+            return
+    raise AssertionError(f"no line {prefix!r} in:\n{''.join(lines)}")
+
+
+def snapshot(out, trial_id):
+    """Bytes and modification times of a finished trial's files."""
+    files = {}
+    trial_dir = os.path.join(out, "kt", f"trial_{trial_id}")
+    for root, _, names in os.walk(trial_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                files[path] = (f.read(), os.stat(path).st_mtime_ns)
+    return files
+
+
+@pytest.mark.slow
+def test_killed_search_continues_without_losing_or_repeating_trials(tmp_path):
+    out = str(tmp_path / "search")
+    command = tuning_helpers.cli_command(
+        "tune", "--max-trials", "3", "--out", out, *tuning_helpers.TINY_ARGS
+    )
+    env = tuning_helpers.cli_env(PYTHONUNBUFFERED="1")
+    first = subprocess.Popen(command, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=env,
+                             cwd=tuning_helpers.ROOT)
+    lines = []
+    try:
+        wait_for_line(first, "Trial 2 started", lines)  # 0 and 1 are done
+    finally:
+        first.kill()  # SIGKILL, mid-trial
+        first.wait()
+    assert "Trial 1 done" in "".join(lines)
+    finished = {**snapshot(out, "0"), **snapshot(out, "1")}
+
+    second = subprocess.run(command, capture_output=True, text=True, env=env,
+                            cwd=tuning_helpers.ROOT, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "2 of 3 trials done" in second.stdout
+    assert "Trial 0 started" not in second.stdout
+    assert "Trial 1 started" not in second.stdout
+    assert "Trial 2 started" in second.stdout
+    assert "Trial 2 done" in second.stdout
+    assert {**snapshot(out, "0"), **snapshot(out, "1")} == finished
+    table = read_table(out)
+    assert sorted(r["trial"] for r in table) == ["0", "1", "2"]
+    assert {r["status"] for r in table} == {"COMPLETED"}
+    assert os.path.exists(os.path.join(out, "best.json"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_chief_and_two_workers_share_one_search(tmp_path):
+    out = str(tmp_path / "search")
+    command = tuning_helpers.cli_command(
+        "tune", "--max-trials", "4", "--out", out, *tuning_helpers.TINY_ARGS
+    )
+    cluster = {"KERASTUNER_ORACLE_IP": "127.0.0.1",
+               "KERASTUNER_ORACLE_PORT": str(free_port())}
+    processes = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = tuning_helpers.cli_env(KERASTUNER_TUNER_ID=tuner_id, **cluster)
+        processes[tuner_id] = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env=env, cwd=tuning_helpers.ROOT,
+        )
+    outputs = {}
+    try:
+        for tuner_id, process in processes.items():
+            outputs[tuner_id] = process.communicate(timeout=900)[0]
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+    for tuner_id, process in processes.items():
+        assert process.returncode == 0, outputs[tuner_id]
+
+    ran = {}
+    for worker in ("tuner0", "tuner1"):
+        assert "Worker done" in outputs[worker]
+        ran[worker] = set(re.findall(r"^Trial (\d+) done", outputs[worker],
+                                     flags=re.M))
+        assert ran[worker], outputs[worker]  # each worker ran trials
+    assert not ran["tuner0"] & ran["tuner1"]  # and no trial twice
+    table = read_table(out)
+    assert sorted(r["trial"] for r in table) == sorted(
+        ran["tuner0"] | ran["tuner1"]
+    )
+    assert len(table) == 4
+    assert {r["status"] for r in table} == {"COMPLETED"}
+    assert "Best: trial" in outputs["chief"]
+    assert os.path.exists(os.path.join(out, "best.json"))

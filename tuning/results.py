@@ -32,12 +32,14 @@ def _number(trial_id):
         return math.inf
 
 
-def trial_rows(trials, trial_config):
+def trial_rows(trials, trial_config, trial_failure=None):
     """One dict per trial, best completed first.
 
     Args:
         trials: iterable of `keras_tuner` `Trial`s.
         trial_config: callable mapping a trial to its `TrainConfig`.
+        trial_failure: callable mapping a failed trial to why it failed;
+            None reads the trial's message.
 
     Returns:
         List of `(row, config)`: `row` a dict of column to value (None
@@ -66,7 +68,8 @@ def trial_rows(trials, trial_config):
             if name not in row:
                 row[name] = trial.metrics.get_last_value(name)
         if trial.status == "FAILED":
-            row["message"] = failure_reason(trial.message)
+            row["message"] = (trial_failure(trial) if trial_failure
+                              else failure_reason(trial.message))
         rows.append((row, config))
 
     def order(item):
@@ -122,20 +125,21 @@ def rows_markdown(rows):
     return "\n".join(lines) + "\n"
 
 
-def write_results(out_dir, trials, trial_config):
+def write_results(out_dir, trials, trial_config, trial_failure=None):
     """Writes `trials.csv`, `trials.md` and (if a trial completed) `best.json`.
 
     Args:
         out_dir: str, the search directory.
         trials: iterable of `Trial`s.
         trial_config: callable mapping a trial to its `TrainConfig`.
+        trial_failure: see `trial_rows`.
 
     Returns:
         Dict with `rows` (list of row dicts, sorted), `best` (the best
         row or None), `best_config` (its `TrainConfig` or None) and the
         written `paths`.
     """
-    ranked = trial_rows(trials, trial_config)
+    ranked = trial_rows(trials, trial_config, trial_failure)
     rows = [row for row, _ in ranked]
     paths = {
         "csv": os.path.join(out_dir, TRIALS_CSV),

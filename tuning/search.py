@@ -208,7 +208,8 @@ def run_search(settings, out_dir, log=print, verbose=False):
     if part == "worker":
         return {"role": part}
     summary = results.write_results(
-        out_dir, tuner.oracle.trials.values(), tuner.trial_config
+        out_dir, tuner.oracle.trials.values(), tuner.trial_config,
+        tuner.trial_failure,
     )
     summary["role"] = part
     if stopped:

@@ -26,6 +26,7 @@ from tuning import space
 OBJECTIVE = kt.Objective("val_probe_acc", "max")
 TUNERS = ("random", "bayesian", "hyperband")
 RUN_DIR = "run"
+FAILURE = "failure.txt"
 
 
 class DIMHyperModel(kt.HyperModel):
@@ -209,6 +210,15 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
         )
 
     def on_trial_end(self, trial):
+        if trial.status in ("FAILED", "INVALID"):
+            # The reason does not travel to a chief over gRPC: keep it in
+            # the (shared) trial directory for the results table.
+            from dim_keras.training import atomic_write_text
+
+            atomic_write_text(
+                os.path.join(self.get_trial_dir(trial.trial_id), FAILURE),
+                failure_reason(trial.message) + "\n",
+            )
         super().on_trial_end(trial)
         seconds = time.time() - self._started.pop(trial.trial_id, time.time())
         ended = self.oracle.get_trial(trial.trial_id)
@@ -222,8 +232,17 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
         else:
             self.log(
                 f"Trial {trial.trial_id} {ended.status.lower()} after "
-                f"{seconds:.0f}s: {failure_reason(ended.message)}"
+                f"{seconds:.0f}s: {failure_reason(ended.message or trial.message)}"
             )
+
+    def trial_failure(self, trial):
+        """Why a trial failed (one line), or "" if unknown."""
+        reason = failure_reason(trial.message)
+        path = os.path.join(self.get_trial_dir(trial.trial_id), FAILURE)
+        if not reason and os.path.exists(path):
+            with open(path) as f:
+                reason = f.read().strip()
+        return reason
 
     def load_model(self, trial):
         """The encoder a trial trained."""
