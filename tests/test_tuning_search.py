@@ -94,6 +94,24 @@ def test_rerun_with_more_trials_extends_the_search(tmp_path, fake_trials,
         assert continued and all(r["epochs"] == "3" for r in continued)
 
 
+def test_an_ended_trial_left_ongoing_in_the_oracle_is_not_run_again(
+        tmp_path, fake_trials):
+    # A chief's oracle is saved last while its final trial still counts as
+    # ongoing (KerasTuner saves before it drops it); reloading queues such
+    # trials for a retry.
+    out = str(tmp_path / "search")
+    run_search(settings(max_trials=2), out, log=lambda _: None)
+    path = os.path.join(out, "kt", "oracle.json")
+    with open(path) as f:
+        state = json.load(f)
+    state["ongoing_trials"] = {"tuner0": "1"}
+    with open(path, "w") as f:
+        json.dump(state, f)
+    summary = run_search(settings(max_trials=2), out, log=lambda _: None)
+    assert fake_trials == ["0", "1"]
+    assert len(summary["rows"]) == 2
+
+
 def test_failed_trials_are_recorded_and_the_search_goes_on(
         tmp_path, fake_trials, monkeypatch):
     out = str(tmp_path / "search")
@@ -331,3 +349,11 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
     assert {r["status"] for r in table} == {"COMPLETED"}
     assert "Best: trial" in outputs["chief"]
     assert os.path.exists(os.path.join(out, "best.json"))
+
+    # The same search, continued alone: nothing left to run.
+    alone = subprocess.run(command, capture_output=True, text=True,
+                           env=tuning_helpers.cli_env(),
+                           cwd=tuning_helpers.ROOT, timeout=600)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert "4 of 4 trials done" in alone.stdout
+    assert "started" not in alone.stdout

@@ -207,6 +207,8 @@ def run_search(settings, out_dir, log=print, verbose=False):
         stopped = str(e).splitlines()[0]
     if part == "worker":
         return {"role": part}
+    if part == "chief":
+        tuner.save()  # the oracle, now that no trial is ongoing
     summary = results.write_results(
         out_dir, tuner.oracle.trials.values(), tuner.trial_config,
         tuner.trial_failure,

@@ -136,8 +136,20 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
             overwrite=False,
         )
         if not self._is_worker():
+            self._forget_ended_retries()
             # Saved at once, so a search killed in its first trial reloads.
             self.save()
+
+    def _forget_ended_retries(self):
+        # On reload KerasTuner queues every trial of `ongoing_trials` for a
+        # retry. Its `end_trial` saves the oracle before it drops the ended
+        # trial from `ongoing_trials` (a chief never saves again), so a trial
+        # that had ended may be among them; its own file says it ended.
+        oracle = self.oracle
+        oracle._retry_queue = [
+            trial_id for trial_id in oracle._retry_queue
+            if oracle.trials[trial_id].status not in ("COMPLETED", "FAILED")
+        ]
 
     def _get_tuner_fname(self):
         # KerasTuner reloads the oracle only if this file exists. The process
