@@ -357,3 +357,28 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
     assert alone.returncode == 0, alone.stdout + alone.stderr
     assert "4 of 4 trials done" in alone.stdout
     assert "started" not in alone.stdout
+
+
+@pytest.mark.slow
+def test_hyperband_trial_continues_the_run_it_was_promoted_from(tmp_path):
+    # Budgets 1 and 3 epochs (factor 3): three 1-epoch trials, then the
+    # best of them trains on to epoch 3 as trial 3.
+    out = str(tmp_path / "search")
+    summary = run_search(settings(tuner="hyperband", epochs_per_trial=3,
+                                  max_trials=4), out, log=lambda _: None)
+    promoted = [r for r in summary["rows"] if r.get("tuner/trial_id")]
+    assert [r["trial"] for r in promoted] == ["3"]
+    past = promoted[0]["tuner/trial_id"]
+    first_round = {r["trial"]: r["val_probe_acc"] for r in summary["rows"]
+                   if r["trial"] != "3"}
+    assert first_round[past] == max(first_round.values())
+
+    def history(trial_id):
+        path = os.path.join(out, "kt", f"trial_{trial_id}", "run",
+                            "history.csv")
+        with open(path) as f:
+            return list(csv.DictReader(f))
+
+    assert [r["epoch"] for r in history("3")] == ["1", "2", "3"]
+    assert history("3")[0] == history(past)[0]  # epoch 1 is the past run's
+    assert promoted[0]["epochs"] == 3
