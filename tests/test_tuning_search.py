@@ -17,7 +17,6 @@ from apps.cli import main
 from dim_keras.training import RunError
 from dim_keras.training import TrainConfig
 from tests import tuning_helpers
-from tuning import search
 from tuning.search import SearchSettings
 from tuning.search import run_search
 from tuning.tuner import DIMTuner

@@ -3,8 +3,6 @@
 import os
 import sys
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = "digits_tiny"
 TINY_TRAIN = 96
@@ -54,7 +52,3 @@ def cli_env(**extra):
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     env.update(extra)
     return env
-
-
-def finite(values):
-    return bool(np.all(np.isfinite(np.asarray(values, dtype=float))))
