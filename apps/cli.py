@@ -150,9 +150,12 @@ def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
     """Search alpha, beta, gamma, estimator and lr by probe accuracy."""
     from dim_keras.training import RunError
     from dim_keras.training import TrainConfig
-    from tuning.search import SearchSettings
-    from tuning.search import run_search
 
+    try:
+        from tuning.search import SearchSettings
+        from tuning.search import run_search
+    except ImportError as e:
+        fail(f"dim-keras tune needs keras-tuner (pip install keras-tuner): {e}")
     pins = {k: options.pop(k) for k in ("estimator", "alpha", "beta",
                                         "gamma", "lr")}
     pins = {k: v for k, v in pins.items() if v is not None}
