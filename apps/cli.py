@@ -62,8 +62,10 @@ def main():
 @click.option("--out", default=None,
               help="Run directory (default: runs/<dataset>-<time>). "
                    "An existing run there is resumed.")
+@click.option("--no-evaluate", is_flag=True,
+              help="Skip evaluating the run after training.")
 @click.pass_context
-def train(ctx, config_file, out, no_jit, **options):
+def train(ctx, config_file, out, no_jit, no_evaluate, **options):
     """Train a DIM encoder."""
     from dim_keras.training import RunError
     from dim_keras.training import TrainConfig
@@ -110,6 +112,48 @@ def train(ctx, config_file, out, no_jit, **options):
     click.echo(f"  config:   {paths['config']}")
     click.echo(f"  history:  {paths['history']}")
     click.echo(f"  resume:   {paths['checkpoint']} (rerun with --out)")
+    if not no_evaluate:
+        _evaluate(paths["run_dir"])
+
+
+def _evaluate(run_dir, dataset=None, data_dir=None, **settings):
+    """Evaluates a run, prints its table; one-line errors, no traceback."""
+    from dim_keras.evaluation import EvaluationConfig
+    from dim_keras.evaluation import evaluate_run
+    from dim_keras.evaluation.report import markdown
+    from dim_keras.training import RunError
+
+    try:
+        config = EvaluationConfig(**{k: v for k, v in settings.items()
+                                     if v is not None}).validate()
+        results = evaluate_run(run_dir, dataset=dataset, data_dir=data_dir,
+                               config=config, log=click.echo)
+    except (RunError, ValueError) as e:
+        fail(str(e), code=1)
+    click.echo("")
+    click.echo(markdown(results))
+    click.echo(f"Report: {results['paths']['markdown']} "
+               f"(every number: {results['paths']['json']})")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--dataset", default=None,
+              help="Labelled dataset to evaluate on (default: the run's).")
+@click.option("--data-dir", default=None, help="Where datasets are stored.")
+@click.option("--seed", type=int, default=None, help="Seed (default 0).")
+@click.option("--mlp-epochs", type=int, default=None,
+              help="MLP probe epochs at most, early stopping (default 100).")
+@click.option("--mine-steps", type=int, default=None,
+              help="MINE critic training steps (default 300; 0 skips MINE).")
+@click.option("--ndm-steps", type=int, default=None,
+              help="NDM discriminator steps (default 500; 0 skips NDM).")
+@click.option("--no-baselines", is_flag=True,
+              help="Skip the random-weight and raw-pixel baselines.")
+def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):
+    """Probe a run's encoder (linear, MLP, kNN), MINE, NDM, with baselines."""
+    _evaluate(run_dir, dataset=dataset, data_dir=data_dir,
+              baselines=not no_baselines, **settings)
 
 
 

@@ -99,10 +99,13 @@ def extract_features(encoder, images, layers=("y",), batch_size=256,
     progbar = keras.utils.Progbar(n, verbose=verbose, unit_name="image")
     for start in range(0, n, batch_size):
         batch = images[start:start + batch_size]
-        # predict_on_batch runs in inference mode (training=False).
-        outputs = model.predict_on_batch(batch.astype("float32"))
+        # A direct call in inference mode: no traced function to retrace
+        # for the last, smaller batch or for each new encoder.
+        outputs = model(keras.ops.convert_to_tensor(batch, "float32"),
+                        training=False)
         for name in layers:
-            value = np.asarray(outputs[name], dtype="float32")
+            value = keras.ops.convert_to_numpy(outputs[name]).astype(
+                "float32")
             chunks[name].append(value.reshape(len(batch), -1))
         progbar.add(len(batch))
     return {

@@ -83,7 +83,7 @@ def ndm(y, eval_y=None, steps=1000, batch_size=128, learning_rate=1e-4,
 
     >>> import numpy as np
     >>> y = np.random.default_rng(0).normal(size=(2000, 4))
-    >>> ndm(y, steps=200)["estimate"]  # independent: close to 0  # doctest: +SKIP
+    >>> ndm(y, steps=200)["estimate"]  # close to 0  # doctest: +SKIP
 
     Args:
         y: array `[N, ...]` of representations (flattened).

@@ -26,7 +26,8 @@ def _check_xy(x, y, name):
             f"Received: {name}_x.shape={x.shape}, {name}_y.shape={y.shape}"
         )
     if len(x) == 0:
-        raise ValueError(f"{name}_x is empty. Received: {name}_x.shape={x.shape}")
+        raise ValueError(
+            f"{name}_x is empty. Received: {name}_x.shape={x.shape}")
     return x, y
 
 
@@ -80,13 +81,17 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=1.0,
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     train_x, train_y, test_x, test_y = _check_inputs(
         train_x, train_y, test_x, test_y
     )
     train_z, test_z = _standardize(train_x, test_x)
     classifier = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-    with warnings.catch_warnings():
+    # One BLAS thread: these matrices are small, and spinning BLAS threads
+    # beside TensorFlow's (or on a busy machine) made fits 10x slower.
+    with warnings.catch_warnings(), threadpool_limits(limits=1,
+                                                      user_api="blas"):
         # Hitting max_iter is a setting (recorded), not a failure.
         warnings.simplefilter("ignore", ConvergenceWarning)
         classifier.fit(train_z, train_y)
@@ -214,7 +219,10 @@ def mlp_probe(train_x, train_y, test_x, test_y, seed=0, hidden_units=200,
     )
     val_accuracy = history.history["val_accuracy"]
     best_epoch = int(np.argmax(val_accuracy)) + 1
-    probs = model.predict(test_z, batch_size=1024, verbose=0)
+    probs = np.concatenate([
+        keras.ops.convert_to_numpy(model(test_z[i:i + 1024], training=False))
+        for i in range(0, len(test_z), 1024)
+    ])
     return {
         "probe": "mlp",
         "accuracy": _accuracy(np.argmax(probs, axis=-1), test_y),

@@ -1,0 +1,393 @@
+"""`evaluate_run`: the paper's evaluation of a training run, with baselines.
+
+For a run directory written by `dim_keras.training.train`:
+
+1. load its encoder (`encoder.keras`) and its dataset (`config.json`, or
+   another dataset of the same image size);
+2. extract `conv`, `fc` and `y` features of the labelled train and test
+   splits;
+3. probe each (linear, MLP, kNN), fitting on train and scoring on test;
+4. estimate MINE I(X; Y) and the NDM of Y;
+5. do the same for the baselines: the same architecture with random
+   weights, and raw pixels (linear and kNN probes);
+6. write `evaluation.json`, `evaluation.md` and PNG plots in the run
+   directory.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from dim_keras.evaluation import report
+from dim_keras.evaluation.features import PROBED_LAYERS
+from dim_keras.evaluation.features import extract_features
+from dim_keras.training import CONFIG_FILE
+from dim_keras.training import ENCODER_FILE
+from dim_keras.training import RunError
+
+PROBES = ("linear", "mlp", "knn")
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    """Every setting of an evaluation.
+
+    Args:
+        layers: encoder outputs to probe.
+        probes: probes of the DIM encoder, some of `"linear"`, `"mlp"`,
+            `"knn"`.
+        baselines: bool, also evaluate random weights and raw pixels.
+        baseline_probes: probes of the baselines (those also in `probes`
+            run); linear and kNN by default, as the MLP probe is the
+            slowest.
+        batch_size: int, images per forward pass when extracting.
+        seed: int, seeds every probe, critic and the random encoder.
+        linear_c: float, inverse L2 strength of the linear probe.
+        linear_max_iter: int, its L-BFGS iterations at most.
+        mlp_epochs: int, MLP probe epochs at most (early stopping).
+        mlp_patience: int, epochs without validation gain before stopping.
+        mlp_learning_rate: float, MLP probe Adam learning rate. 1e-3 by
+            default: with early stopping it converges in a few epochs; the
+            paper's 1e-4 (whose authors varied it per probe) needs many
+            more.
+        mlp_batch_size: int, MLP probe batch size.
+        validation_fraction: float, share of train held out for early
+            stopping.
+        knn_k: int, neighbours of the kNN probe.
+        knn_temperature: float, kNN vote temperature.
+        mine_steps: int, MINE critic training batches (0 skips MINE).
+        mine_batch_size: int.
+        mine_units: int, MINE critic width.
+        mine_learning_rate: float.
+        ndm_steps: int, NDM discriminator training batches (0 skips NDM).
+        ndm_batch_size: int.
+        ndm_learning_rate: float.
+    """
+
+    layers: tuple = PROBED_LAYERS
+    probes: tuple = PROBES
+    baselines: bool = True
+    baseline_probes: tuple = ("linear", "knn")
+    batch_size: int = 256
+    seed: int = 0
+    linear_c: float = 1.0
+    linear_max_iter: int = 200
+    mlp_epochs: int = 100
+    mlp_patience: int = 5
+    mlp_learning_rate: float = 1e-3
+    mlp_batch_size: int = 64
+    validation_fraction: float = 0.1
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    mine_steps: int = 300
+    mine_batch_size: int = 128
+    mine_units: int = 64
+    mine_learning_rate: float = 1e-3
+    ndm_steps: int = 500
+    ndm_batch_size: int = 128
+    ndm_learning_rate: float = 1e-4
+
+    def validate(self):
+        """Checks the settings.
+
+        Raises:
+            ValueError: naming the bad setting and its value.
+        """
+        for name in ("probes", "baseline_probes"):
+            if any(p not in PROBES for p in getattr(self, name)):
+                raise ValueError(
+                    f"Unknown probe; expected some of {', '.join(PROBES)}. "
+                    f"Received: {name}={list(getattr(self, name))}"
+                )
+        unknown = [name for name in self.layers if name not in PROBED_LAYERS]
+        if unknown or not self.layers:
+            raise ValueError(
+                f"Unknown layer; expected some of {', '.join(PROBED_LAYERS)}."
+                f" Received: layers={list(self.layers)}"
+            )
+        positive = ("batch_size", "mlp_epochs", "mlp_batch_size", "knn_k",
+                    "linear_max_iter")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be positive. "
+                    f"Received: {name}={getattr(self, name)}"
+                )
+        for name in ("mine_steps", "ndm_steps", "mlp_patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(
+                    f"{name} must be non-negative. "
+                    f"Received: {name}={getattr(self, name)}"
+                )
+        for name in ("mine_batch_size", "ndm_batch_size"):
+            if getattr(self, name) < 2:
+                raise ValueError(
+                    f"{name} must be at least 2. "
+                    f"Received: {name}={getattr(self, name)}"
+                )
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(
+                "validation_fraction must be in (0, 1). "
+                f"Received: validation_fraction={self.validation_fraction}"
+            )
+        return self
+
+    def to_dict(self):
+        values = dataclasses.asdict(self)
+        values["layers"] = list(self.layers)
+        values["probes"] = list(self.probes)
+        values["baseline_probes"] = list(self.baseline_probes)
+        return values
+
+
+def read_run_config(run_dir):
+    """Reads a run's `config.json`.
+
+    Raises:
+        RunError: when `run_dir` is not a finished run directory.
+    """
+    path = os.path.join(run_dir, CONFIG_FILE)
+    encoder_path = os.path.join(run_dir, ENCODER_FILE)
+    if not os.path.isdir(run_dir):
+        raise RunError(f"No run directory at {run_dir}.")
+    if not os.path.exists(path) or not os.path.exists(encoder_path):
+        raise RunError(
+            f"{run_dir} is not a run directory with a trained encoder "
+            f"(needs {CONFIG_FILE} and {ENCODER_FILE}); train one with "
+            "`dim-keras train --out DIR`."
+        )
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunError(f"Cannot read {path}: {e}") from e
+
+
+def labelled_split(dataset, split):
+    """Images and labels of a split, refusing unlabelled data.
+
+    Args:
+        dataset: an `ImageDataset`.
+        split: `"train"` or `"test"`.
+
+    Returns:
+        `(images, labels)` numpy arrays.
+
+    Raises:
+        RunError: when the split is missing or has no labels.
+    """
+    hint = (
+        "the probes need labelled 'train' and 'test' splits; evaluate "
+        "with --dataset NAME, a labelled dataset of the same image size."
+    )
+    if getattr(dataset, "num_classes", None) is None:
+        raise RunError(f"Dataset {dataset.name!r} has no labels: {hint}")
+    try:
+        images, labels = dataset.arrays(split)
+    except (ValueError, KeyError) as e:
+        raise RunError(
+            f"Dataset {dataset.name!r} has no {split!r} split ({e}): {hint}"
+        ) from e
+    if labels is None or len(labels) == 0 or np.all(np.asarray(labels) < 0):
+        raise RunError(
+            f"Dataset {dataset.name!r} has no labels in its {split!r} "
+            f"split: {hint}"
+        )
+    labels = np.asarray(labels)
+    keep = labels >= 0  # -1 marks unlabelled examples (e.g. STL-10)
+    return np.asarray(images)[keep], labels[keep]
+
+
+def _check_image_size(encoder, images, dataset_name):
+    expected = tuple(encoder.input_shape[1:])
+    got = tuple(images.shape[1:])
+    if expected != got:
+        raise RunError(
+            f"The run's encoder takes images of shape {expected}, dataset "
+            f"{dataset_name!r} has {got}; evaluate on a dataset of the same "
+            f"image size. Received: images.shape={images.shape}"
+        )
+
+
+def random_encoder(encoder, seed):
+    """The same architecture as `encoder`, with freshly initialized weights.
+
+    Args:
+        encoder: a Functional encoder.
+        seed: int, seeds the initializers.
+
+    Returns:
+        A new `keras.Model` (inference-mode batch norm statistics are
+        the initial ones: mean 0, variance 1).
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.models.clone_model(encoder)
+
+
+def _timed(fn, *args, **kwargs):
+    started = time.time()
+    result = fn(*args, **kwargs)
+    result["seconds"] = round(time.time() - started, 2)
+    return result
+
+
+def _probe(name, train_x, train_y, test_x, test_y, config, num_classes):
+    from dim_keras.evaluation import probes
+
+    if name == "linear":
+        return probes.linear_probe(
+            train_x, train_y, test_x, test_y, seed=config.seed,
+            C=config.linear_c, max_iter=config.linear_max_iter,
+        )
+    if name == "mlp":
+        return probes.mlp_probe(
+            train_x, train_y, test_x, test_y, seed=config.seed,
+            learning_rate=config.mlp_learning_rate,
+            batch_size=config.mlp_batch_size, epochs=config.mlp_epochs,
+            patience=config.mlp_patience,
+            validation_fraction=config.validation_fraction,
+            num_classes=num_classes,
+        )
+    return probes.knn_probe(
+        train_x, train_y, test_x, test_y, k=config.knn_k,
+        temperature=config.knn_temperature,
+    )
+
+
+def _dependence(representation, train, test, config, log):
+    from dim_keras.evaluation.mine import mine
+    from dim_keras.evaluation.ndm import ndm
+
+    rows = []
+    if config.mine_steps:
+        log(f"  MINE I(X; Y) of {representation} "
+            f"({config.mine_steps} steps)")
+        result = _timed(
+            mine, train["images"], train["y"], test["images"], test["y"],
+            steps=config.mine_steps, batch_size=config.mine_batch_size,
+            units=config.mine_units,
+            learning_rate=config.mine_learning_rate, seed=config.seed,
+        )
+        rows.append({"representation": representation, "layer": "y",
+                     **result})
+    if config.ndm_steps:
+        log(f"  NDM of {representation} Y ({config.ndm_steps} steps)")
+        result = _timed(
+            ndm, train["y"], test["y"], steps=config.ndm_steps,
+            batch_size=config.ndm_batch_size,
+            learning_rate=config.ndm_learning_rate, seed=config.seed,
+        )
+        rows.append({"representation": representation, "layer": "y",
+                     **result})
+    return rows
+
+
+def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
+                 log=print, verbose=None):
+    """Evaluates a run's encoder and writes the report in its directory.
+
+    Args:
+        run_dir: str, a run directory from `dim-keras train`.
+        dataset: str or None, dataset name; None takes the run's.
+        data_dir: str or None, where datasets are stored; None takes the
+            run's.
+        config: `EvaluationConfig` or None for the defaults.
+        log: callable for one-line progress messages.
+        verbose: 1 shows progress bars while extracting features, 0 does
+            not; None shows them on a terminal only.
+
+    Returns:
+        The results dict (as written to `evaluation.json`), with `paths`.
+
+    Raises:
+        RunError: for a missing run, unlabelled data or mismatched image
+            sizes, with a message saying what to do.
+    """
+    import keras
+
+    from dim_keras.data import get_dataset
+
+    config = (config or EvaluationConfig()).validate()
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 0
+    started = time.time()
+    run_config = read_run_config(run_dir)
+    name = dataset or run_config.get("dataset")
+    try:
+        data = get_dataset(name,
+                           data_dir=data_dir or run_config.get("data_dir"))
+    except ValueError as e:
+        raise RunError(str(e)) from e
+    train_images, train_labels = labelled_split(data, "train")
+    test_images, test_labels = labelled_split(data, "test")
+    num_classes = int(data.num_classes)
+
+    import dim_keras.networks  # noqa: F401 (registers dim-keras layers)
+
+    encoder = keras.saving.load_model(os.path.join(run_dir, ENCODER_FILE))
+    _check_image_size(encoder, train_images, name)
+    log(f"Evaluating {run_dir} on {name} ({len(train_labels)} train, "
+        f"{len(test_labels)} test images, {num_classes} classes).")
+
+    encoders = {"dim": encoder}
+    if config.baselines:
+        encoders["random"] = random_encoder(encoder, config.seed)
+    layers = tuple(config.layers)
+    feature_layers = tuple(dict.fromkeys(layers + ("y",)))
+    probe_rows, dependence_rows = [], []
+    for representation, model in encoders.items():
+        log(f"Features of the {representation} encoder "
+            f"({', '.join(layers)}):")
+        train = extract_features(model, train_images, feature_layers,
+                                 config.batch_size, verbose=verbose)
+        test = extract_features(model, test_images, feature_layers,
+                                config.batch_size, verbose=verbose)
+        probes = config.probes if representation == "dim" else [
+            p for p in config.probes if p in config.baseline_probes]
+        for layer in layers:
+            for probe in probes:
+                log(f"  {probe} probe on {representation} {layer} "
+                    f"({train[layer].shape[1]} features)")
+                result = _timed(_probe, probe, train[layer], train_labels,
+                                test[layer], test_labels, config,
+                                num_classes)
+                probe_rows.append({"representation": representation,
+                                   "layer": layer, **result})
+        train["images"], test["images"] = train_images, test_images
+        dependence_rows += _dependence(representation, train, test,
+                                       config, log)
+    if config.baselines:
+        flat_train = train_images.reshape(len(train_images), -1)
+        flat_test = test_images.reshape(len(test_images), -1)
+        for probe in config.probes:
+            if probe not in config.baseline_probes:
+                continue
+            log(f"  {probe} probe on pixels ({flat_train.shape[1]} values)")
+            result = _timed(_probe, probe, flat_train, train_labels,
+                            flat_test, test_labels, config, num_classes)
+            probe_rows.append({"representation": "pixels",
+                               "layer": "pixels", **result})
+
+    results = {
+        "run_dir": run_dir,
+        "dataset": name,
+        "encoder": run_config.get("encoder"),
+        "splits": {"train": int(len(train_labels)),
+                   "test": int(len(test_labels))},
+        "num_classes": num_classes,
+        "chance_accuracy": float(np.max(np.bincount(test_labels))
+                                 / len(test_labels)),
+        "settings": config.to_dict(),
+        "run_config": run_config,
+        "probes": probe_rows,
+        "dependence": dependence_rows,
+        "seconds": round(time.time() - started, 1),
+    }
+    results["paths"] = report.write_report(run_dir, results)
+    return results

@@ -1,0 +1,269 @@
+"""Writing an evaluation: JSON, a Markdown table like the paper's, plots.
+
+- `evaluation.json`: every number with its settings;
+- `evaluation.md`: accuracies (%) with rows = probe and columns = the
+  probed layers of the DIM encoder, then of the random-weight baseline,
+  then raw pixels; and a table of MINE and NDM (nats);
+- `history.png`: the training curves of `history.csv`;
+- `probes.png`: probe accuracies as bars, beside the baselines.
+
+Plots use matplotlib's Agg canvas directly (no `pyplot`, no display).
+"""
+
+import csv
+import json
+import os
+
+from dim_keras.training import HISTORY_FILE
+from dim_keras.training import atomic_save
+from dim_keras.training import atomic_write_text
+
+REPRESENTATIONS = ("dim", "random", "pixels")
+TITLES = {"dim": "DIM", "random": "Random", "pixels": "Pixels"}
+PROBE_TITLES = {
+    "linear": "Linear (logistic regression)",
+    "mlp": "MLP (200 units)",
+    "knn": "kNN (cosine)",
+}
+MEASURE_TITLES = {
+    "mine": "MINE I(X; Y) (nats)",
+    "ndm": "NDM (nats)",
+}
+
+
+def _columns(rows):
+    columns = []
+    for representation in REPRESENTATIONS:
+        for row in rows:
+            key = (row["representation"], row["layer"])
+            if row["representation"] == representation and key not in columns:
+                columns.append(key)
+    return columns
+
+
+def _header(columns):
+    names = []
+    for representation, layer in columns:
+        title = TITLES.get(representation, representation)
+        names.append(title if layer == representation else f"{title} {layer}")
+    return names
+
+
+def _table(header, body):
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def probe_table(results):
+    """Markdown table of accuracies (%): rows = probe, columns = layers."""
+    rows = results["probes"]
+    columns = _columns(rows)
+    probes = list(dict.fromkeys(row["probe"] for row in rows))
+    cells = {(r["probe"], r["representation"], r["layer"]): r for r in rows}
+    body = []
+    for probe in probes:
+        line = [PROBE_TITLES.get(probe, probe)]
+        for representation, layer in columns:
+            row = cells.get((probe, representation, layer))
+            line.append("—" if row is None else f"{100 * row['accuracy']:.2f}")
+        body.append(line)
+    return _table(["Probe"] + _header(columns), body)
+
+
+def dependence_table(results):
+    """Markdown table of MINE and NDM estimates (nats), or ``""``."""
+    rows = results.get("dependence", [])
+    if not rows:
+        return ""
+    columns = _columns(rows)
+    measures = list(dict.fromkeys(row["measure"] for row in rows))
+    cells = {(r["measure"], r["representation"], r["layer"]): r
+             for r in rows}
+    body = []
+    for measure in measures:
+        line = [MEASURE_TITLES.get(measure, measure)]
+        for representation, layer in columns:
+            row = cells.get((measure, representation, layer))
+            line.append("—" if row is None else f"{row['estimate']:.3f}")
+        body.append(line)
+    return _table(["Measure"] + _header(columns), body)
+
+
+def _settings_lines(results):
+    s = results["settings"]
+    lines = [
+        f"- Linear: multinomial logistic regression on standardized "
+        f"features, C={s['linear_c']}, at most {s['linear_max_iter']} "
+        "L-BFGS iterations.",
+        f"- MLP: dense 200, batch norm, dropout 0.1, ReLU, softmax; Adam "
+        f"lr {s['mlp_learning_rate']}, batch {s['mlp_batch_size']}, at most "
+        f"{s['mlp_epochs']} epochs, early stopping (patience "
+        f"{s['mlp_patience']}) on {100 * s['validation_fraction']:.0f}% of "
+        "train held out.",
+        f"- kNN: k={s['knn_k']}, cosine similarity, votes weighted by "
+        f"exp(similarity / {s['knn_temperature']}).",
+    ]
+    if s["mine_steps"]:
+        lines.append(
+            "- MINE: Donsker-Varadhan critic between images and Y, "
+            f"{s['mine_steps']} steps of batch {s['mine_batch_size']}, "
+            "measured on the test split.")
+    if s["ndm_steps"]:
+        lines.append(
+            "- NDM: discriminator 1000-200-1, Y against Y with dimensions "
+            f"shuffled across the batch, {s['ndm_steps']} steps of batch "
+            f"{s['ndm_batch_size']}; DV value on the test split.")
+    if s["baselines"]:
+        lines.append("- Baselines: the same architecture with random "
+                     "weights; raw pixel values.")
+    return "\n".join(lines)
+
+
+def markdown(results):
+    """The whole `evaluation.md` text."""
+    parts = [
+        f"# Evaluation of {results['run_dir']}",
+        "",
+        f"Dataset `{results['dataset']}`: probes fit on "
+        f"{results['splits']['train']} train images and are scored on "
+        f"{results['splits']['test']} test images "
+        f"({results['num_classes']} classes; the most frequent class is "
+        f"{100 * results['chance_accuracy']:.2f}% of test).",
+        "",
+        "## Top-1 test accuracy (%)",
+        "",
+        probe_table(results),
+        "",
+    ]
+    dependence = dependence_table(results)
+    if dependence:
+        parts += ["## Dependence measures", "", dependence, ""]
+    parts += ["## Settings", "", _settings_lines(results), ""]
+    return "\n".join(parts)
+
+
+def _new_figure(width, height):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save_figure(figure, path):
+    figure.tight_layout()
+    atomic_save(path, lambda tmp: figure.savefig(tmp, format="png"))
+
+
+def read_history(path):
+    """Reads `history.csv` into a dict of column name to list of floats."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {key: [float(row[key]) for row in rows] for key in rows[0]}
+
+
+def plot_history(history, path):
+    """Plots every training curve against the epoch (one panel each).
+
+    Args:
+        history: dict from `read_history`, with an `epoch` column.
+        path: str, the PNG to write.
+    """
+    keys = [k for k in history if k != "epoch"]
+    cols = min(3, len(keys))
+    rows = (len(keys) + cols - 1) // cols
+    figure = _new_figure(4 * cols, 3 * rows)
+    for i, key in enumerate(keys):
+        axes = figure.add_subplot(rows, cols, i + 1)
+        axes.plot(history["epoch"], history[key], marker="o", markersize=3)
+        axes.set_title(key)
+        axes.set_xlabel("epoch")
+        axes.grid(alpha=0.3)
+    _save_figure(figure, path)
+
+
+def plot_probes(results, path):
+    """Bar chart of probe accuracies: DIM beside its baselines.
+
+    One panel per probe; bars grouped by layer, one colour per
+    representation; raw pixels as a dashed line.
+
+    Args:
+        results: the evaluation results dict.
+        path: str, the PNG to write.
+    """
+    rows = results["probes"]
+    probes = list(dict.fromkeys(row["probe"] for row in rows))
+    layers = list(dict.fromkeys(
+        row["layer"] for row in rows if row["representation"] != "pixels"))
+    encoders = [r for r in ("dim", "random")
+                if any(row["representation"] == r for row in rows)]
+    figure = _new_figure(4 * len(probes), 3.5)
+    width = 0.8 / max(1, len(encoders))
+    for p, probe in enumerate(probes):
+        axes = figure.add_subplot(1, len(probes), p + 1)
+        for e, representation in enumerate(encoders):
+            values = [
+                next((100 * row["accuracy"] for row in rows
+                      if row["probe"] == probe and row["layer"] == layer
+                      and row["representation"] == representation),
+                     float("nan"))
+                for layer in layers
+            ]
+            positions = [i + (e - (len(encoders) - 1) / 2) * width
+                         for i in range(len(layers))]
+            bars = axes.bar(positions, values, width,
+                            label=TITLES[representation])
+            axes.bar_label(bars, fmt="%.1f", fontsize=7)
+        for row in rows:
+            if row["representation"] == "pixels" and row["probe"] == probe:
+                axes.axhline(100 * row["accuracy"], color="black",
+                             linestyle="--", label="Pixels")
+        axes.axhline(100 * results["chance_accuracy"], color="grey",
+                     linestyle=":", label="Most frequent class")
+        axes.set_xticks(range(len(layers)))
+        axes.set_xticklabels(layers)
+        axes.set_ylim(0, 105)
+        axes.set_ylabel("test accuracy (%)")
+        axes.set_title(PROBE_TITLES.get(probe, probe))
+    legend = {}
+    for axes in figure.axes:
+        for handle, label in zip(*axes.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    figure.legend(legend.values(), legend.keys(), loc="lower center",
+                  ncol=len(legend), fontsize="small")
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    atomic_save(path, lambda tmp: figure.savefig(tmp, format="png"))
+
+
+def write_report(run_dir, results):
+    """Writes `evaluation.json`, `evaluation.md` and the plots.
+
+    Args:
+        run_dir: str, the run directory.
+        results: the evaluation results dict (without `paths`).
+
+    Returns:
+        Dict of what was written to its path.
+    """
+    paths = {
+        "json": os.path.join(run_dir, "evaluation.json"),
+        "markdown": os.path.join(run_dir, "evaluation.md"),
+        "probes_plot": os.path.join(run_dir, "probes.png"),
+    }
+    plot_probes(results, paths["probes_plot"])
+    history_path = os.path.join(run_dir, HISTORY_FILE)
+    history = read_history(history_path) if os.path.exists(
+        history_path) else {}
+    if len(history) > 1:
+        paths["history_plot"] = os.path.join(run_dir, "history.png")
+        plot_history(history, paths["history_plot"])
+    atomic_write_text(paths["markdown"], markdown(results))
+    atomic_write_text(paths["json"],
+                      json.dumps({**results, "paths": paths}, indent=1))
+    return paths

@@ -1,0 +1,138 @@
+"""evaluate_run and `dim-keras evaluate` on a tiny fake run."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from apps.cli import main
+from dim_keras import data
+from dim_keras.data import ImageDataset
+from dim_keras.evaluation import EvaluationConfig
+from dim_keras.evaluation import evaluate_run
+from dim_keras.networks import basic32x32
+from dim_keras.training import RunError
+
+SIZE = 16
+
+
+def _fake_dataset(name, labelled=True, n_train=48, n_test=24, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        labels = rng.integers(3, size=n)
+        # Class c brightens channel c: easy to tell apart.
+        images = rng.integers(0, 60, size=(n, SIZE, SIZE, 3))
+        images[np.arange(n), :, :, labels] += 150
+        return images.astype(np.uint8), labels.astype(np.int64)
+
+    return ImageDataset(
+        name, SIZE, 3 if labelled else None,
+        {"train": split(n_train), "test": split(n_test)},
+    )
+
+
+@pytest.fixture
+def fake_run(tmp_path, monkeypatch):
+    datasets = {"fake": _fake_dataset("fake"),
+                "fake_unlabelled": _fake_dataset("fake_unlabelled",
+                                                 labelled=False)}
+
+    def get_dataset(name, data_dir=None):
+        if name not in datasets:
+            raise ValueError(f"Unknown dataset. Received: dataset={name!r}")
+        return datasets[name]
+
+    monkeypatch.setattr(data, "get_dataset", get_dataset)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    keras.utils.set_random_seed(0)
+    basic32x32(image_size=SIZE, representation_dim=8).save(
+        str(run_dir / "encoder.keras"))
+    (run_dir / "config.json").write_text(
+        json.dumps({"dataset": "fake", "encoder": "basic32x32"}))
+    (run_dir / "history.csv").write_text(
+        "epoch,loss,local_mi\n1,3.0,-3.0\n2,2.0,-2.0\n")
+    return str(run_dir)
+
+
+TINY = dict(mlp_epochs=2, mlp_patience=1, mine_steps=3, mine_batch_size=8,
+            mine_units=8, ndm_steps=3, ndm_batch_size=8)
+
+
+def test_evaluate_run_writes_every_number_and_the_tables(fake_run):
+    results = evaluate_run(fake_run, config=EvaluationConfig(**TINY),
+                           log=lambda message: None, verbose=0)
+    for name in ("evaluation.json", "evaluation.md", "probes.png",
+                 "history.png"):
+        assert os.path.getsize(os.path.join(fake_run, name)) > 0
+    with open(os.path.join(fake_run, "evaluation.json")) as f:
+        written = json.load(f)
+    probes = written["probes"]
+    # DIM: 3 layers x 3 probes; baselines: linear and kNN by default.
+    assert len(probes) == 3 * 3 + 3 * 2 + 2
+    assert not [p for p in probes
+                if p["representation"] != "dim" and p["probe"] == "mlp"]
+    assert {(p["representation"], p["probe"]) for p in probes
+            if p["layer"] == "pixels"} == {("pixels", "linear"),
+                                           ("pixels", "knn")}
+    assert all(0.0 <= p["accuracy"] <= 1.0 for p in probes)
+    conv = [p for p in probes if p["layer"] == "conv"][0]
+    assert conv["feature_dim"] == 2 * 2 * 256 and conv["test_size"] == 24
+    # Pixel probes see the flattened images.
+    assert [p["feature_dim"] for p in probes
+            if p["layer"] == "pixels"] == [SIZE * SIZE * 3] * 2
+    measures = {(d["representation"], d["measure"])
+                for d in written["dependence"]}
+    assert measures == {("dim", "mine"), ("dim", "ndm"), ("random", "mine"),
+                        ("random", "ndm")}
+    assert written["settings"]["mine_steps"] == 3
+    table = open(os.path.join(fake_run, "evaluation.md")).read()
+    assert "| Probe | DIM conv | DIM fc | DIM y | Random conv |" in table
+    assert "Pixels |" in table and "MINE" in table and "NDM" in table
+    mlp_row = [line for line in table.splitlines()
+               if line.startswith("| MLP")][0]
+    assert mlp_row.count("—") == 4  # random conv, fc, y and pixels
+    assert results["paths"]["json"].endswith("evaluation.json")
+
+
+def test_easy_classes_are_probed_well_from_pixels(fake_run):
+    results = evaluate_run(
+        fake_run, config=EvaluationConfig(probes=("linear", "knn"),
+                                          layers=("y",), mine_steps=0,
+                                          ndm_steps=0),
+        log=lambda message: None, verbose=0)
+    pixel = [p for p in results["probes"] if p["layer"] == "pixels"]
+    assert all(p["accuracy"] == 1.0 for p in pixel)
+
+
+def test_a_run_without_labels_gets_a_clear_message(fake_run):
+    with pytest.raises(RunError, match="has no labels"):
+        evaluate_run(fake_run, dataset="fake_unlabelled",
+                     log=lambda message: None)
+    result = CliRunner().invoke(
+        main, ["evaluate", fake_run, "--dataset", "fake_unlabelled"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Dataset 'fake_unlabelled' has no"
+                                    " labels")
+    assert "Traceback" not in result.output
+
+
+def test_cli_refuses_a_directory_that_is_not_a_run(tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "is not a run directory" in result.output
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "No run directory" in result.output
+
+
+def test_cli_evaluate_prints_the_table(fake_run):
+    result = CliRunner().invoke(
+        main, ["evaluate", fake_run, "--mlp-epochs", "1", "--mine-steps", "0",
+               "--ndm-steps", "0", "--no-baselines"])
+    assert result.exit_code == 0, result.output
+    assert "| Probe | DIM conv | DIM fc | DIM y |" in result.output
+    assert "Random" not in result.output

@@ -1,0 +1,73 @@
+"""Probes: near 100% on separable features, near chance on random labels."""
+
+import numpy as np
+import pytest
+
+from dim_keras.evaluation.probes import knn_probe
+from dim_keras.evaluation.probes import linear_probe
+from dim_keras.evaluation.probes import mlp_probe
+
+
+def _separable(n, classes=4, dim=16, seed=0):
+    """Gaussian blobs around well separated class means."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=6.0, size=(classes, dim))
+    labels = rng.integers(classes, size=n)
+    features = means[labels] + rng.normal(size=(n, dim))
+    return features.astype("float32"), labels
+
+
+def _random_labels(n, classes=4, dim=16, seed=1):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, dim)).astype("float32"),
+            rng.integers(classes, size=n))
+
+
+def test_linear_probe_separable_and_random():
+    x, y = _separable(600)
+    result = linear_probe(x[:400], y[:400], x[400:], y[400:])
+    assert result["accuracy"] >= 0.99
+    assert result["feature_dim"] == 16 and result["test_size"] == 200
+    x, y = _random_labels(2000)
+    result = linear_probe(x[:1000], y[:1000], x[1000:], y[1000:])
+    # Chance is 1/4; 1000 test labels: standard deviation about 0.014.
+    assert abs(result["accuracy"] - 0.25) < 0.06
+
+
+def test_knn_probe_separable_and_random():
+    x, y = _separable(600)
+    result = knn_probe(x[:400], y[:400], x[400:], y[400:], k=5)
+    assert result["accuracy"] >= 0.99
+    x, y = _random_labels(2000)
+    result = knn_probe(x[:1000], y[:1000], x[1000:], y[1000:])
+    assert abs(result["accuracy"] - 0.25) < 0.06
+
+
+def test_knn_probe_uses_cosine_similarity():
+    # Same direction, different lengths: cosine neighbours agree.
+    train_x = np.array([[1.0, 0.0], [10.0, 0.0], [0.0, 1.0], [0.0, 9.0]])
+    train_y = np.array([0, 0, 1, 1])
+    test_x = np.array([[100.0, 1.0], [0.1, 5.0]])
+    result = knn_probe(train_x, train_y, test_x, np.array([0, 1]), k=2)
+    assert result["accuracy"] == 1.0
+
+
+def test_mlp_probe_separable_and_random():
+    x, y = _separable(600)
+    result = mlp_probe(x[:400], y[:400], x[400:], y[400:], epochs=30,
+                       patience=5, learning_rate=1e-2)
+    assert result["accuracy"] >= 0.97
+    assert result["train_size"] + result["validation_size"] == 400
+    assert 1 <= result["best_epoch"] <= result["epochs_run"] <= 30
+    x, y = _random_labels(1200)
+    result = mlp_probe(x[:600], y[:600], x[600:], y[600:], epochs=10,
+                       patience=3, learning_rate=1e-2)
+    assert abs(result["accuracy"] - 0.25) < 0.08
+
+
+def test_probes_refuse_mismatched_inputs():
+    x, y = _separable(20)
+    with pytest.raises(ValueError, match="Received"):
+        linear_probe(x, y[:10], x, y)
+    with pytest.raises(ValueError, match="same number of features"):
+        knn_probe(x, y, x[:, :3], y)
