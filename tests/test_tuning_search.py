@@ -219,7 +219,7 @@ def test_tiny_search_then_train_the_best_config(tmp_path):
 
     run = str(tmp_path / "run")
     trained = CliRunner().invoke(
-        main, ["train", "--config", best_path, "--out", run]
+        main, ["train", "--config", best_path, "--out", run, "--no-evaluate"]
     )
     assert trained.exit_code == 0, trained.output
     with open(os.path.join(run, "config.json")) as f:
