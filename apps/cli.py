@@ -252,6 +252,80 @@ def datasets(data_dir):
     for line in describe_all(data_dir):
         click.echo(line)
 
+@main.command()
+@click.option("--dataset", default="digits", show_default=True)
+@click.option("--data-dir", default=None, help="Where datasets are stored.")
+@click.option("--tuner", default="random", show_default=True,
+              help="random, bayesian or hyperband.")
+@click.option("--max-trials", type=int, default=10, show_default=True,
+              help="Trials in all; rerun with more to extend a search.")
+@click.option("--epochs-per-trial", type=int, default=2, show_default=True,
+              help="Training epochs per trial (Hyperband: the most).")
+@click.option("--probe", default="linear", show_default=True,
+              help="Scoring probe: linear, mlp or knn.")
+@click.option("--layer", default="y", show_default=True,
+              help="Probed encoder output: conv, fc or y.")
+@click.option("--val-fraction", type=float, default=0.2, show_default=True,
+              help="Share of labelled training images that scores probes.")
+@click.option("--max-failed", type=int, default=3, show_default=True,
+              help="Failed trials in a row that stop the search.")
+@click.option("--estimator", default=None, help="Pin: jsd, dv or nce.")
+@click.option("--alpha", type=float, default=None, help="Pin global MI weight.")
+@click.option("--beta", type=float, default=None, help="Pin local MI weight.")
+@click.option("--gamma", type=float, default=None, help="Pin prior weight.")
+@click.option("--lr", type=float, default=None, help="Pin learning rate.")
+@click.option("--encoder", default=None)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--critic-units", type=int, default=None)
+@click.option("--local-critic", default="encode_and_dot", show_default=True)
+@click.option("--gradient-penalty", type=float, default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-jit", is_flag=True,
+              help="Never XLA-compile the step (default: on GPUs only).")
+@click.option("--verbose", is_flag=True, help="KerasTuner's and Keras' logs.")
+@click.option("--out", required=True,
+              help="Search directory; an existing search there continues.")
+def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
+         val_fraction, max_failed, no_jit, verbose, **options):
+    """Search alpha, beta, gamma, estimator and lr by probe accuracy."""
+    from dim_keras.training import RunError
+    from dim_keras.training import TrainConfig
+
+    try:
+        from tuning.search import SearchSettings
+        from tuning.search import run_search
+    except ImportError as e:
+        fail(f"dim-keras tune needs keras-tuner (pip install keras-tuner): {e}")
+    pins = {k: options.pop(k) for k in ("estimator", "alpha", "beta",
+                                        "gamma", "lr")}
+    pins = {k: v for k, v in pins.items() if v is not None}
+    try:
+        settings = SearchSettings(
+            base=TrainConfig(jit_compile=False if no_jit else None,
+                             **options),
+            tuner=tuner,
+            max_trials=max_trials, epochs_per_trial=epochs_per_trial,
+            pins=pins, probe=probe, layer=layer, val_fraction=val_fraction,
+            max_failed=max_failed,
+        ).validate()
+        summary = run_search(settings, out, log=click.echo, verbose=verbose)
+    except ValueError as e:
+        fail(str(e))
+    except RunError as e:
+        fail(str(e), code=1)
+    except KeyboardInterrupt:
+        fail(f"interrupted; rerun with --out {out} to continue.", code=130)
+    if summary["role"] == "worker":
+        click.echo("Worker done; the chief writes the results.")
+        return
+    paths, best = summary["paths"], summary["best"]
+    click.echo(f"Trials: {paths['csv']}, {paths['markdown']}")
+    if best is None:
+        fail("no trial completed, so there is no best configuration.", code=1)
+    click.echo(f"Best: trial {best['trial']}, val_probe_acc "
+               f"{best['val_probe_acc']:.4f}; train it with: "
+               f"dim-keras train --config {paths['best']}")
+
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,228 @@
+"""`dim-keras tune`: a KerasTuner search in a directory that survives restarts.
+
+The search directory holds:
+
+- `search.json`: the search's settings (all but `max_trials`); a rerun with
+  other settings is refused, a rerun with the same ones continues;
+- `kt/`: KerasTuner's project (the oracle's state, one `trial_<id>` folder
+  per trial with `trial.json` and the trial's `run/` training directory);
+- `trials.csv`, `trials.md` and `best.json` (see `tuning.results`).
+
+Distributed tuning uses KerasTuner's own mechanism: with
+`KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT` and `KERASTUNER_TUNER_ID`
+set, the process whose id contains `chief` serves the oracle over gRPC and
+writes the results when every trial has ended; the others (`tuner0`,
+`tuner1`, ...) run trials. All share the search directory.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+
+from dim_keras.training import RunError
+from dim_keras.training import TrainConfig
+from dim_keras.training import atomic_write_text
+from tuning import scoring
+from tuning import space
+from tuning.tuner import TUNERS
+
+SETTINGS_FILE = "search.json"
+PROJECT = "kt"
+
+
+@dataclasses.dataclass
+class SearchSettings:
+    """Every setting of a search.
+
+    Args:
+        base: `TrainConfig` of the settings not searched (dataset,
+            encoder, batch size, critic width, seed, ...); its `epochs`,
+            `estimator`, `alpha`, `beta`, `gamma` and `lr` are ignored.
+        tuner: `"random"`, `"bayesian"` or `"hyperband"`.
+        max_trials: int, trials in all (a rerun may raise it).
+        epochs_per_trial: int, training epochs per trial (Hyperband's
+            largest budget).
+        pins: dict of values that are not searched, e.g.
+            `{"estimator": "nce"}` (see `tuning.space.PINNABLE`).
+        probe: `"linear"`, `"mlp"` or `"knn"`.
+        layer: encoder output probed: `"conv"`, `"fc"` or `"y"`.
+        val_fraction: share of the labelled training images held out to
+            score the probe.
+        max_failed: failed trials in a row that stop the search.
+    """
+
+    base: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    tuner: str = "random"
+    max_trials: int = 10
+    epochs_per_trial: int = 2
+    pins: dict = dataclasses.field(default_factory=dict)
+    probe: str = "linear"
+    layer: str = "y"
+    val_fraction: float = 0.2
+    max_failed: int = 3
+
+    def validate(self):
+        """Checks every setting; returns self.
+
+        Raises:
+            ValueError: naming the bad setting and its value.
+        """
+        if self.tuner not in TUNERS:
+            raise ValueError(
+                f"Unknown tuner; expected one of {', '.join(TUNERS)}. "
+                f"Received: tuner={self.tuner!r}"
+            )
+        for name in ("max_trials", "epochs_per_trial", "max_failed"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be at least 1. "
+                    f"Received: {name}={getattr(self, name)}"
+                )
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(
+                "val_fraction must be in (0, 1). "
+                f"Received: val_fraction={self.val_fraction}"
+            )
+        scoring.check_probe(self.probe, self.layer)
+        self.pins = space.check_pins(self.pins)
+        # The base settings with any valid searched values.
+        dataclasses.replace(
+            self.base, epochs=self.epochs_per_trial, estimator="jsd",
+            alpha=1.0, beta=1.0, gamma=0.1, lr=1e-4,
+        ).validate()
+        return self
+
+    def comparable(self):
+        """The settings a rerun must repeat (all but `max_trials`)."""
+        values = dataclasses.asdict(self)
+        values.pop("max_trials")
+        values["base"].pop("data_dir")
+        return values
+
+
+def _check_settings_file(out_dir, settings):
+    path = os.path.join(out_dir, SETTINGS_FILE)
+    wanted = settings.comparable()
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        if previous != json.loads(json.dumps(wanted)):
+            changed = sorted(
+                k for k in set(previous) | set(wanted)
+                if json.dumps(previous.get(k), sort_keys=True)
+                != json.dumps(wanted.get(k), sort_keys=True)
+            )
+            raise RunError(
+                f"{out_dir} holds a search with other settings "
+                f"({', '.join(changed)}); use another --out, or the same "
+                "settings (any --max-trials) to continue it."
+            )
+        return
+    atomic_write_text(path, json.dumps(wanted, indent=2) + "\n")
+
+
+def role():
+    """This process's part in a search: `"alone"`, `"chief"` or `"worker"`."""
+    from keras_tuner.src.distribute import utils
+
+    if not utils.has_chief_oracle():
+        return "alone"
+    return "chief" if utils.is_chief_oracle() else "worker"
+
+
+def run_search(settings, out_dir, log=print, verbose=False):
+    """Runs (or continues) a search in `out_dir`.
+
+    Args:
+        settings: `SearchSettings`.
+        out_dir: str, the search directory (created if needed).
+        log: callable for one-line progress messages.
+        verbose: show KerasTuner's own trial display and Keras' epochs.
+
+    Returns:
+        Dict with `role`, and for `"alone"` and `"chief"` the results of
+        `tuning.results.write_results` (`rows`, `best`, `best_config`,
+        `paths`).
+
+    Raises:
+        ValueError: on bad settings.
+        RunError: if `out_dir` holds a search with other settings, or the
+            search stopped after `max_failed` failed trials in a row.
+    """
+    from dim_keras.data import get_dataset
+    from dim_keras.networks.encoders import ENCODER_IMAGE_SIZE
+    from tuning import results
+    from tuning.tuner import DIMHyperModel
+    from tuning.tuner import DIMTuner
+    from tuning.tuner import make_oracle
+
+    settings.validate()
+    base = settings.base
+    dataset = get_dataset(
+        base.dataset,
+        data_dir=base.data_dir,
+        image_size=ENCODER_IMAGE_SIZE.get(base.encoder),
+    )
+    if base.encoder is None:
+        base = dataclasses.replace(base, encoder=dataset.default_encoder)
+        settings = dataclasses.replace(settings, base=base)
+    os.makedirs(out_dir, exist_ok=True)
+    _check_settings_file(out_dir, settings)
+    part = role()
+
+    split = scoring.validation_split(dataset, settings.val_fraction, base.seed)
+    scorer = scoring.ProbeScorer(split, settings.probe, settings.layer,
+                                 seed=base.seed)
+    oracle = make_oracle(
+        settings.tuner, settings.max_trials, settings.epochs_per_trial,
+        seed=base.seed, max_consecutive_failed_trials=settings.max_failed,
+    )
+    hypermodel = DIMHyperModel(base, settings.pins, settings.epochs_per_trial)
+    tuner = DIMTuner(oracle, hypermodel, scorer, directory=out_dir,
+                     project_name=PROJECT, log=log,
+                     train_verbose=2 if verbose else 0)
+    if part == "alone":
+        done = sum(t.status in ("COMPLETED", "FAILED")
+                   for t in tuner.oracle.trials.values())
+        log(
+            f"Search in {out_dir}: {settings.tuner}, {done} of "
+            f"{settings.max_trials} trials done, {len(split[0])} probe "
+            f"training and {len(split[2])} validation images."
+        )
+    elif part == "chief":
+        log(f"Chief: serving the {settings.tuner} oracle for {out_dir}.")
+    else:
+        log(f"Worker {tuner.tuner_id}: running trials for {out_dir}.")
+
+    # KerasTuner prints a failed trial's traceback when DEBUG is on (its
+    # default); the trial's table row and progress line give the reason.
+    from keras_tuner.src import config as kt_config
+
+    kt_config.DEBUG = verbose
+    if not verbose:
+        # TensorFlow warns of retracing as each trial builds new models.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    stopped = None
+    try:
+        tuner.search(verbose=1 if (verbose or part == "chief") else 0)
+    except RuntimeError as e:
+        if "consecutive failures" not in str(e):
+            raise
+        stopped = str(e).splitlines()[0]
+    if part == "worker":
+        return {"role": part}
+    if part == "chief":
+        tuner.save()  # the oracle, now that no trial is ongoing
+    summary = results.write_results(
+        out_dir, tuner.oracle.trials.values(), tuner.trial_config,
+        tuner.trial_failure,
+    )
+    summary["role"] = part
+    if stopped:
+        raise RunError(
+            f"Search stopped: {stopped} (--max-failed "
+            f"{settings.max_failed}). Results so far are in "
+            f"{summary['paths']['markdown']}."
+        )
+    return summary

@@ -1,0 +1,130 @@
+"""The search space of `dim-keras tune`: α, β, γ, the estimator, the rate.
+
+Which mutual-information terms train the encoder is itself a choice,
+`mi_terms` in `{"local", "global", "both"}`; α (global MI) is sampled only
+when the global term is on and β (local MI) only when the local term is on,
+each on a log scale. A term that is off has weight 0, so α + β > 0 in every
+trial without rejecting anything (KerasTuner conditional scopes). γ (prior
+matching) and the learning rate are sampled on log scales.
+
+Any of `estimator`, `alpha`, `beta`, `gamma` and `lr` can be pinned to one
+value; a pinned value is recorded as a `Fixed` hyperparameter, and the
+choice of `mi_terms` is narrowed to the terms the pins allow.
+"""
+
+import math
+
+from dim_keras import estimators
+from dim_keras import objective
+
+PINNABLE = ("estimator", "alpha", "beta", "gamma", "lr")
+MI_TERMS = ("local", "global", "both")
+RANGES = {
+    "alpha": (0.05, 2.0),
+    "beta": (0.05, 2.0),
+    "gamma": (0.01, 1.0),
+    "lr": (1e-5, 1e-3),
+}
+
+
+def _uses(term, mi_terms):
+    return mi_terms in (term, "both")
+
+
+def check_pins(pins):
+    """Checks pinned values and that they leave something to train.
+
+    Args:
+        pins: dict, name (one of `PINNABLE`) to value.
+
+    Returns:
+        The pins, floats as floats.
+
+    Raises:
+        ValueError: on an unknown name or a bad value.
+    """
+    unknown = sorted(set(pins) - set(PINNABLE))
+    if unknown:
+        raise ValueError(
+            f"Only {', '.join(PINNABLE)} can be pinned. Received: {unknown}"
+        )
+    pins = dict(pins)
+    if "estimator" in pins:
+        estimators.check_estimator(pins["estimator"])
+    for name in ("alpha", "beta", "gamma", "lr"):
+        if name in pins:
+            pins[name] = float(pins[name])
+    objective.check_weights(
+        pins.get("alpha", 1.0), pins.get("beta", 1.0), pins.get("gamma", 1.0)
+    )
+    if "lr" in pins and not (pins["lr"] > 0 and math.isfinite(pins["lr"])):
+        raise ValueError(f"lr must be positive. Received: lr={pins['lr']}")
+    return pins
+
+
+def allowed_mi_terms(pins):
+    """The `mi_terms` choices consistent with pinned α and β.
+
+    Args:
+        pins: checked pins.
+
+    Returns:
+        Tuple of the allowed values of `MI_TERMS`.
+    """
+    allowed = []
+    for terms in MI_TERMS:
+        if "alpha" in pins and _uses("global", terms) != (pins["alpha"] > 0):
+            continue
+        if "beta" in pins and _uses("local", terms) != (pins["beta"] > 0):
+            continue
+        allowed.append(terms)
+    return tuple(allowed)
+
+
+def declare(hp, pins):
+    """Declares the space on `hp` and returns this trial's values.
+
+    Args:
+        hp: `keras_tuner.HyperParameters`.
+        pins: checked pins (see `check_pins`).
+
+    Returns:
+        Dict with `estimator`, `alpha`, `beta`, `gamma` and `lr`, the
+        `TrainConfig` values of the trial (α or β is 0 where its term is
+        off).
+    """
+
+    def pinned_or(name, sample):
+        if name in pins:
+            return hp.Fixed(name, pins[name])
+        return sample()
+
+    estimator = pinned_or(
+        "estimator", lambda: hp.Choice("estimator", list(estimators.ESTIMATORS))
+    )
+    terms = allowed_mi_terms(pins)
+    if len(terms) == 1:
+        mi_terms = hp.Fixed("mi_terms", terms[0])
+    else:
+        mi_terms = hp.Choice("mi_terms", list(terms))
+    weights = {}
+    for name, term in (("alpha", "global"), ("beta", "local")):
+        if name in pins:
+            weights[name] = hp.Fixed(name, pins[name])
+            continue
+        active = [t for t in terms if _uses(term, t)]
+        with hp.conditional_scope("mi_terms", active):
+            low, high = RANGES[name]
+            value = hp.Float(name, low, high, sampling="log")
+        weights[name] = value if _uses(term, mi_terms) else 0.0
+    gamma = pinned_or(
+        "gamma", lambda: hp.Float("gamma", *RANGES["gamma"], sampling="log")
+    )
+    lr = pinned_or("lr", lambda: hp.Float("lr", *RANGES["lr"], sampling="log"))
+    return {
+        "estimator": estimator,
+        "alpha": float(weights["alpha"]),
+        "beta": float(weights["beta"]),
+        "gamma": float(gamma),
+        "lr": float(lr),
+    }
