@@ -27,7 +27,11 @@ def register():
     """Makes `--dataset digits_tiny` known in this process."""
     from dim_keras.data import registry
 
-    registry.DATASETS[TINY] = tiny_digits
+    registry.DATASETS[TINY] = registry.DatasetSpec(
+        TINY, 32, {"train": TINY_TRAIN, "test": 32}, 10,
+        registry.augment.NONE, "the first images of digits (tests)",
+        lambda data_dir=None, image_size=None: tiny_digits(),
+    )
 
 
 # Tiny trials: 96 images, batch 32, critic width 16, no XLA.
