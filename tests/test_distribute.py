@@ -196,12 +196,12 @@ def test_cli_trains_on_two_mirrored_replicas(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", code, "train", "--distribute", "mirrored",
          "--global-negatives", "--batch-size", "8", "--critic-units", "16",
-         "--steps-per-epoch", "2", "--epochs", "1", "--out", out],
+         "--steps-per-epoch", "2", "--epochs", "1", "--no-evaluate",
+         "--out", out],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "mirrored: 2 replicas" in result.stdout
-    assert "XLA compilation is off" in result.stdout
     assert "Done: 1 epochs" in result.stdout
     encoder = keras.saving.load_model(os.path.join(out, "encoder.keras"))
     assert not any(

@@ -21,7 +21,15 @@ from tuning.search import SearchSettings
 from tuning.search import run_search
 from tuning.tuner import DIMTuner
 
-tuning_helpers.register()
+
+
+@pytest.fixture(autouse=True)
+def tiny_dataset(monkeypatch):
+    """`--dataset digits_tiny` in this process, for these tests only."""
+    from dim_keras.data import registry
+
+    monkeypatch.setitem(registry.DATASETS, tuning_helpers.TINY,
+                        tuning_helpers.tiny_spec())
 
 
 def read_table(out):

@@ -23,15 +23,22 @@ def tiny_digits():
     )
 
 
-def register():
-    """Makes `--dataset digits_tiny` known in this process."""
+def tiny_spec():
+    """The `DatasetSpec` of `digits_tiny`."""
     from dim_keras.data import registry
 
-    registry.DATASETS[TINY] = registry.DatasetSpec(
+    return registry.DatasetSpec(
         TINY, 32, {"train": TINY_TRAIN, "test": 32}, 10,
         registry.augment.NONE, "the first images of digits (tests)",
         lambda data_dir=None, image_size=None: tiny_digits(),
     )
+
+
+def register():
+    """Makes `--dataset digits_tiny` known in this (sub)process."""
+    from dim_keras.data import registry
+
+    registry.DATASETS[TINY] = tiny_spec()
 
 
 # Tiny trials: 96 images, batch 32, critic width 16, no XLA.
