@@ -49,19 +49,14 @@ def validation_split(dataset, fraction, seed):
     Raises:
         ValueError: on a fraction outside (0, 1) or too few images.
     """
-    from sklearn.model_selection import train_test_split
-
     if not 0.0 < fraction < 1.0:
         raise ValueError(
             f"val_fraction must be in (0, 1). Received: val_fraction={fraction}"
         )
     images, labels = dataset.arrays("train")
-    counts = np.unique(labels, return_counts=True)[1]
-    stratify = labels if counts.min() >= 2 else None
     try:
-        train_x, val_x, train_y, val_y = train_test_split(
-            images, labels, test_size=fraction, random_state=seed,
-            stratify=stratify,
+        train_x, val_x, train_y, val_y = probes.stratified_split(
+            images, labels, fraction, seed
         )
     except ValueError as e:
         raise ValueError(

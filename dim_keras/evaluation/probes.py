@@ -136,15 +136,33 @@ def build_mlp_probe(feature_dim, num_classes, hidden_units=200, dropout=0.1):
     return keras.Model(features, probs, name="mlp_probe")
 
 
-def _validation_split(x, y, fraction, seed):
+def stratified_split(x, y, fraction, seed):
+    """Seeded split holding out `fraction`, stratified where possible.
+
+    The split keeps the class proportions when every class can be on both
+    sides of it (at least two examples each, and no more classes than
+    examples on either side); otherwise it is a plain random split.
+
+    Args:
+        x: array `[N, ...]`.
+        y: int labels `[N]`.
+        fraction: float in (0, 1), share held out.
+        seed: int.
+
+    Returns:
+        `(kept_x, held_x, kept_y, held_y)`, as scikit-learn's
+        `train_test_split`.
+
+    Raises:
+        ValueError: from scikit-learn, when a side would be empty.
+    """
     from sklearn.model_selection import train_test_split
 
-    counts = np.bincount(y - y.min())
-    num_classes = int((counts > 0).sum())
+    y = np.asarray(y)
+    counts = np.unique(y, return_counts=True)[1]
     held_out = int(np.ceil(fraction * len(y)))
-    # Stratify when every class can be on both sides of the split.
-    stratify = y if (counts[counts > 0].min() >= 2 and
-                     num_classes <= min(held_out, len(y) - held_out)) else None
+    stratify = y if (counts.min() >= 2 and
+                     len(counts) <= min(held_out, len(y) - held_out)) else None
     return train_test_split(
         x, y, test_size=fraction, random_state=seed, stratify=stratify
     )
@@ -193,7 +211,7 @@ def mlp_probe(train_x, train_y, test_x, test_y, seed=0, hidden_units=200,
         )
     if num_classes is None:
         num_classes = int(max(train_y.max(), test_y.max())) + 1
-    fit_x, val_x, fit_y, val_y = _validation_split(
+    fit_x, val_x, fit_y, val_y = stratified_split(
         train_x, train_y, validation_fraction, seed
     )
     fit_z, val_z, test_z = _standardize(fit_x, val_x, test_x)
