@@ -157,6 +157,40 @@ def prior_discriminator_flops(discriminator, batch_size, gradient_penalty):
     return units * per_sample * batch_size
 
 
+def _statistics_flops(rows, channels, units):
+    # Folded batch norm: covariance [C, rows] x [rows, C], Cov @ W, mean @ W.
+    return 2 * channels * (rows * channels + channels * units + units)
+
+
+def critic_statistics_flops(critic, batch_size, num_locations, channels, y_dim):
+    """Forward FLOPs of the encode-and-dot critic's bookkeeping products.
+
+    Not part of the model's count (`local_critic_flops`): these are the small
+    matmuls by which the critic computes its batch-norm statistics from the
+    input's covariance and moves the layer norm's offset onto Y's side
+    (`dim_keras.networks.normalization`). TensorFlow's graph count includes
+    them; a training step runs each three times, as any matmul.
+
+    Args:
+        critic: the local critic.
+        batch_size: N.
+        num_locations: L = H * W of the local map.
+        channels: C of the local map.
+        y_dim: size of Y.
+
+    Returns:
+        int FLOPs (0 for critics other than `EncodeAndDotCritic`).
+    """
+    if not isinstance(critic, EncodeAndDotCritic):
+        return 0
+    n, u = batch_size, critic.units
+    return (
+        _statistics_flops(n * num_locations, channels, u)
+        + _statistics_flops(n, y_dim, u)
+        + 2 * u * n  # the layer norm's offset: [1, U] x [U, N]
+    )
+
+
 def training_step_flops(model, batch_size):
     """FLOPs of one `DeepInfoMax` training step, by part.
 

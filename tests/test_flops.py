@@ -60,8 +60,30 @@ def test_hand_count_matches_tensorflow_graph(critic):
     pruned = batch * flops.layer_forward_flops(
         first, first.input.shape[1:], first.output.shape[1:]
     )
-    assert hand["total"] + pruned == graph["total"]
+    # It also holds the critic's small statistics products, which the
+    # model's count leaves out.
+    local = model.encoder.output["local"].shape
+    statistics = 3 * flops.critic_statistics_flops(
+        model.local_critic, batch, local[1] * local[2], local[3],
+        model.representation_dim,
+    )
+    assert hand["total"] + pruned + statistics == graph["total"]
     assert hand["total"] == hand["encoder"] + hand["local_critic"]
+
+
+def test_critic_statistics_flops_closed_form():
+    critic = EncodeAndDotCritic(units=5)
+    n, num_locations, channels, y_dim = 2, 3, 4, 6
+    rows = n * num_locations
+    expected = (
+        2 * (channels * rows * channels + channels * channels * 5
+             + channels * 5)
+        + 2 * (y_dim * n * y_dim + y_dim * y_dim * 5 + y_dim * 5)
+        + 2 * 5 * n
+    )
+    assert flops.critic_statistics_flops(
+        critic, n, num_locations, channels, y_dim
+    ) == expected
 
 
 def test_training_flops_grow_as_n_squared_in_the_score_products():

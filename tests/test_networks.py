@@ -52,19 +52,25 @@ def test_unknown_encoder_is_refused():
         networks.build_encoder("vgg")
 
 
-def test_encode_and_dot_scores_are_dot_products_of_embeddings():
+@pytest.mark.parametrize("training", [False, True])
+def test_encode_and_dot_scores_are_dot_products_of_embeddings(training):
     critic = networks.EncodeAndDotCritic(units=8)
     rng = np.random.default_rng(0)
     local = rng.normal(size=(3, 2, 2, 5)).astype("float32")
     y = rng.normal(size=(3, 4)).astype("float32")
-    scores = numpy(critic(local, y))
+    critic.build(local.shape, y.shape)
+    # Scale and offset away from 1 and 0: the critic moves the local layer
+    # norm's onto Y's side of the dot product.
+    for embedding in (critic.local_embedding, critic.global_embedding):
+        embedding.layer_norm.gamma.assign(rng.uniform(0.5, 2, 8))
+        embedding.layer_norm.beta.assign(rng.normal(size=8))
+    scores = numpy(critic(local, y, training=training))
     assert scores.shape == (3, 4, 3)
-    emb_local = numpy(critic.local_embedding(local)).reshape(3, 4, 8)
-    emb_y = numpy(critic.global_embedding(y))
+    emb_local = numpy(critic.local_embedding(local, training=training))
+    emb_y = numpy(critic.global_embedding(y, training=training))
     # scores[i, l, j] = <local_i[l], y_j>
-    assert scores[2, 3, 1] == pytest.approx(
-        float(emb_local[2, 3] @ emb_y[1]), rel=1e-4, abs=1e-4
-    )
+    expected = np.einsum("ilu,ju->ilj", emb_local.reshape(3, 4, 8), emb_y)
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_mi_embedding_shortcut_starts_as_identity():

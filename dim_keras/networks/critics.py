@@ -19,6 +19,9 @@ import keras
 from keras import layers
 from keras import ops
 
+from dim_keras.networks.normalization import linear_batch_norm_relu
+from dim_keras.networks.normalization import standardize
+
 
 @keras.saving.register_keras_serializable(package="dim_keras")
 class MIEmbedding(keras.layers.Layer):
@@ -27,7 +30,9 @@ class MIEmbedding(keras.layers.Layer):
     `dense(relu(bn(dense(x)))) + linear(x)`, then layer normalization, over
     the last axis (a 1x1 convolution when applied to a feature map). The
     linear shortcut starts as the identity where the sizes allow it, as in
-    the reference implementation.
+    the reference implementation. Both normalizations run through
+    `dim_keras.networks.normalization` (same values, fewer passes over the
+    embeddings), with the sublayers' own variables.
 
     Args:
         units: int, embedding width U.
@@ -67,11 +72,37 @@ class MIEmbedding(keras.layers.Layer):
     def call(self, x, training=None):
         shape = ops.shape(x)
         rows = ops.reshape(x, (-1, shape[-1]))
-        h = ops.relu(self.norm(self.hidden(rows), training=training))
-        out = self.layer_norm(self.out(h) + self.shortcut(rows))
+        standardized = self.embed_standardized(rows, training=training)
+        out = ops.cast(
+            standardized * ops.cast(self.layer_norm.gamma, "float32")
+            + ops.cast(self.layer_norm.beta, "float32"),
+            self.compute_dtype,
+        )
         if len(shape) == 2:
             return out
         return ops.reshape(out, tuple(shape[:-1]) + (self.units,))
+
+    def embed_standardized(self, rows, training=None):
+        """The embedding before the layer norm's scale and offset.
+
+        Args:
+            rows: `[M, C]`.
+            training: bool, batch-norm mode.
+
+        Returns:
+            `[M, U]` float32 rows of mean 0 and variance 1 (up to the layer
+            norm's epsilon).
+        """
+        if self.norm.synchronized:
+            # Statistics all-reduced across replicas: the layer does that.
+            h = ops.relu(self.norm(self.hidden(rows), training=training))
+        else:
+            h = linear_batch_norm_relu(
+                rows, self.hidden, self.norm, training=training
+            )
+        return standardize(
+            self.out(h) + self.shortcut(rows), self.layer_norm.epsilon
+        )
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -115,9 +146,19 @@ class EncodeAndDotCritic(keras.layers.Layer):
         # gradients are plain matmuls too (a batched einsum here would
         # broadcast Y over the batch and reduce its gradient afterwards).
         local = ops.reshape(local, (-1, ops.shape(local)[-1]))
-        local = self.local_embedding(local, training=training)
+        local = ops.cast(
+            self.local_embedding.embed_standardized(local, training=training),
+            self.compute_dtype,
+        )
         y = self.global_embedding(y, training=training)
-        scores = ops.matmul(local, ops.transpose(y))
+        # The local layer norm's scale and offset move to Y's side:
+        # (x_hat * g + b) . y = x_hat . (g * y) + b . y, an [N, U] product
+        # instead of two passes over the [N*L, U] embeddings.
+        norm = self.local_embedding.layer_norm
+        scale = ops.cast(norm.gamma, y.dtype)
+        offset = ops.cast(norm.beta, y.dtype)
+        scores = ops.matmul(local, ops.transpose(y * scale))
+        scores = scores + ops.matmul(offset[None, :], ops.transpose(y))
         return ops.reshape(scores, (n, -1, n))
 
     def get_config(self):
