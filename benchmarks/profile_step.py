@@ -6,6 +6,12 @@ the step's matmul share. Run from the repository root:
 
     python benchmarks/profile_step.py --critic-units 2048 --batch-size 64
     python benchmarks/profile_step.py --critic-units 512 --batch-size 128 --jit
+    python benchmarks/profile_step.py --critic-units 512 --batch-size 128 \
+        --inter-op-threads 1
+
+With one inter-op thread TensorFlow runs one op at a time, so op times add
+up to the step's wall time and compare directly; by default independent ops
+overlap and share the cores.
 
 With `--jit` the step is XLA-compiled and its ops are fused into a few
 clusters, so the breakdown shows clusters rather than layers.
@@ -35,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--jit", action="store_true")
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--inter-op-threads", type=int, default=None,
+                   help="TensorFlow inter-op threads (default: its own)")
     return p.parse_args(argv)
 
 
@@ -72,6 +80,11 @@ def main(argv=None):
     import keras
     import numpy as np
     import tensorflow as tf
+
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(
+            args.inter_op_threads
+        )
 
     from dim_keras.model import DeepInfoMax
     from dim_keras.networks.encoders import ENCODER_IMAGE_SIZE
