@@ -20,31 +20,17 @@ import jax
 import keras
 from keras import ops
 
+from dim_keras.backend.common import TrainerBase
 
-class Trainer:
+
+class Trainer(TrainerBase):
     """Mixin giving `DeepInfoMax` its JAX `train_step`."""
 
-    def input_gradient_penalty(self, network, inputs):
-        """Mean over samples of the squared norm of d network / d inputs.
-
-        Args:
-            network: a model mapping `[N, D]` to logits `[N, 1]`.
-            inputs: `[N, D]` samples.
-
-        Returns:
-            Scalar penalty, differentiable w.r.t. the network's weights.
-        """
-
+    def input_gradients(self, network, inputs):
         def total(x):
             return ops.sum(network(x, training=True))
 
-        grads = jax.grad(total)(inputs)
-        return ops.mean(ops.sum(ops.square(grads), axis=-1))
-
-    def gather_replicas(self, x):
-        """`x` unchanged: under `keras.distribution.DataParallel` the step
-        sees the whole global batch, so negatives are already global."""
-        return x
+        return jax.grad(total)(inputs)
 
     @property
     def metrics_variables(self):

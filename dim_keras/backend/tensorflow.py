@@ -3,25 +3,17 @@
 import tensorflow as tf
 from keras import ops
 
+from dim_keras.backend.common import TrainerBase
 
-class Trainer:
+
+class Trainer(TrainerBase):
     """Mixin giving `DeepInfoMax` its TensorFlow `train_step`."""
 
-    def input_gradient_penalty(self, network, inputs):
-        """Mean over samples of the squared norm of d network / d inputs.
-
-        Args:
-            network: a model mapping `[N, D]` to logits `[N, 1]`.
-            inputs: `[N, D]` samples.
-
-        Returns:
-            Scalar penalty, differentiable w.r.t. the network's weights.
-        """
+    def input_gradients(self, network, inputs):
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             total = ops.sum(network(inputs, training=True))
-        grads = tape.gradient(total, inputs)
-        return ops.mean(ops.sum(ops.square(grads), axis=-1))
+        return tape.gradient(total, inputs)
 
     # --- Distribution (tf.distribute) -------------------------------------
     # Under a strategy `train_step` runs once per replica and the optimizer

@@ -10,6 +10,8 @@ gradient w.r.t. its own variables cannot.
 import torch
 from keras import ops
 
+from dim_keras.backend.common import TrainerBase
+
 
 def _gradients(loss, variables, retain_graph):
     """d loss / d variables, zeros for variables the loss does not reach."""
@@ -23,7 +25,7 @@ def _gradients(loss, variables, retain_graph):
     ]
 
 
-class Trainer:
+class Trainer(TrainerBase):
     """Mixin giving `DeepInfoMax` its PyTorch `train_step`."""
 
     def compile(self, *args, jit_compile="auto", **kwargs):
@@ -35,26 +37,13 @@ class Trainer:
         del jit_compile
         super().compile(*args, jit_compile=False, **kwargs)
 
-    def input_gradient_penalty(self, network, inputs):
-        """Mean over samples of the squared norm of d network / d inputs.
-
-        Args:
-            network: a model mapping `[N, D]` to logits `[N, 1]`.
-            inputs: `[N, D]` samples.
-
-        Returns:
-            Scalar penalty, differentiable w.r.t. the network's weights.
-        """
+    def input_gradients(self, network, inputs):
         with torch.enable_grad():
             inputs = ops.convert_to_tensor(inputs).detach()
             inputs.requires_grad_(True)
             total = ops.sum(network(inputs, training=True))
             (grads,) = torch.autograd.grad(total, inputs, create_graph=True)
-        return ops.mean(ops.sum(ops.square(grads), axis=-1))
-
-    def gather_replicas(self, x):
-        """`x` unchanged: PyTorch training runs on one device."""
-        return x
+        return grads
 
     def compute_dim_gradients(self, images, prior_samples=None):
         """Loss terms and both gradients of one batch (no update).
