@@ -56,20 +56,27 @@ def _table(header, body):
     return "\n".join(lines)
 
 
+def _grid(rows, key, titles, label, cell):
+    # One line per value of `key`, one column per (representation, layer).
+    columns = _columns(rows)
+    names = list(dict.fromkeys(row[key] for row in rows))
+    cells = {(r[key], r["representation"], r["layer"]): r for r in rows}
+    body = []
+    for name in names:
+        line = [titles.get(name, name)]
+        for representation, layer in columns:
+            row = cells.get((name, representation, layer))
+            line.append("—" if row is None else cell(row))
+        body.append(line)
+    return _table([label] + _header(columns), body)
+
+
 def probe_table(results):
     """Markdown table of accuracies (%): rows = probe, columns = layers."""
-    rows = results["probes"]
-    columns = _columns(rows)
-    probes = list(dict.fromkeys(row["probe"] for row in rows))
-    cells = {(r["probe"], r["representation"], r["layer"]): r for r in rows}
-    body = []
-    for probe in probes:
-        line = [PROBE_TITLES.get(probe, probe)]
-        for representation, layer in columns:
-            row = cells.get((probe, representation, layer))
-            line.append("—" if row is None else f"{100 * row['accuracy']:.2f}")
-        body.append(line)
-    return _table(["Probe"] + _header(columns), body)
+    return _grid(
+        results["probes"], "probe", PROBE_TITLES, "Probe",
+        lambda row: f"{100 * row['accuracy']:.2f}",
+    )
 
 
 def dependence_table(results):
@@ -77,18 +84,10 @@ def dependence_table(results):
     rows = results.get("dependence", [])
     if not rows:
         return ""
-    columns = _columns(rows)
-    measures = list(dict.fromkeys(row["measure"] for row in rows))
-    cells = {(r["measure"], r["representation"], r["layer"]): r
-             for r in rows}
-    body = []
-    for measure in measures:
-        line = [MEASURE_TITLES.get(measure, measure)]
-        for representation, layer in columns:
-            row = cells.get((measure, representation, layer))
-            line.append("—" if row is None else f"{row['estimate']:.3f}")
-        body.append(line)
-    return _table(["Measure"] + _header(columns), body)
+    return _grid(
+        rows, "measure", MEASURE_TITLES, "Measure",
+        lambda row: f"{row['estimate']:.3f}",
+    )
 
 
 def _settings_lines(results):
