@@ -68,9 +68,7 @@ def linear_batch_norm_relu(x, dense, batch_norm, training=False):
         )
     else:
         mean = ops.cast(batch_norm.moving_mean, "float32")
-        variance = ops.convert_to_tensor(
-            batch_norm.moving_variance, "float32"
-        )
+        variance = ops.cast(batch_norm.moving_variance, "float32")
     scale = gamma * ops.rsqrt(variance + batch_norm.epsilon)
     folded_kernel = ops.cast(kernel * scale, x.dtype)
     folded_bias = ops.cast(beta - mean * scale, x.dtype)
