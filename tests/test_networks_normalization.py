@@ -178,3 +178,67 @@ def test_mi_embedding_matches_its_layers_composed():
             )
         )
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_standardized_dot_equals_a_layer_norm_then_a_matmul():
+    # Rows with a large common offset and one nearly constant row (its
+    # variance below epsilon); gradients with respect to both operands.
+    rng = np.random.default_rng(4)
+    layer = layers.LayerNormalization(center=False, scale=False)
+    layer.build((None, 16))
+    x = rng.normal(5.0, 2.0, (12, 16)).astype("float32")
+    x[3] = 7.0 + 1e-3 * rng.normal(size=16)
+    y = ops.convert_to_tensor(rng.normal(size=(6, 16)).astype("float32"))
+    y_var = keras.Variable(y)
+
+    def reference(x):
+        return ops.matmul(layer(x), ops.transpose(y_var))
+
+    def fused(x):
+        return normalization.standardized_dot(x, y_var, layer.epsilon)
+
+    want, want_grads, _ = value_and_gradients(reference, x, [y_var])
+    got, got_grads, _ = value_and_gradients(fused, x, [y_var])
+    # Row 3's deviations (1e-3 around 7) keep only about 10 bits in
+    # float32: both computations are within about 1e-4 of exact there.
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=5e-4)
+    np.testing.assert_allclose(got_grads[0], want_grads[0], atol=5e-4)
+    np.testing.assert_allclose(got_grads[1], want_grads[1], atol=5e-4)
+    assert np.abs(want_grads[0]).max() > 0.1  # a gradient that could differ
+
+    # And against float64: x_hat = (x - mean) * s, s = (var + eps)^-1/2, and
+    # for g = d @ y: dx = s * (g - mean(g) - x_hat * mean(g * x_hat)).
+    x64, y64 = x.astype("float64"), numpy(y).astype("float64")
+    centered = x64 - x64.mean(-1, keepdims=True)
+    s = 1 / np.sqrt((centered**2).mean(-1, keepdims=True) + layer.epsilon)
+    x_hat = centered * s
+    g = np.broadcast_to(np.cos(np.arange(6)), (12, 6)) @ y64
+    dx = s * (
+        g
+        - g.mean(-1, keepdims=True)
+        - x_hat * (g * x_hat).mean(-1, keepdims=True)
+    )
+    np.testing.assert_allclose(got, x_hat @ y64.T, rtol=1e-4, atol=5e-4)
+    np.testing.assert_allclose(got_grads[0], dx, rtol=1e-4, atol=5e-4)
+
+
+def test_standardized_dot_by_hand():
+    # Rows standardize to [-1, 1] and [1, -1] (epsilon 0); y = [[2, 5]].
+    x = np.array([[1.0, 3.0], [4.0, 0.0]], "float32")
+    y = np.array([[2.0, 5.0]], "float32")
+    got = numpy(normalization.standardized_dot(x, y, 0.0))
+    np.testing.assert_allclose(got, [[3.0], [-3.0]], atol=1e-6)
+
+
+def test_standardized_dot_in_bfloat16_follows_float32():
+    rng = np.random.default_rng(5)
+    x = rng.normal(1.0, 3.0, (64, 32)).astype("float32")
+    y = rng.normal(size=(8, 32)).astype("float32")
+    want = numpy(normalization.standardized_dot(x, y, 1e-3))
+    got = normalization.standardized_dot(
+        ops.cast(x, "bfloat16"), ops.cast(y, "bfloat16"), 1e-3
+    )
+    assert keras.backend.standardize_dtype(got.dtype) == "bfloat16"
+    got = numpy(ops.cast(got, "float32"))
+    # bfloat16 keeps 8 significant bits: about 1% of a score's size.
+    np.testing.assert_allclose(got, want, atol=0.02 * np.abs(want).max())

@@ -21,6 +21,7 @@ from keras import ops
 
 from dim_keras.networks.normalization import linear_batch_norm_relu
 from dim_keras.networks.normalization import standardize
+from dim_keras.networks.normalization import standardized_dot
 
 
 @keras.saving.register_keras_serializable(package="dim_keras")
@@ -72,7 +73,10 @@ class MIEmbedding(keras.layers.Layer):
     def call(self, x, training=None):
         shape = ops.shape(x)
         rows = ops.reshape(x, (-1, shape[-1]))
-        standardized = self.embed_standardized(rows, training=training)
+        standardized = standardize(
+            self.embed_unnormalized(rows, training=training),
+            self.layer_norm.epsilon,
+        )
         out = ops.cast(
             standardized * ops.cast(self.layer_norm.gamma, "float32")
             + ops.cast(self.layer_norm.beta, "float32"),
@@ -82,16 +86,15 @@ class MIEmbedding(keras.layers.Layer):
             return out
         return ops.reshape(out, tuple(shape[:-1]) + (self.units,))
 
-    def embed_standardized(self, rows, training=None):
-        """The embedding before the layer norm's scale and offset.
+    def embed_unnormalized(self, rows, training=None):
+        """The embedding before its layer norm.
 
         Args:
             rows: `[M, C]`.
             training: bool, batch-norm mode.
 
         Returns:
-            `[M, U]` float32 rows of mean 0 and variance 1 (up to the layer
-            norm's epsilon).
+            `[M, U]` rows in the layer's compute dtype.
         """
         if self.norm.synchronized:
             # Statistics all-reduced across replicas: the layer does that.
@@ -100,9 +103,7 @@ class MIEmbedding(keras.layers.Layer):
             h = linear_batch_norm_relu(
                 rows, self.hidden, self.norm, training=training
             )
-        return standardize(
-            self.out(h) + self.shortcut(rows), self.layer_norm.epsilon
-        )
+        return self.out(h) + self.shortcut(rows)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -147,17 +148,18 @@ class EncodeAndDotCritic(keras.layers.Layer):
         # broadcast Y over the batch and reduce its gradient afterwards).
         local = ops.reshape(local, (-1, ops.shape(local)[-1]))
         local = ops.cast(
-            self.local_embedding.embed_standardized(local, training=training),
+            self.local_embedding.embed_unnormalized(local, training=training),
             self.compute_dtype,
         )
         y = self.global_embedding(y, training=training)
         # The local layer norm's scale and offset move to Y's side:
         # (x_hat * g + b) . y = x_hat . (g * y) + b . y, an [N, U] product
-        # instead of two passes over the [N*L, U] embeddings.
+        # instead of two passes over the [N*L, U] embeddings; its
+        # standardization's row scale goes to the [N*L, N] scores.
         norm = self.local_embedding.layer_norm
         scale = ops.cast(norm.gamma, y.dtype)
         offset = ops.cast(norm.beta, y.dtype)
-        scores = ops.matmul(local, ops.transpose(y * scale))
+        scores = standardized_dot(local, y * scale, norm.epsilon)
         scores = scores + ops.matmul(offset[None, :], ops.transpose(y))
         return ops.reshape(scores, (n, -1, n))
 

@@ -15,9 +15,13 @@ same values (same variables, same moving statistics) in fewer passes:
   add and the ReLU.
 - `standardize`: a layer norm without its scale and offset, with its
   gradient derived by hand (three row reductions and a few element-wise
-  passes). The critic applies the scale and offset to the other side of its
-  dot product (`EncodeAndDotCritic`), where they cost `[N, U]`, not
-  `[N*L, U]`.
+  passes).
+- `standardized_dot`: `standardize(x) @ y^T` for the critic's scores, where
+  the standardization's scale and its gradient's row reductions move to the
+  `[M, N]` side of the product (N, the batch, is much smaller than the
+  width U). The critic applies the layer norm's own scale and offset to the
+  other side of its dot product (`EncodeAndDotCritic`), where they cost
+  `[N, U]`, not `[N*L, U]`.
 
 The critic keeps its plain Keras sublayers and their variables, so
 checkpoints and saved models are unchanged.
@@ -119,3 +123,72 @@ def _standardize(x, epsilon):
         return standardized, grad
 
     return forward(x)
+
+
+def standardized_dot(x, y, epsilon):
+    """`standardize(x, epsilon) @ transpose(y)`, with a hand-derived gradient.
+
+    With `x_hat = (x - mean) * inv_std` (row statistics of `x`) and
+    `scores = x_hat @ y^T`, the row scale `inv_std` is applied to the
+    `[M, N]` scores instead of the `[M, U]` rows, and the layer norm's
+    backward row reductions are taken on `[M, N]` too:
+
+    - `mean_u(g) = d @ mean_u(y)` for `g = d @ y`, so the centered gradient
+      is `d @ (y - mean_u(y))`;
+    - `mean_u(g * x_hat) = sum_n(d * scores) / U`.
+
+    The `[M, U]` rows are touched by the statistics, one centering pass and
+    two passes of the input gradient
+    `(inv_std * d) @ (y - mean_u(y)) - inv_std^2 * sum_n(d * scores) / U
+    * (x - mean)`. Statistics and row scales are float32; the matmuls run in
+    `x`'s dtype (bfloat16 under mixed precision).
+
+    Args:
+        x: `[M, U]` rows to standardize.
+        y: `[N, U]`, same dtype as `x`.
+        epsilon: float, added to the variance.
+
+    Returns:
+        `[M, N]` in `x`'s dtype.
+    """
+    x = ops.convert_to_tensor(x)
+    return _standardized_dot(x, ops.convert_to_tensor(y), float(epsilon))
+
+
+def _standardized_dot(x, y, epsilon):
+    dtype = x.dtype
+
+    @ops.custom_gradient
+    def forward(x, y):
+        # The variance of the centered rows (not E[x^2] - E[x]^2, which
+        # cancels when the rows share a large offset).
+        centered = ops.cast(x, "float32")
+        centered = centered - ops.mean(centered, axis=-1, keepdims=True)
+        inv_std = ops.rsqrt(
+            ops.mean(ops.square(centered), axis=-1, keepdims=True) + epsilon
+        )
+        centered = ops.cast(centered, dtype)
+        scores = inv_std * ops.cast(
+            ops.matmul(centered, ops.transpose(y)), "float32"
+        )
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            upstream = ops.cast(upstream, "float32")
+            units = ops.cast(ops.shape(x)[-1], "float32")
+            # mean_u(g * x_hat) for g = upstream @ y, from [M, N] only.
+            projection = ops.sum(upstream * scores, axis=-1, keepdims=True)
+            row_scale = inv_std * inv_std * projection / units
+            scaled = ops.cast(inv_std * upstream, dtype)
+            y_mean = ops.mean(ops.cast(y, "float32"), axis=-1, keepdims=True)
+            y_centered = y - ops.cast(y_mean, dtype)
+            grad_x = ops.matmul(scaled, y_centered) - ops.cast(
+                row_scale, dtype
+            ) * centered
+            grad_y = ops.matmul(ops.transpose(scaled), centered)
+            return grad_x, grad_y
+
+        return ops.cast(scores, dtype), grad
+
+    return forward(x, y)
