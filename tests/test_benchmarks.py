@@ -44,3 +44,32 @@ def test_tiny_run_writes_rows_and_skips_unknown_backends(tmp_path):
     )
     assert other["rows"] == []
     assert "unknown backend" in other["skipped"][0]
+
+
+def test_each_jit_setting_runs_in_its_own_process(monkeypatch):
+    calls = []
+
+    def fake_worker(args, name, argv):
+        jit = argv[argv.index("--jit") + 1]
+        calls.append((name, jit, "--no-pipeline" in argv))
+        return {
+            "backend": name,
+            "rows": [{"jit": jit}],
+            "pipeline": [] if "--no-pipeline" in argv else [{"p": 1}],
+            "skipped": ["jax: note"],
+            "peak_gflops": {"float32": 10.0 if jit == "off" else 20.0},
+            "peak_gflops_end": {"float32": 11.0 if jit == "off" else 21.0},
+        }
+
+    monkeypatch.setattr(throughput, "run_other_backend", fake_worker)
+    args = throughput.parse_args(["--goals"])
+    merged = throughput.run_jit_groups(args, "tensorflow", "tensorflow", [])
+    assert calls == [
+        ("tensorflow", "off", False),
+        ("tensorflow", "on", True),
+    ]
+    assert [r["jit"] for r in merged["rows"]] == ["off", "on"]
+    assert merged["pipeline"] == [{"p": 1}]
+    assert merged["skipped"] == ["jax: note"]
+    assert merged["peak_gflops"] == {"float32": 10.0}
+    assert merged["peak_gflops_end"] == {"float32": 21.0}
