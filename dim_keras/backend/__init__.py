@@ -4,8 +4,9 @@ Keras 3 has no backend-agnostic gradient API, so `train_step` is written once
 per backend. Each module defines a `Trainer` mixin with `train_step`,
 `compute_dim_gradients` and `input_gradients`, on `common.TrainerBase`
 (the gradient penalty, and `gather_replicas` where one device sees the
-whole batch); everything else is shared `keras.ops` code. Only the module of the active backend is imported
-(TensorFlow is needed only for the TensorFlow backend).
+whole batch); everything else is shared `keras.ops` code. Only the module
+of the active backend is imported (TensorFlow is needed only for the
+TensorFlow backend).
 """
 
 import keras

@@ -147,9 +147,8 @@ class EncodeAndDotCritic(keras.layers.Layer):
         # gradients are plain matmuls too (a batched einsum here would
         # broadcast Y over the batch and reduce its gradient afterwards).
         local = ops.reshape(local, (-1, ops.shape(local)[-1]))
-        local = ops.cast(
-            self.local_embedding.embed_unnormalized(local, training=training),
-            self.compute_dtype,
+        local = self.local_embedding.embed_unnormalized(
+            local, training=training
         )
         y = self.global_embedding(y, training=training)
         # The local layer norm's scale and offset move to Y's side:

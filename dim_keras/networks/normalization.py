@@ -99,18 +99,36 @@ def standardize(x, epsilon):
     return _standardize(x, float(epsilon))
 
 
+def _centered_rows(x, epsilon):
+    """Float32 `x - mean` and `1 / sqrt(var + epsilon)` over the last axis.
+
+    The variance is that of the centered rows (not `E[x^2] - E[x]^2`, which
+    cancels when the rows share a large offset).
+    """
+    centered = ops.cast(x, "float32")
+    centered = centered - ops.mean(centered, axis=-1, keepdims=True)
+    inv_std = ops.rsqrt(
+        ops.mean(ops.square(centered), axis=-1, keepdims=True) + epsilon
+    )
+    return centered, inv_std
+
+
+def _upstream(args, upstream):
+    # Keras passes the upstream gradient positionally on TensorFlow and
+    # JAX, and as `upstream=` on PyTorch.
+    if upstream is None:
+        (upstream,) = args
+    return upstream
+
+
 def _standardize(x, epsilon):
     @ops.custom_gradient
     def forward(x):
-        centered = x - ops.mean(x, axis=-1, keepdims=True)
-        inv_std = ops.rsqrt(
-            ops.mean(ops.square(centered), axis=-1, keepdims=True) + epsilon
-        )
+        centered, inv_std = _centered_rows(x, epsilon)
         standardized = centered * inv_std
 
         def grad(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
+            upstream = _upstream(args, upstream)
             # Mean and variance depend on the whole row:
             # dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)).
             return inv_std * (
@@ -160,22 +178,14 @@ def _standardized_dot(x, y, epsilon):
 
     @ops.custom_gradient
     def forward(x, y):
-        # The variance of the centered rows (not E[x^2] - E[x]^2, which
-        # cancels when the rows share a large offset).
-        centered = ops.cast(x, "float32")
-        centered = centered - ops.mean(centered, axis=-1, keepdims=True)
-        inv_std = ops.rsqrt(
-            ops.mean(ops.square(centered), axis=-1, keepdims=True) + epsilon
-        )
+        centered, inv_std = _centered_rows(x, epsilon)
         centered = ops.cast(centered, dtype)
         scores = inv_std * ops.cast(
             ops.matmul(centered, ops.transpose(y)), "float32"
         )
 
         def grad(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            upstream = ops.cast(upstream, "float32")
+            upstream = ops.cast(_upstream(args, upstream), "float32")
             units = ops.cast(ops.shape(x)[-1], "float32")
             # mean_u(g * x_hat) for g = upstream @ y, from [M, N] only.
             projection = ops.sum(upstream * scores, axis=-1, keepdims=True)
