@@ -373,6 +373,89 @@ def run_row(args, backend, cfg, probes):
     return row
 
 
+BLOCK_UNTIMED, BLOCK_TIMED = 1, 2
+
+
+def paired_precision_ratio(args, backend, cfg):
+    """Mixed-bfloat16 over float32 images/s, their steps timed in turn.
+
+    Both models are built in this process and their steps alternate (the
+    first of each pair alternates too), so drift in the machine's speed
+    over the run (other load, clock changes) reaches both precisions alike.
+    Separate rows are timed tens of seconds apart, and on a shared machine
+    their ratio moves by several percent from run to run.
+
+    Args:
+        args: parsed arguments (`warmup`, `steps`, `image_size`).
+        backend: the current `Backend`.
+        cfg: a row's configuration; its `precision` is ignored.
+
+    Returns:
+        A dict with the configuration, each precision's median step time,
+        the per-pair ratios and their median (`ratio`).
+    """
+    import numpy as np
+
+    jit = cfg["jit"] == "on"
+    runs = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        model, image_size = build(
+            args, backend, cfg["encoder"], cfg["objective"],
+            cfg["estimator"], precision, cfg["critic_units"], jit,
+        )
+        images = np.random.default_rng(0).integers(
+            0, 256, (cfg["batch_size"], image_size, image_size, 3),
+            dtype=np.uint8,
+        )
+        run, _ = make_step(backend, model, backend.to_device(images), jit)
+        for _ in range(args.warmup):
+            run()
+        runs[precision] = (model, run)
+    times = {precision: [] for precision in runs}
+    for i in range(2 * args.steps):
+        order = list(runs) if i % 2 == 0 else list(runs)[::-1]
+        for precision in order:
+            run = runs[precision][1]
+            for _ in range(BLOCK_UNTIMED):
+                run()
+            start = time.perf_counter()
+            for _ in range(BLOCK_TIMED):
+                run()
+            times[precision].append(
+                (time.perf_counter() - start) / BLOCK_TIMED
+            )
+    ratios = [
+        f32 / bf16
+        for f32, bf16 in zip(times["float32"], times["mixed_bfloat16"])
+    ]
+    keys = ("encoder", "objective", "estimator", "critic_units",
+            "batch_size", "jit")
+    paired = {k: cfg[k] for k in keys}
+    paired.update(
+        backend=backend.name,
+        device=backend.device(),
+        float32_step_ms=1000 * statistics.median(times["float32"]),
+        bfloat16_step_ms=1000 * statistics.median(times["mixed_bfloat16"]),
+        ratios=ratios,
+        ratio=statistics.median(ratios),
+    )
+    del runs
+    import gc
+
+    gc.collect()
+    return paired
+
+
+def format_paired(p):
+    return (
+        f"mixed_bfloat16 / float32 images/s, {p['encoder']} "
+        f"{p['objective']} U={p['critic_units']} N={p['batch_size']} "
+        f"jit {p['jit']}, steps timed in turn: {p['ratio']:.2f}x "
+        f"({p['float32_step_ms']:.0f} vs {p['bfloat16_step_ms']:.0f} ms; "
+        f"pairs {min(p['ratios']):.2f}-{max(p['ratios']):.2f}x; goal 1.5x)"
+    )
+
+
 def pipeline_rows(args, backend):
     """Images/s of the tf.data input pipeline alone."""
     if importlib.util.find_spec("tensorflow") is None:
@@ -435,7 +518,8 @@ def run_backend(args):
     import keras
 
     name = keras.backend.backend()
-    result = {"backend": name, "rows": [], "skipped": [], "pipeline": []}
+    result = {"backend": name, "rows": [], "skipped": [], "pipeline": [],
+              "paired": []}
     try:
         import dim_keras.model  # noqa: F401
     except ImportError as e:
@@ -468,6 +552,21 @@ def run_backend(args):
             continue
         print(format_row(row), flush=True)
         result["rows"].append(row)
+    if args.goals:
+        # The bfloat16 goal is a ratio: also time both precisions in turn.
+        for cfg in configs(args):
+            if cfg["precision"] != "float32":
+                continue
+            try:
+                paired = paired_precision_ratio(args, backend, cfg)
+            except Exception as e:
+                msg = (f"{name} paired U={cfg['critic_units']}: "
+                       f"{type(e).__name__}: {str(e)[:200]}")
+                print("skipped " + msg, flush=True)
+                result["skipped"].append(msg)
+                continue
+            print(format_paired(paired), flush=True)
+            result["paired"].append(paired)
     result["peak_gflops_end"] = {
         k: measure_peak(p, 1.0)[0] for k, p in probes.items()
     }
@@ -518,9 +617,11 @@ def run_jit_groups(args, name, current, child_argv):
 
 def merge_results(name, results):
     """One backend's result from the results of several processes."""
-    merged = {"backend": name, "rows": [], "skipped": [], "pipeline": []}
+    merged = {"backend": name, "rows": [], "skipped": [], "pipeline": [],
+              "paired": []}
     for result in results:
         merged["rows"] += result["rows"]
+        merged["paired"] += result.get("paired", [])
         merged["pipeline"] += result.get("pipeline", [])
         merged["skipped"] += [
             s for s in result["skipped"] if s not in merged["skipped"]
@@ -673,6 +774,8 @@ def summary(report):
                     f"N={r['batch_size']} jit {r['jit']}: "
                     f"{r['images_per_s'] / f['images_per_s']:.2f}x (goal 1.5x)"
                 )
+    for result in report["results"]:
+        lines += [format_paired(p) for p in result.get("paired", [])]
     return "\n".join(lines)
 
 

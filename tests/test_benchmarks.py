@@ -59,6 +59,7 @@ def test_each_jit_setting_runs_in_its_own_process(monkeypatch):
             "skipped": ["jax: note"],
             "peak_gflops": {"float32": 10.0 if jit == "off" else 20.0},
             "peak_gflops_end": {"float32": 11.0 if jit == "off" else 21.0},
+            "paired": [{"jit": jit, "ratio": 1.5}],
         }
 
     monkeypatch.setattr(throughput, "run_other_backend", fake_worker)
@@ -73,3 +74,59 @@ def test_each_jit_setting_runs_in_its_own_process(monkeypatch):
     assert merged["skipped"] == ["jax: note"]
     assert merged["peak_gflops"] == {"float32": 10.0}
     assert merged["peak_gflops_end"] == {"float32": 21.0}
+    assert [p["jit"] for p in merged["paired"]] == ["off", "on"]
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_paired_ratio_alternates_precisions_and_takes_median(monkeypatch):
+    clock = _FakeClock()
+    calls = []
+    # A float32 step takes 3 s, except one 30 s outlier; bfloat16 2 s.
+    seconds = {"float32": [3.0] * 5 + [30.0], "mixed_bfloat16": [2.0] * 6}
+
+    def fake_build(args, backend, encoder, objective, estimator, precision,
+                   critic_units, jit):
+        return precision, 4
+
+    def fake_make_step(backend, model, batch, jit):
+        def run():
+            calls.append(model)
+            if len(calls) > 2 * args.warmup:  # timed steps only
+                clock.now += seconds[model].pop(0)
+            return 0.0
+
+        return run, None
+
+    class FakeBackend:
+        name = "tensorflow"
+
+        def to_device(self, x):
+            return x
+
+        def device(self):
+            return "cpu"
+
+    monkeypatch.setattr(throughput, "build", fake_build)
+    monkeypatch.setattr(throughput, "make_step", fake_make_step)
+    monkeypatch.setattr(throughput.time, "perf_counter", clock.perf_counter)
+    args = throughput.parse_args(["--steps", "3", "--warmup", "1"])
+    cfg = dict(encoder="basic32x32", objective="local", estimator="jsd",
+               critic_units=8, batch_size=4, jit="off",
+               precision="float32", goal=0.7)
+    paired = throughput.paired_precision_ratio(args, FakeBackend(), cfg)
+    f32, bf16 = "float32", "mixed_bfloat16"
+    # Warm-up (each once), then six pairs, the first of each alternating.
+    assert calls == [f32, bf16] + [f32, bf16, bf16, f32] * 3
+    assert paired["ratios"] == [1.5] * 5 + [15.0]
+    assert paired["ratio"] == 1.5  # the median ignores the outlier
+    assert paired["float32_step_ms"] == 3000.0
+    assert paired["bfloat16_step_ms"] == 2000.0
+    assert paired["critic_units"] == 8 and "precision" not in paired
+    assert "1.50x" in throughput.format_paired(paired)
