@@ -448,7 +448,7 @@ def paired_precision_ratio(args, backend, cfg):
 
 def format_paired(p):
     return (
-        f"mixed_bfloat16 / float32 images/s, {p['encoder']} "
+        f"{p['backend']} mixed_bfloat16 / float32 images/s, {p['encoder']} "
         f"{p['objective']} U={p['critic_units']} N={p['batch_size']} "
         f"jit {p['jit']}, steps timed in turn: {p['ratio']:.2f}x "
         f"({p['float32_step_ms']:.0f} vs {p['bfloat16_step_ms']:.0f} ms; "
@@ -750,7 +750,8 @@ def summary(report):
             if row.get("goal"):
                 ok = row["fraction_of_peak"] >= row["goal"]
                 lines.append(
-                    f"goal U={row['critic_units']} N={row['batch_size']} "
+                    f"{name} goal U={row['critic_units']} "
+                    f"N={row['batch_size']} "
                     f"{row['precision']} jit {row['jit']}: "
                     f"{row['fraction_of_peak']:.2f} of peak (goal "
                     f"{row['goal']:.2f}) -> {'met' if ok else 'NOT met'}; "
@@ -769,7 +770,8 @@ def summary(report):
                 "critic_units", "batch_size", "jit"))
             if same and f["precision"] == "float32":
                 lines.append(
-                    f"mixed_bfloat16 / float32 images/s, {r['encoder']} "
+                    f"{r['backend']} mixed_bfloat16 / float32 images/s, "
+                    f"{r['encoder']} "
                     f"{r['objective']} U={r['critic_units']} "
                     f"N={r['batch_size']} jit {r['jit']}: "
                     f"{r['images_per_s'] / f['images_per_s']:.2f}x (goal 1.5x)"

@@ -88,8 +88,7 @@ class _FakeClock:
 def test_paired_ratio_alternates_precisions_and_takes_median(monkeypatch):
     clock = _FakeClock()
     calls = []
-    # A float32 step takes 3 s, except one 30 s outlier; bfloat16 2 s.
-    seconds = {"float32": [3.0] * 5 + [30.0], "mixed_bfloat16": [2.0] * 6}
+    f32, bf16 = "float32", "mixed_bfloat16"
 
     def fake_build(args, backend, encoder, objective, estimator, precision,
                    critic_units, jit):
@@ -98,8 +97,11 @@ def test_paired_ratio_alternates_precisions_and_takes_median(monkeypatch):
     def fake_make_step(backend, model, batch, jit):
         def run():
             calls.append(model)
-            if len(calls) > 2 * args.warmup:  # timed steps only
-                clock.now += seconds[model].pop(0)
+            # float32 steps take 3 s, bfloat16 2 s; the last pair's
+            # float32 block is an outlier at 30 s a step.
+            steps = calls.count(model) - args.warmup
+            outlier = model == f32 and steps > 15
+            clock.now += 30.0 if outlier else {f32: 3.0, bf16: 2.0}[model]
             return 0.0
 
         return run, None
@@ -121,9 +123,11 @@ def test_paired_ratio_alternates_precisions_and_takes_median(monkeypatch):
                critic_units=8, batch_size=4, jit="off",
                precision="float32", goal=0.7)
     paired = throughput.paired_precision_ratio(args, FakeBackend(), cfg)
-    f32, bf16 = "float32", "mixed_bfloat16"
-    # Warm-up (each once), then six pairs, the first of each alternating.
-    assert calls == [f32, bf16] + [f32, bf16, bf16, f32] * 3
+    # Warm-up (each once), then six pairs of blocks, the first precision
+    # of each pair alternating; a block is one untimed and two timed steps.
+    block = throughput.BLOCK_UNTIMED + throughput.BLOCK_TIMED
+    pair = [f32] * block + [bf16] * block
+    assert calls == [f32, bf16] + (pair + pair[::-1]) * 3
     assert paired["ratios"] == [1.5] * 5 + [15.0]
     assert paired["ratio"] == 1.5  # the median ignores the outlier
     assert paired["float32_step_ms"] == 3000.0
