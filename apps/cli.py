@@ -6,6 +6,21 @@ import sys
 
 import click
 
+# Choices and defaults come from the library, where they are written once.
+# Neither module imports Keras: the backend is chosen after start-up.
+from dim_keras.choices import BACKENDS
+from dim_keras.choices import ENCODERS
+from dim_keras.choices import ESTIMATORS
+from dim_keras.choices import EXPORT_FORMATS
+from dim_keras.choices import LOCAL_CRITICS
+from dim_keras.choices import PRECISIONS
+from dim_keras.choices import PROBED_LAYERS
+from dim_keras.choices import PROBES
+from dim_keras.choices import STRATEGIES
+from dim_keras.choices import TUNERS
+from dim_keras.choices import check_choice
+from dim_keras.config import default
+
 # Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -16,7 +31,18 @@ def fail(message, code=2):
     sys.exit(code)
 
 
-BACKENDS = ("tensorflow", "jax", "torch")
+class Choice(click.Choice):
+    """A click `Choice` whose refusal is the library's one-line error.
+
+    `--help` lists the choices as click does; a bad value exits with code 2
+    and `Error: Unknown <what>; expected one of ... Received: name=value`.
+    """
+
+    def convert(self, value, param, ctx):
+        try:
+            return check_choice(param.name.rstrip("_"), value, self.choices)
+        except ValueError as e:
+            fail(str(e))
 
 
 def use_backend(name):
@@ -71,47 +97,53 @@ def main():
 
 
 @main.command()
-@click.option("--dataset", default="digits", show_default=True,
-              help="Dataset name.")
+@click.option("--dataset", default=default("dataset"), show_default=True,
+              help="Dataset name (see `dim-keras datasets`) or folder:PATH.")
 @click.option("--data-dir", default=None, help="Where datasets are stored.")
-@click.option("--encoder", default=None,
-              help="basic32x32 or alex64x64 (default: the dataset's).")
-@click.option("--estimator", default="jsd", show_default=True,
-              help="MI estimator: jsd, dv or nce.")
-@click.option("--alpha", type=float, default=0.0, show_default=True,
-              help="Weight of global MI.")
-@click.option("--beta", type=float, default=1.0, show_default=True,
-              help="Weight of local MI.")
-@click.option("--gamma", type=float, default=0.1, show_default=True,
-              help="Weight of prior matching.")
-@click.option("--epochs", type=int, default=None,
+@click.option("--encoder", type=Choice(ENCODERS), default=None,
+              help="Encoder architecture (default: the dataset's).")
+@click.option("--estimator", type=Choice(ESTIMATORS),
+              default=default("estimator"), show_default=True,
+              help="MI estimator.")
+@click.option("--alpha", type=float, default=default("alpha"),
+              show_default=True, help="Weight of global MI.")
+@click.option("--beta", type=float, default=default("beta"),
+              show_default=True, help="Weight of local MI.")
+@click.option("--gamma", type=float, default=default("gamma"),
+              show_default=True, help="Weight of prior matching.")
+@click.option("--epochs", type=int, default=default("epochs"),
               help="Epochs (default: the dataset's).")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-4, show_default=True,
+@click.option("--batch-size", type=int, default=default("batch_size"),
+              show_default=True)
+@click.option("--lr", type=float, default=default("lr"), show_default=True,
               help="Adam learning rate (betas 0.5, 0.999).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--local-critic", default="encode_and_dot", show_default=True,
-              help="encode_and_dot or concat_and_convolve.")
-@click.option("--critic-units", type=int, default=None,
+@click.option("--seed", type=int, default=default("seed"), show_default=True)
+@click.option("--local-critic", type=Choice(LOCAL_CRITICS),
+              default=default("local_critic"), show_default=True)
+@click.option("--critic-units", type=int, default=default("critic_units"),
               help="Local critic width (default 2048 / 512).")
-@click.option("--gradient-penalty", type=float, default=1.0,
-              show_default=True, help="Prior discriminator's penalty.")
-@click.option("--steps-per-epoch", type=int, default=None,
+@click.option("--gradient-penalty", type=float,
+              default=default("gradient_penalty"), show_default=True,
+              help="Prior discriminator's penalty.")
+@click.option("--steps-per-epoch", type=int,
+              default=default("steps_per_epoch"),
               help="Batches per epoch (default: one pass over the data).")
-@click.option("--distribute", default="auto", show_default=True,
+@click.option("--distribute", type=Choice(STRATEGIES),
+              default=default("distribute"), show_default=True,
               help="none, mirrored, multi-worker (TF_CONFIG), data-parallel "
                    "(JAX) or auto (all local GPUs when several).")
 @click.option("--global-negatives", is_flag=True,
+              default=default("global_negatives"),
               help="Score every replica against the whole global batch.")
-@click.option("--precision", default="float32", show_default=True,
-              help="float32, mixed_bfloat16 or mixed_float16.")
+@click.option("--precision", type=Choice(PRECISIONS),
+              default=default("precision"), show_default=True)
 @click.option("--no-jit", is_flag=True,
               help="Never XLA-compile the step (default: on GPUs only).")
 @click.option("--no-augment", is_flag=True,
               help="Turn the dataset's crop/flip augmentation off.")
-@click.option("--occlusion", is_flag=True, default=False,
+@click.option("--occlusion", is_flag=True, default=default("occlusion"),
               help="Y from images with a random block masked.")
-@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+@click.option("--backend", type=Choice(BACKENDS), default=None,
               help="Keras backend (default: $KERAS_BACKEND, else Keras's).")
 @click.option("--config", "config_file", default=None,
               type=click.Path(dir_okay=False),
@@ -126,9 +158,9 @@ def train(ctx, config_file, out, no_jit, no_augment, no_evaluate, backend,
           **options):
     """Train a DIM encoder."""
     use_backend(backend)
+    from dim_keras.config import TrainConfig
     from dim_keras.data import DatasetError
-    from dim_keras.training import RunError
-    from dim_keras.training import TrainConfig
+    from dim_keras.runs import RunError
 
     options["jit_compile"] = False if no_jit else None  # None: auto
     options["augment"] = not no_augment
@@ -176,21 +208,22 @@ def train(ctx, config_file, out, no_jit, no_augment, no_evaluate, backend,
     click.echo(f"  history:  {paths['history']}")
     click.echo(f"  resume:   {paths['checkpoint']} (rerun with --out)")
     if not no_evaluate:
-        _evaluate(paths["run_dir"])
+        # The dataset just trained on, not loaded a second time.
+        _evaluate(paths["run_dir"], data=result["dataset"])
 
 
-def _evaluate(run_dir, dataset=None, data_dir=None, **settings):
+def _evaluate(run_dir, dataset=None, data_dir=None, data=None, **settings):
     """Evaluates a run, prints its table; one-line errors, no traceback."""
     from dim_keras.evaluation import EvaluationConfig
     from dim_keras.evaluation import evaluate_run
     from dim_keras.evaluation.report import markdown
-    from dim_keras.training import RunError
+    from dim_keras.runs import RunError
 
     try:
         config = EvaluationConfig(**{k: v for k, v in settings.items()
                                      if v is not None}).validate()
         results = evaluate_run(run_dir, dataset=dataset, data_dir=data_dir,
-                               config=config, log=click.echo)
+                               config=config, log=click.echo, data=data)
     except (RunError, ValueError) as e:
         fail(str(e), code=1)
     click.echo("")
@@ -221,7 +254,8 @@ def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):
 
 @main.command()
 @click.argument("run_dir")
-@click.option("--format", "format_", default="saved_model", show_default=True,
+@click.option("--format", "format_", type=Choice(EXPORT_FORMATS),
+              default="saved_model", show_default=True,
               help="saved_model (TensorFlow, uint8 'serve' endpoint) or "
                    "keras (.keras file).")
 @click.option("--out", default=None,
@@ -253,33 +287,37 @@ def datasets(data_dir):
         click.echo(line)
 
 @main.command()
-@click.option("--dataset", default="digits", show_default=True)
+@click.option("--dataset", default=default("dataset"), show_default=True)
 @click.option("--data-dir", default=None, help="Where datasets are stored.")
-@click.option("--tuner", default="random", show_default=True,
-              help="random, bayesian or hyperband.")
+@click.option("--tuner", type=Choice(TUNERS), default="random",
+              show_default=True)
 @click.option("--max-trials", type=int, default=10, show_default=True,
               help="Trials in all; rerun with more to extend a search.")
 @click.option("--epochs-per-trial", type=int, default=2, show_default=True,
               help="Training epochs per trial (Hyperband: the most).")
-@click.option("--probe", default="linear", show_default=True,
-              help="Scoring probe: linear, mlp or knn.")
-@click.option("--layer", default="y", show_default=True,
-              help="Probed encoder output: conv, fc or y.")
+@click.option("--probe", type=Choice(PROBES), default="linear",
+              show_default=True, help="Scoring probe.")
+@click.option("--layer", type=Choice(PROBED_LAYERS), default="y",
+              show_default=True, help="Probed encoder output.")
 @click.option("--val-fraction", type=float, default=0.2, show_default=True,
               help="Share of labelled training images that scores probes.")
 @click.option("--max-failed", type=int, default=3, show_default=True,
               help="Failed trials in a row that stop the search.")
-@click.option("--estimator", default=None, help="Pin: jsd, dv or nce.")
+@click.option("--estimator", type=Choice(ESTIMATORS), default=None,
+              help="Pin the estimator.")
 @click.option("--alpha", type=float, default=None, help="Pin global MI weight.")
 @click.option("--beta", type=float, default=None, help="Pin local MI weight.")
 @click.option("--gamma", type=float, default=None, help="Pin prior weight.")
 @click.option("--lr", type=float, default=None, help="Pin learning rate.")
-@click.option("--encoder", default=None)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--critic-units", type=int, default=None)
-@click.option("--local-critic", default="encode_and_dot", show_default=True)
-@click.option("--gradient-penalty", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--encoder", type=Choice(ENCODERS), default=None)
+@click.option("--batch-size", type=int, default=default("batch_size"),
+              show_default=True)
+@click.option("--critic-units", type=int, default=default("critic_units"))
+@click.option("--local-critic", type=Choice(LOCAL_CRITICS),
+              default=default("local_critic"), show_default=True)
+@click.option("--gradient-penalty", type=float,
+              default=default("gradient_penalty"), show_default=True)
+@click.option("--seed", type=int, default=default("seed"), show_default=True)
 @click.option("--no-jit", is_flag=True,
               help="Never XLA-compile the step (default: on GPUs only).")
 @click.option("--verbose", is_flag=True, help="KerasTuner's and Keras' logs.")
@@ -288,12 +326,12 @@ def datasets(data_dir):
 def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
          val_fraction, max_failed, no_jit, verbose, **options):
     """Search alpha, beta, gamma, estimator and lr by probe accuracy."""
-    from dim_keras.training import RunError
-    from dim_keras.training import TrainConfig
+    from dim_keras.config import TrainConfig
+    from dim_keras.runs import RunError
 
     try:
-        from tuning.search import SearchSettings
-        from tuning.search import run_search
+        from dim_keras.tuning.search import SearchSettings
+        from dim_keras.tuning.search import run_search
     except ImportError as e:
         fail(f"dim-keras tune needs keras-tuner (pip install keras-tuner): {e}")
     pins = {k: options.pop(k) for k in ("estimator", "alpha", "beta",

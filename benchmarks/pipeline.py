@@ -97,7 +97,7 @@ def training_rate(dataset, data, batch_size, batches, critic_units=None,
     """Images/s of DIM training steps fed by `data`, after compiling."""
     import keras
 
-    from dim_keras.training import TrainConfig
+    from dim_keras.config import TrainConfig
     from dim_keras.training import build_model
 
     config = TrainConfig(

@@ -24,7 +24,9 @@ import math
 
 from keras import ops
 
-ESTIMATORS = ("jsd", "dv", "nce")
+from dim_keras.choices import ESTIMATORS
+from dim_keras.choices import check_choice
+
 
 
 def check_estimator(estimator):
@@ -39,11 +41,7 @@ def check_estimator(estimator):
     Raises:
         ValueError: for any other value.
     """
-    if estimator not in ESTIMATORS:
-        raise ValueError(
-            f"Unknown estimator; expected one of {', '.join(ESTIMATORS)}. "
-            f"Received: estimator={estimator!r}"
-        )
+    check_choice("estimator", estimator, ESTIMATORS)
     return estimator
 
 

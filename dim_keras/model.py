@@ -13,7 +13,6 @@ gradient and optimizer mechanics live in `dim_keras.backend`.
 
 import keras
 from keras import ops
-from keras.src.backend import compute_output_spec
 
 from dim_keras import estimators
 from dim_keras import objective
@@ -30,6 +29,22 @@ LOG_KEYS = (
     "discriminator_loss",
     "gradient_penalty",
 )
+
+
+class _SymbolicDIMLosses(keras.Operation):
+    """`model.compute_dim_losses` as an operation, to trace it symbolically.
+
+    Calling a `keras.Operation` on `KerasTensor`s infers its outputs'
+    shapes by tracing `call` without arithmetic (Keras's public route to
+    its `compute_output_spec`), which creates every variable on the way.
+    """
+
+    def __init__(self, model):
+        super().__init__(name="dim_losses")
+        self.model = model
+
+    def call(self, images):
+        return self.model.compute_dim_losses(images, training=False)
 
 
 def reference_optimizer(learning_rate=1e-4):
@@ -178,7 +193,7 @@ class DeepInfoMax(Trainer, keras.Model):
         every operation one by one.
         """
         images = keras.KerasTensor((2,) + tuple(input_shape[1:]), "float32")
-        compute_output_spec(self.compute_dim_losses, images, training=False)
+        _SymbolicDIMLosses(self)(images)
         self.built = True
         if getattr(self, "discriminator_optimizer", None) is not None:
             # Compiled before built: give each optimizer its own variables

@@ -25,11 +25,9 @@ def one_step(mode, global_negatives, init, out):
     import numpy as np
     import tensorflow as tf
 
-    from dim_keras.distribute import input_pipeline
     from dim_keras.distribute import make_distribution
-    from dim_keras.distribute import prepare_model
-    from dim_keras.training import TrainConfig
-    from dim_keras.training import atomic_save
+    from dim_keras.config import TrainConfig
+    from dim_keras.atomic import save as atomic_save
     from dim_keras.training import build_model
 
     distribution = make_distribution(mode)
@@ -46,7 +44,7 @@ def one_step(mode, global_negatives, init, out):
     keras.utils.set_random_seed(0)
     with distribution.scope():
         model = build_model(config, 32)
-        prepare_model(model, distribution, BATCH_SIZE)
+        distribution.prepare_model(model, BATCH_SIZE)
         if not os.path.exists(init):
             # Written whole under a temporary name: another process waits
             # for it.
@@ -57,7 +55,7 @@ def one_step(mode, global_negatives, init, out):
     dataset = tf.data.Dataset.from_tensor_slices(images).batch(
         BATCH_SIZE, drop_remainder=True
     )
-    dataset = input_pipeline(dataset, distribution)
+    dataset = distribution.adapt_pipeline(dataset)
     history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
     variables = (
         list(model.weights)

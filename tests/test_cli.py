@@ -5,7 +5,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from apps.cli import main
+from dim_keras.apps.cli import main
 
 
 @pytest.mark.parametrize(

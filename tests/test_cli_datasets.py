@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from apps.cli import main
+from dim_keras.apps.cli import main
 from dim_keras.data import tfds_data
 from tests import tiny_imagenet_layout as layout
 

@@ -190,7 +190,7 @@ def test_cli_trains_on_two_mirrored_replicas(tmp_path):
         "cpu = tf.config.list_physical_devices('CPU')[0]\n"
         "tf.config.set_logical_device_configuration(\n"
         "    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
-        "from apps.cli import main\n"
+        "from dim_keras.apps.cli import main\n"
         "main(sys.argv[1:])\n"
     )
     result = subprocess.run(

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from apps.cli import main
+from dim_keras.apps.cli import main
 from dim_keras import data
 from dim_keras.data import ImageDataset
 from dim_keras.evaluation import EvaluationConfig
 from dim_keras.evaluation import evaluate_run
 from dim_keras.networks import basic32x32
-from dim_keras.training import RunError
+from dim_keras.runs import RunError
 
 SIZE = 16
 
@@ -151,12 +151,13 @@ def test_train_ends_by_evaluating_unless_told_not_to(tmp_path, monkeypatch):
     def fake_train(config, out):
         return {"paths": {"run_dir": out, "encoder": "e", "config": "c",
                           "history": "h", "checkpoint": "k"},
-                "trained": True, "epochs_done": 1, "history": history}
+                "trained": True, "epochs_done": 1, "history": history,
+                "dataset": None}
 
     evaluated = []
 
     def fake_evaluate_run(run, dataset=None, data_dir=None, config=None,
-                          log=print):
+                          log=print, data=None):
         evaluated.append(run)
         return {"paths": {"markdown": "m", "json": "j"}}
 

@@ -21,9 +21,11 @@ def test_features_of_a_saved_encoder_are_identical_across_extractions(
     encoder.save(path)
     images = _images(10)
     first = extract_features(keras.saving.load_model(path), images,
-                             layers=("conv", "fc", "y"), batch_size=4)
+                             layers=("conv", "fc", "y"), batch_size=4,
+                             flatten=True)
     second = extract_features(keras.saving.load_model(path), images,
-                              layers=("conv", "fc", "y"), batch_size=4)
+                              layers=("conv", "fc", "y"), batch_size=4,
+                             flatten=True)
     assert first["conv"].shape == (10, 2 * 2 * 256)
     assert first["fc"].shape == (10, 1024)
     assert first["y"].shape == (10, 8)

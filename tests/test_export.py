@@ -11,8 +11,11 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from apps.cli import main as cli
+from dim_keras.apps.cli import main as cli
+from dim_keras import encoder_file
 from dim_keras import export
+from dim_keras import runs
+from dim_keras.evaluation import features as feature_extraction
 from dim_keras.networks import basic32x32
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -139,7 +142,7 @@ def encoder():
 def run_dir(tmp_path_factory, encoder):
     """A run directory as training leaves it, plus a SavedModel export."""
     run = tmp_path_factory.mktemp("run")
-    export.save_encoder(
+    encoder_file.save_encoder(
         encoder, str(run / "encoder.keras"),
         info={"dataset": "digits", "epochs_done": 1},
     )
@@ -221,26 +224,26 @@ def test_load_encoder_from_run_dir_and_file(run_dir, encoder):
     images = uint8_images(3)
     expected = keras.ops.convert_to_numpy(encoder(images, training=False)["y"])
     for path in (run_dir, run_dir / "encoder.keras", str(run_dir)):
-        loaded = export.load_encoder(path)
+        loaded = runs.load_encoder(path)
         y = keras.ops.convert_to_numpy(loaded(images, training=False)["y"])
         np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_load_encoder_refuses_what_is_not_an_encoder(tmp_path, run_dir):
     with pytest.raises(ValueError, match="No such file"):
-        export.load_encoder(tmp_path / "missing")
+        runs.load_encoder(tmp_path / "missing")
     with pytest.raises(ValueError, match="No encoder.keras"):
-        export.load_encoder(tmp_path)
+        runs.load_encoder(tmp_path)
     with pytest.raises(ValueError, match="SavedModel"):
-        export.load_encoder(run_dir / "export" / "saved_model")
+        runs.load_encoder(run_dir / "export" / "saved_model")
     broken = tmp_path / "broken.keras"
     broken.write_text("not a zip")
     with pytest.raises(ValueError, match="Cannot load"):
-        export.load_encoder(broken)
+        runs.load_encoder(broken)
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     plain.save(tmp_path / "plain.keras")
     with pytest.raises(ValueError, match="dict of outputs"):
-        export.load_encoder(tmp_path / "plain.keras")
+        runs.load_encoder(tmp_path / "plain.keras")
 
 
 def test_extract_features_matches_the_encoder(encoder):
@@ -249,7 +252,7 @@ def test_extract_features_matches_the_encoder(encoder):
         k: keras.ops.convert_to_numpy(v)
         for k, v in encoder(images, training=False).items()
     }
-    features = export.extract_features(
+    features = feature_extraction.extract_features(
         encoder, images, layers=("y", "conv"), batch_size=5, verbose=0
     )
     assert sorted(features) == ["conv", "y"]
@@ -259,7 +262,7 @@ def test_extract_features_matches_the_encoder(encoder):
             features[key], expected[key], rtol=1e-5, atol=1e-5
         )
     # Float images with the same pixel values give the same features.
-    as_float = export.extract_features(
+    as_float = feature_extraction.extract_features(
         encoder, images.astype(np.float32), batch_size=8, verbose=0
     )
     np.testing.assert_allclose(as_float["y"], expected["y"], atol=1e-5)
@@ -280,13 +283,13 @@ def test_extract_features_from_datasets_keeps_order_and_labels(encoder):
             (images, labels)).filter(lambda x, y: True),
     }
     for name, data in sources.items():
-        features = export.extract_features(encoder, data, batch_size=3,
+        features = feature_extraction.extract_features(encoder, data, batch_size=3,
                                            verbose=0)
         np.testing.assert_array_equal(features["labels"], labels, name)
         np.testing.assert_allclose(features["y"], expected, atol=1e-5,
                                    err_msg=name)
     only_images = tf.data.Dataset.from_tensor_slices(images)
-    features = export.extract_features(encoder, only_images, verbose=0)
+    features = feature_extraction.extract_features(encoder, only_images, verbose=0)
     assert sorted(features) == ["y"]
     np.testing.assert_allclose(features["y"], expected, atol=1e-5)
 
@@ -294,7 +297,7 @@ def test_extract_features_from_datasets_keeps_order_and_labels(encoder):
 def test_extract_features_with_a_saved_model_endpoint(encoder, run_dir):
     images = uint8_images(6)
     loaded = tf.saved_model.load(str(run_dir / "export" / "saved_model"))
-    features = export.extract_features(loaded.serve, images, layers=("fc",),
+    features = feature_extraction.extract_features(loaded.serve, images, layers=("fc",),
                                        batch_size=4, verbose=0)
     expected = keras.ops.convert_to_numpy(encoder(images, training=False)["fc"])
     np.testing.assert_allclose(features["fc"], expected, atol=1e-5)
@@ -302,26 +305,26 @@ def test_extract_features_with_a_saved_model_endpoint(encoder, run_dir):
 
 def test_extract_features_progress_and_errors(encoder, capsys):
     images = uint8_images(12)
-    export.extract_features(encoder, images, batch_size=4, verbose=0)
+    feature_extraction.extract_features(encoder, images, batch_size=4, verbose=0)
     assert capsys.readouterr().out == ""
-    export.extract_features(encoder, images, batch_size=4, verbose=1)
+    feature_extraction.extract_features(encoder, images, batch_size=4, verbose=1)
     assert "12/12" in capsys.readouterr().out
     # "auto" shows a bar only above AUTO_PROGRESS_BATCHES batches.
-    export.extract_features(encoder, images, batch_size=4)
+    feature_extraction.extract_features(encoder, images, batch_size=4)
     assert capsys.readouterr().out == ""
-    export.extract_features(encoder, images, batch_size=1)
+    feature_extraction.extract_features(encoder, images, batch_size=1)
     assert "12/12" in capsys.readouterr().out
 
-    empty = export.extract_features(encoder, images[:0], layers=("conv",))
+    empty = feature_extraction.extract_features(encoder, images[:0], layers=("conv",))
     assert empty["conv"].shape == (0, 4, 4, 256)
     with pytest.raises(ValueError, match="Received: layers=\\['z'\\]"):
-        export.extract_features(encoder, images, layers=("z",))
+        feature_extraction.extract_features(encoder, images, layers=("z",))
     with pytest.raises(ValueError, match="Received: data shape=\\(12, 32\\)"):
-        export.extract_features(encoder, images[:, :, 0, 0])
+        feature_extraction.extract_features(encoder, images[:, :, 0, 0])
     with pytest.raises(ValueError, match="batch_size"):
-        export.extract_features(encoder, images, batch_size=0)
+        feature_extraction.extract_features(encoder, images, batch_size=0)
     with pytest.raises(ValueError, match="infinite"):
-        export.extract_features(
+        feature_extraction.extract_features(
             encoder, tf.data.Dataset.from_tensor_slices(images).repeat())
 
 
@@ -368,7 +371,7 @@ def test_cli_export(tmp_path, run_dir):
 def test_training_writes_a_described_encoder(tmp_path, monkeypatch):
     import dim_keras.data
     from dim_keras.data import ImageDataset
-    from dim_keras.training import TrainConfig
+    from dim_keras.config import TrainConfig
     from dim_keras.training import train
 
     images = uint8_images(16)
@@ -384,7 +387,7 @@ def test_training_writes_a_described_encoder(tmp_path, monkeypatch):
     with open(tmp_path / "encoder.json") as f:
         metadata = json.load(f)
     assert (metadata["dataset"], metadata["epochs_done"]) == ("digits", 1)
-    loaded = export.load_encoder(tmp_path)
+    loaded = runs.load_encoder(tmp_path)
     assert loaded.name == metadata["name"]
     assert metadata["name"].startswith("dim_encoder_basic32x32__input_32x32x3")
 
@@ -405,26 +408,3 @@ def test_example_pipeline_runs_without_dim_keras(tmp_path, run_dir):
     assert line.startswith("Linear classifier on y (64 dims, 2 epochs)")
     accuracy = float(line.split("test accuracy ")[1].split()[0])
     assert 0.0 <= accuracy <= 1.0
-
-
-def test_a_failed_export_keeps_the_previous_one(tmp_path):
-    out = tmp_path / "saved_model"
-    out.mkdir()
-    (out / "previous").write_text("kept")
-
-    def fail_halfway(tmp):
-        os.makedirs(tmp)
-        with open(os.path.join(tmp, "half"), "w") as f:
-            f.write("written")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        export._write_dir_atomically(str(out), fail_halfway, overwrite=True)
-    assert sorted(os.listdir(tmp_path)) == ["saved_model"]
-    assert os.listdir(out) == ["previous"]
-
-    export._write_dir_atomically(
-        str(out), lambda tmp: os.makedirs(os.path.join(tmp, "new")),
-        overwrite=True)
-    assert sorted(os.listdir(tmp_path)) == ["saved_model"]
-    assert os.listdir(out) == ["new"]

@@ -5,6 +5,7 @@ import os
 import keras
 import numpy as np
 
+from dim_keras import runs
 from dim_keras import training
 
 
@@ -32,10 +33,10 @@ def test_non_finite_epoch_stops_without_saving(tmp_path):
     checkpoint.set_model(model)
     checkpoint.on_epoch_end(0, {"loss": 1.5})
     assert history == [{"epoch": 1, "loss": 1.5}]
-    assert os.path.exists(tmp_path / training.STATE_FILE)
-    before = (tmp_path / training.STATE_FILE).read_text()
+    assert os.path.exists(tmp_path / runs.STATE_FILE)
+    before = (tmp_path / runs.STATE_FILE).read_text()
     checkpoint.on_epoch_end(1, {"loss": np.float32("nan")})
     assert model.stop_training
     assert checkpoint.diverged_at[0] == 2
     assert len(history) == 1
-    assert (tmp_path / training.STATE_FILE).read_text() == before
+    assert (tmp_path / runs.STATE_FILE).read_text() == before

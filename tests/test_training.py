@@ -10,9 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from dim_keras.training import RunError
-from dim_keras.training import TrainConfig
-from dim_keras.training import atomic_save
+from dim_keras.runs import RunError
+from dim_keras.config import TrainConfig
 from dim_keras.training import train
 
 
@@ -69,21 +68,6 @@ def test_raising_epochs_continues_the_run(tmp_path):
     result = train(tiny_config(epochs=2), path, verbose=0, log=messages.append)
     assert "from epoch 2" in messages[0]
     assert [row["epoch"] for row in result["history"]] == [1, 2]
-
-
-def test_atomic_save_leaves_no_partial_file_on_failure(tmp_path):
-    target = tmp_path / "encoder.keras"
-    target.write_text("old")
-
-    def broken_save(path):
-        with open(path, "w") as f:
-            f.write("half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError):
-        atomic_save(str(target), broken_save)
-    assert target.read_text() == "old"
-    assert os.listdir(tmp_path) == ["encoder.keras"]
 
 
 RELOAD = textwrap.dedent(

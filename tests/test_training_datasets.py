@@ -5,10 +5,10 @@ import json
 import h5py
 import tensorflow_datasets as tfds
 
-from dim_keras import training
+from dim_keras import runs
 from dim_keras.data import tfds_data
-from dim_keras.training import TrainConfig
-from dim_keras.training import read_run_state
+from dim_keras.config import TrainConfig
+from dim_keras.runs import read_run_state
 from dim_keras.training import train
 
 
@@ -35,7 +35,7 @@ def test_runs_saved_before_these_settings_still_resume(tmp_path):
     del old["augment"], old["occlusion"]
     (tmp_path / "config.json").write_text(json.dumps(old))
     # The checkpoint commits the state (its attribute); weights are not read.
-    with h5py.File(tmp_path / training.CHECKPOINT_FILE, "w") as f:
-        f.attrs[training.STATE_ATTR] = json.dumps(
+    with h5py.File(tmp_path / runs.CHECKPOINT_FILE, "w") as f:
+        f.attrs[runs.STATE_ATTR] = json.dumps(
             {"epochs_done": 1, "history": [{"epoch": 1}]})
     assert read_run_state(str(tmp_path), config) == (1, [{"epoch": 1}])

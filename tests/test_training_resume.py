@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dim_keras import runs
 from dim_keras import training
-from dim_keras.training import TrainConfig
+from dim_keras.config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,7 +34,7 @@ def tiny_config(**overrides):
 
 
 def read_history(run_dir):
-    with open(os.path.join(run_dir, training.HISTORY_FILE)) as f:
+    with open(os.path.join(run_dir, runs.HISTORY_FILE)) as f:
         return list(csv.DictReader(f))
 
 
@@ -68,8 +69,8 @@ def test_checkpoint_restores_weights_and_both_optimizers(tmp_path):
     assert set(before) == set(saved)
     assert all(before[k].shape == saved[k].shape for k in saved)
     assert any(not np.array_equal(before[k], saved[k]) for k in saved)
-    training.restore_checkpoint(
-        fresh, os.path.join(run_dir, training.CHECKPOINT_FILE)
+    runs.restore_checkpoint(
+        fresh, os.path.join(run_dir, runs.CHECKPOINT_FILE)
     )
     restored = all_state(fresh)
     for key, value in saved.items():
@@ -81,17 +82,17 @@ def test_checkpoint_is_the_commit_point(tmp_path):
     writes) does not make the run redo or skip an epoch."""
     run_dir = str(tmp_path / "run")
     training.train(tiny_config(), run_dir, verbose=0, log=lambda m: None)
-    with open(os.path.join(run_dir, training.STATE_FILE), "w") as f:
+    with open(os.path.join(run_dir, runs.STATE_FILE), "w") as f:
         json.dump({"epochs_done": 0, "history": []}, f)
     config = tiny_config(encoder="basic32x32")
-    epochs_done, history = training.read_run_state(run_dir, config)
+    epochs_done, history = runs.read_run_state(run_dir, config)
     assert epochs_done == 1 and [r["epoch"] for r in history] == [1]
 
 
 def test_finished_run_does_nothing_and_raised_epochs_continue(tmp_path):
     run_dir = str(tmp_path / "run")
     training.train(tiny_config(), run_dir, verbose=0, log=lambda m: None)
-    checkpoint = os.path.join(run_dir, training.CHECKPOINT_FILE)
+    checkpoint = os.path.join(run_dir, runs.CHECKPOINT_FILE)
     stamp = os.stat(checkpoint).st_mtime_ns
     messages = []
     again = training.train(tiny_config(), run_dir, verbose=0,
@@ -113,7 +114,7 @@ def test_finished_run_does_nothing_and_raised_epochs_continue(tmp_path):
 def test_changed_settings_are_refused(tmp_path):
     run_dir = str(tmp_path / "run")
     training.train(tiny_config(), run_dir, verbose=0, log=lambda m: None)
-    with pytest.raises(training.RunError, match="estimator"):
+    with pytest.raises(runs.RunError, match="estimator"):
         training.train(tiny_config(estimator="nce"), run_dir, verbose=0)
 
 
@@ -134,15 +135,15 @@ def test_nonfinite_loss_stops_and_keeps_last_good_epoch(tmp_path, monkeypatch):
         "dim_keras.data.pipeline.training_pipeline", poisoned_pipeline
     )
     run_dir = str(tmp_path / "run")
-    with pytest.raises(training.RunError) as info:
+    with pytest.raises(runs.RunError) as info:
         training.train(config, run_dir, verbose=0, log=lambda m: None)
     message = str(info.value)
     assert "non-finite loss in epoch 2" in message
     assert "last good epoch (1) is kept" in message
-    epochs_done, history = training.read_run_state(run_dir, config)
+    epochs_done, history = runs.read_run_state(run_dir, config)
     assert epochs_done == 1 and len(history) == 1
     encoder = keras.saving.load_model(
-        os.path.join(run_dir, training.ENCODER_FILE)
+        os.path.join(run_dir, runs.ENCODER_FILE)
     )
     weights = np.concatenate([w.reshape(-1) for w in encoder.get_weights()])
     assert np.all(np.isfinite(weights))
@@ -151,7 +152,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_epoch(tmp_path, monkeypatch):
 
 def _cli(out, epochs, steps):
     return [
-        sys.executable, "-m", "apps.cli", "train",
+        sys.executable, "-m", "dim_keras.apps.cli", "train",
         "--dataset", "digits", "--batch-size", "16", "--critic-units", "16",
         "--steps-per-epoch", str(steps), "--epochs", str(epochs),
         "--no-jit", "--out", out,
@@ -165,7 +166,7 @@ def _env():
 
 def _epochs_done(out):
     try:
-        with open(os.path.join(out, training.STATE_FILE)) as f:
+        with open(os.path.join(out, runs.STATE_FILE)) as f:
             return json.load(f)["epochs_done"]
     except (OSError, ValueError, KeyError):
         return 0
@@ -186,8 +187,8 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     # The checkpoint is the commit point (state.json may lag it by one).
-    done_at_kill = training.read_checkpoint_state(
-        os.path.join(out, training.CHECKPOINT_FILE)
+    done_at_kill = runs.read_checkpoint_state(
+        os.path.join(out, runs.CHECKPOINT_FILE)
     )["epochs_done"]
     assert 1 <= done_at_kill < epochs
 
@@ -203,7 +204,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert all(np.isfinite(float(r["loss"])) for r in rows)
     # No temporary files are left behind under the final names' directory.
     assert not [n for n in os.listdir(out) if "partial" in n]
-    encoder = keras.saving.load_model(os.path.join(out, training.ENCODER_FILE))
+    encoder = keras.saving.load_model(os.path.join(out, runs.ENCODER_FILE))
     y = encoder(np.zeros((2, 32, 32, 3), "uint8"))["y"]
     assert tuple(y.shape) == (2, 64)
 
@@ -235,7 +236,7 @@ def test_mixed_precision_training(tmp_path, precision):
         ) == loss_scaled
     assert all(np.isfinite(v) for v in result["history"][-1].values())
     encoder = keras.saving.load_model(
-        os.path.join(run_dir, training.ENCODER_FILE)
+        os.path.join(run_dir, runs.ENCODER_FILE)
     )
     y = encoder(np.zeros((2, 32, 32, 3), "uint8"))["y"]
     assert keras.backend.standardize_dtype(y.dtype) == precision.split("_")[1]

@@ -7,9 +7,9 @@ import json
 import keras_tuner as kt
 import pytest
 
-from dim_keras.training import TrainConfig
-from tuning import results
-from tuning.tuner import DIMHyperModel
+from dim_keras.config import TrainConfig
+from dim_keras.tuning import results
+from dim_keras.tuning.tuner import DIMHyperModel
 
 BASE = TrainConfig(batch_size=32, critic_units=16, encoder="basic32x32")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dim_keras.data import ImageDataset
-from tuning import scoring
+from dim_keras.tuning import scoring
 
 
 class TrainOnlyDataset(ImageDataset):

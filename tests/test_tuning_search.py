@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from apps.cli import main
-from dim_keras.training import RunError
-from dim_keras.training import TrainConfig
+from dim_keras.apps.cli import main
+from dim_keras.runs import RunError
+from dim_keras.config import TrainConfig
 from tests import tuning_helpers
-from tuning.search import SearchSettings
-from tuning.search import run_search
-from tuning.tuner import DIMTuner
+from dim_keras.tuning.search import SearchSettings
+from dim_keras.tuning.search import run_search
+from dim_keras.tuning.tuner import DIMTuner
 
 
 

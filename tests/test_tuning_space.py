@@ -6,7 +6,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from tuning import space
+from dim_keras.tuning import space
 
 
 def sample(pins, n, tmp_path, seed=3):

@@ -48,7 +48,7 @@ TINY_ARGS = ["--dataset", TINY, "--epochs-per-trial", "1", "--batch-size",
 
 LAUNCH = (
     "import tests.tuning_helpers as h; h.register(); "
-    "from apps.cli import main; main()"
+    "from dim_keras.apps.cli import main; main()"
 )
 
 

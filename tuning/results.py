@@ -14,9 +14,9 @@ import json
 import math
 import os
 
-from dim_keras.training import atomic_write_text
-from tuning.tuner import OBJECTIVE
-from tuning.tuner import failure_reason
+from dim_keras import atomic
+from dim_keras.tuning.tuner import OBJECTIVE
+from dim_keras.tuning.tuner import failure_reason
 
 TRIALS_CSV = "trials.csv"
 TRIALS_MD = "trials.md"
@@ -146,12 +146,12 @@ def write_results(out_dir, trials, trial_config, trial_failure=None):
         "markdown": os.path.join(out_dir, TRIALS_MD),
         "best": os.path.join(out_dir, BEST_JSON),
     }
-    atomic_write_text(paths["csv"], rows_csv(rows))
-    atomic_write_text(paths["markdown"], rows_markdown(rows))
+    atomic.write_text(paths["csv"], rows_csv(rows))
+    atomic.write_text(paths["markdown"], rows_markdown(rows))
     best = best_config = None
     if ranked and ranked[0][0]["status"] == "COMPLETED":
         best, best_config = ranked[0]
-        atomic_write_text(
+        atomic.write_text(
             paths["best"], json.dumps(best_config.to_dict(), indent=2) + "\n"
         )
     return {"rows": rows, "best": best, "best_config": best_config,

@@ -10,11 +10,12 @@ split is never read.
 
 import numpy as np
 
+from dim_keras.choices import PROBED_LAYERS
+from dim_keras.choices import PROBES
+from dim_keras.choices import check_choice
 from dim_keras.evaluation import probes
-from dim_keras.evaluation.features import PROBED_LAYERS
 from dim_keras.evaluation.features import extract_features
 
-PROBES = ("linear", "mlp", "knn")
 
 
 def check_probe(probe, layer):
@@ -23,16 +24,8 @@ def check_probe(probe, layer):
     Raises:
         ValueError: naming the bad value.
     """
-    if probe not in PROBES:
-        raise ValueError(
-            f"Unknown probe; expected one of {', '.join(PROBES)}. "
-            f"Received: probe={probe!r}"
-        )
-    if layer not in PROBED_LAYERS:
-        raise ValueError(
-            f"Unknown layer; expected one of {', '.join(PROBED_LAYERS)}. "
-            f"Received: layer={layer!r}"
-        )
+    check_choice("probe", probe, PROBES)
+    check_choice("layer", layer, PROBED_LAYERS)
 
 
 def validation_split(dataset, fraction, seed):
@@ -93,7 +86,8 @@ class ProbeScorer:
         train_x, train_y, val_x, val_y = self.split
         # One pass over both parts (one feature model, traced once).
         values = extract_features(
-            encoder, np.concatenate([train_x, val_x]), layers=(self.layer,)
+            encoder, np.concatenate([train_x, val_x]), layers=(self.layer,),
+            verbose=0, flatten=True,
         )[self.layer]
         features = [values[:len(train_x)], values[len(train_x):]]
         for name, values in zip(("training", "validation"), features):

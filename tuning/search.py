@@ -20,12 +20,14 @@ import json
 import logging
 import os
 
-from dim_keras.training import RunError
-from dim_keras.training import TrainConfig
-from dim_keras.training import atomic_write_text
-from tuning import scoring
-from tuning import space
-from tuning.tuner import TUNERS
+from dim_keras import atomic
+from dim_keras.choices import check_choice
+from dim_keras.config import TrainConfig
+from dim_keras.runs import RunError
+from dim_keras.tuning import scoring
+from dim_keras.tuning import space
+from dim_keras.tuning.tuner import TUNERS
+from dim_keras.tuning.tuner import search_role
 
 SETTINGS_FILE = "search.json"
 PROJECT = "kt"
@@ -68,11 +70,7 @@ class SearchSettings:
         Raises:
             ValueError: naming the bad setting and its value.
         """
-        if self.tuner not in TUNERS:
-            raise ValueError(
-                f"Unknown tuner; expected one of {', '.join(TUNERS)}. "
-                f"Received: tuner={self.tuner!r}"
-            )
+        check_choice("tuner", self.tuner, TUNERS)
         for name in ("max_trials", "epochs_per_trial", "max_failed"):
             if getattr(self, name) < 1:
                 raise ValueError(
@@ -119,16 +117,7 @@ def _check_settings_file(out_dir, settings):
                 "settings (any --max-trials) to continue it."
             )
         return
-    atomic_write_text(path, json.dumps(wanted, indent=2) + "\n")
-
-
-def role():
-    """This process's part in a search: `"alone"`, `"chief"` or `"worker"`."""
-    from keras_tuner.src.distribute import utils
-
-    if not utils.has_chief_oracle():
-        return "alone"
-    return "chief" if utils.is_chief_oracle() else "worker"
+    atomic.write_text(path, json.dumps(wanted, indent=2) + "\n")
 
 
 def run_search(settings, out_dir, log=print, verbose=False):
@@ -142,7 +131,7 @@ def run_search(settings, out_dir, log=print, verbose=False):
 
     Returns:
         Dict with `role`, and for `"alone"` and `"chief"` the results of
-        `tuning.results.write_results` (`rows`, `best`, `best_config`,
+        `dim_keras.tuning.results.write_results` (`rows`, `best`, `best_config`,
         `paths`).
 
     Raises:
@@ -152,10 +141,10 @@ def run_search(settings, out_dir, log=print, verbose=False):
     """
     from dim_keras.data import get_dataset
     from dim_keras.networks.encoders import ENCODER_IMAGE_SIZE
-    from tuning import results
-    from tuning.tuner import DIMHyperModel
-    from tuning.tuner import DIMTuner
-    from tuning.tuner import make_oracle
+    from dim_keras.tuning import results
+    from dim_keras.tuning.tuner import DIMHyperModel
+    from dim_keras.tuning.tuner import DIMTuner
+    from dim_keras.tuning.tuner import make_oracle
 
     settings.validate()
     base = settings.base
@@ -169,7 +158,7 @@ def run_search(settings, out_dir, log=print, verbose=False):
         settings = dataclasses.replace(settings, base=base)
     os.makedirs(out_dir, exist_ok=True)
     _check_settings_file(out_dir, settings)
-    part = role()
+    part = search_role()
 
     split = scoring.validation_split(dataset, settings.val_fraction, base.seed)
     scorer = scoring.ProbeScorer(split, settings.probe, settings.layer,
@@ -197,6 +186,7 @@ def run_search(settings, out_dir, log=print, verbose=False):
 
     # KerasTuner prints a failed trial's traceback when DEBUG is on (its
     # default); the trial's table row and progress line give the reason.
+    # KerasTuner has no public switch for it (keras_tuner.src.config only).
     from keras_tuner.src import config as kt_config
 
     kt_config.DEBUG = verbose

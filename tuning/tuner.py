@@ -21,10 +21,13 @@ import time
 import keras
 import keras_tuner as kt
 
-from tuning import space
+from dim_keras import atomic
+from dim_keras.choices import TUNERS
+from dim_keras.choices import check_choice
+
+from dim_keras.tuning import space
 
 OBJECTIVE = kt.Objective("val_probe_acc", "max")
-TUNERS = ("random", "bayesian", "hyperband")
 RUN_DIR = "run"
 FAILURE = "failure.txt"
 
@@ -53,6 +56,32 @@ class DIMHyperModel(kt.HyperModel):
         return dataclasses.replace(self.base_config, epochs=epochs, **values)
 
 
+def search_role():
+    """This process's part in a search: `"alone"`, `"chief"` or `"worker"`.
+
+    Read from KerasTuner's documented environment variables of distributed
+    tuning: `KERASTUNER_ORACLE_IP` and `KERASTUNER_ORACLE_PORT` mark a
+    distributed search; `KERASTUNER_TUNER_ID` is `"chief"` for the process
+    serving the oracle, another id (`"tuner0"`, ...) for each worker.
+
+    Raises:
+        ValueError: when `KERASTUNER_ORACLE_IP` is set without the port or
+            the tuner id.
+    """
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return "alone"
+    missing = [name for name in ("KERASTUNER_ORACLE_PORT",
+                                 "KERASTUNER_TUNER_ID")
+               if name not in os.environ]
+    if missing:
+        raise ValueError(
+            "A distributed search needs KERASTUNER_ORACLE_PORT and "
+            f"KERASTUNER_TUNER_ID beside KERASTUNER_ORACLE_IP. Received: "
+            f"{', '.join(missing)} unset"
+        )
+    return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
+
+
 def make_oracle(tuner, max_trials, epochs_per_trial, seed,
                 max_consecutive_failed_trials=3):
     """A KerasTuner oracle maximizing `val_probe_acc`.
@@ -69,11 +98,7 @@ def make_oracle(tuner, max_trials, epochs_per_trial, seed,
     Returns:
         A `keras_tuner.Oracle`.
     """
-    if tuner not in TUNERS:
-        raise ValueError(
-            f"Unknown tuner; expected one of {', '.join(TUNERS)}. "
-            f"Received: tuner={tuner!r}"
-        )
+    check_choice("tuner", tuner, TUNERS)
     common = dict(
         objective=OBJECTIVE,
         # KerasTuner takes a seed of 0 as "no seed".
@@ -135,7 +160,7 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
             project_name=project_name,
             overwrite=False,
         )
-        if not self._is_worker():
+        if search_role() != "worker":
             self._forget_ended_retries()
             # Saved at once, so a search killed in its first trial reloads.
             self.save()
@@ -145,6 +170,7 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
         # retry. Its `end_trial` saves the oracle before it drops the ended
         # trial from `ongoing_trials` (a chief never saves again), so a trial
         # that had ended may be among them; its own file says it ended.
+        # KerasTuner has no public API for its retry queue.
         oracle = self.oracle
         oracle._retry_queue = [
             trial_id for trial_id in oracle._retry_queue
@@ -152,10 +178,11 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
         ]
 
     def _get_tuner_fname(self):
-        # KerasTuner reloads the oracle only if this file exists. The process
+        # Overrides a private hook of KerasTuner's (no public one names this
+        # file). KerasTuner reloads the oracle only if this file exists. The process
         # holding the oracle (alone or chief) uses one name whatever its
         # KERASTUNER_TUNER_ID, so a search continues across both modes.
-        name = self.tuner_id if self._is_worker() else "oracle_holder"
+        name = self.tuner_id if search_role() == "worker" else "oracle_holder"
         return os.path.join(str(self.project_dir), f"tuner_{name}.json")
 
     def trial_run_dir(self, trial_id):
@@ -186,7 +213,7 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
             keras_tuner.errors.FailedTrialError: if training diverges or
                 the features are not finite.
         """
-        from dim_keras.training import RunError
+        from dim_keras import runs
         from dim_keras.training import train
 
         start = time.time()
@@ -197,9 +224,9 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
         try:
             result = train(config, run_dir, verbose=self.train_verbose,
                            log=lambda message: None)
-            encoder = keras.saving.load_model(result["paths"]["encoder"])
+            encoder = runs.load_encoder(run_dir)
             score = self.scorer(encoder)
-        except (RunError, FloatingPointError) as e:
+        except (runs.RunError, FloatingPointError) as e:
             raise kt.errors.FailedTrialError(str(e)) from e
         last = result["history"][-1]
         metrics = {
@@ -225,9 +252,7 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
         if trial.status in ("FAILED", "INVALID"):
             # The reason does not travel to a chief over gRPC: keep it in
             # the (shared) trial directory for the results table.
-            from dim_keras.training import atomic_write_text
-
-            atomic_write_text(
+            atomic.write_text(
                 os.path.join(self.get_trial_dir(trial.trial_id), FAILURE),
                 failure_reason(trial.message) + "\n",
             )

@@ -21,6 +21,38 @@ import keras
 from keras import ops
 
 from dim_keras.backend.common import TrainerBase
+from dim_keras.backend.common import adapt_pipeline  # noqa: F401
+from dim_keras.backend.common import prepare_model  # noqa: F401
+from dim_keras.backend.common import supports_jit  # noqa: F401
+
+
+def local_gpu_count():
+    """Number of GPUs JAX sees in this process."""
+    return sum(d.platform == "gpu" for d in jax.local_devices())
+
+
+def create_strategy(name):
+    """Creates the `keras.distribution` that `name` asks for.
+
+    `"multi-worker"` first joins the processes with
+    `keras.distribution.initialize()` (configured by
+    `KERAS_DISTRIBUTION_JOB_ADDRESSES`, `KERAS_DISTRIBUTION_NUM_PROCESSES`,
+    `KERAS_DISTRIBUTION_PROCESS_ID`); both then run data parallelism over
+    every device of every process: one program over the whole (sharded)
+    global batch.
+
+    Args:
+        name: `"data-parallel"` or `"multi-worker"`.
+
+    Returns:
+        `(distribution, num_replicas, process_index, process_count)`.
+    """
+    if name == "multi-worker":
+        keras.distribution.initialize()
+    devices = keras.distribution.list_devices()
+    distribution = keras.distribution.DataParallel(devices=devices)
+    return (distribution, len(devices), jax.process_index(),
+            jax.process_count())
 
 
 class Trainer(TrainerBase):

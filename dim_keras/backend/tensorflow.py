@@ -1,13 +1,100 @@
-"""TensorFlow training step: `tf.GradientTape` and two optimizers."""
+"""TensorFlow: the training step (`tf.GradientTape`, two optimizers) and
+`tf.distribute` mechanics."""
+
+import json
+import os
 
 import tensorflow as tf
 from keras import ops
 
 from dim_keras.backend.common import TrainerBase
+from dim_keras.backend.common import set_batch_norm_synchronized
+
+
+def local_gpu_count():
+    """Number of GPUs TensorFlow sees."""
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def _tf_config_task():
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    cluster = config.get("cluster", {})
+    task = config.get("task", {})
+    workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    index = task.get("index", 0)
+    if task.get("type") == "worker" and "chief" in cluster:
+        index += 1
+    return max(workers, 1), index
+
+
+def create_strategy(name):
+    """Creates the `tf.distribute` strategy `name` asks for.
+
+    Args:
+        name: `"mirrored"` or `"multi-worker"`.
+
+    Returns:
+        `(strategy, num_replicas, worker_index, num_workers)`.
+
+    Raises:
+        ValueError: for multi-worker without `TF_CONFIG`.
+    """
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        if not devices:
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices=devices)
+        return strategy, strategy.num_replicas_in_sync, 0, 1
+    if not os.environ.get("TF_CONFIG"):
+        raise ValueError(
+            "--distribute multi-worker on TensorFlow needs the TF_CONFIG "
+            "environment variable (cluster and task). Received: "
+            "TF_CONFIG unset"
+        )
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    num_workers, index = _tf_config_task()
+    return strategy, strategy.num_replicas_in_sync, index, num_workers
+
+
+def adapt_pipeline(dataset, name):
+    """Casts images to float32 under MultiWorkerMirroredStrategy.
+
+    It runs collective ops on the input, which do not take uint8 (the
+    encoder takes both).
+    """
+    if name == "multi-worker":
+        return dataset.map(lambda x: tf.cast(x, "float32"))
+    return dataset
+
+
+def prepare_model(model, distribution, global_batch_size):
+    """Synchronized batch norm over several replicas, and the replica batch.
+
+    Args:
+        model: a `DeepInfoMax` built under the strategy's scope.
+        distribution: the `dim_keras.distribute.Distribution`.
+        global_batch_size: int, the batch size over all replicas.
+    """
+    if distribution.num_replicas > 1:
+        set_batch_norm_synchronized(model, True)
+    if distribution.strategy is not None:
+        model.replica_batch_size = (
+            global_batch_size // distribution.num_replicas
+        )
+
+
+def supports_jit(strategy):
+    """No XLA under `tf.distribute` strategies: XLA then fails on variables
+    mirrored on other devices (TensorFlow's XLA known issues)."""
+    return strategy is None
 
 
 class Trainer(TrainerBase):
     """Mixin giving `DeepInfoMax` its TensorFlow `train_step`."""
+
+    # Each replica's batch size under a strategy, set by `prepare_model`
+    # (MultiWorkerMirroredStrategy hands replicas batches of unknown size).
+    replica_batch_size = None
 
     def input_gradients(self, network, inputs):
         with tf.GradientTape() as tape:
@@ -43,9 +130,8 @@ class Trainer(TrainerBase):
 
     def _static_replica_batch(self, images):
         # MultiWorkerMirroredStrategy hands each replica batches of unknown
-        # size; the estimators need it static. `replica_batch_size` is set
-        # by whoever distributes the model (`dim_keras.training`).
-        size = getattr(self, "replica_batch_size", None)
+        # size; the estimators need it static.
+        size = self.replica_batch_size
         if size and images.shape[0] is None:
             images = tf.ensure_shape(images, [size] + images.shape[1:])
         return images

@@ -11,6 +11,22 @@ import torch
 from keras import ops
 
 from dim_keras.backend.common import TrainerBase
+from dim_keras.backend.common import adapt_pipeline  # noqa: F401
+from dim_keras.backend.common import prepare_model  # noqa: F401
+from dim_keras.backend.common import supports_jit  # noqa: F401
+
+
+def local_gpu_count():
+    """Number of GPUs PyTorch sees."""
+    return torch.cuda.device_count()
+
+
+def create_strategy(name):
+    """No strategy beyond one device is offered on PyTorch."""
+    raise ValueError(
+        f"The torch backend supports --distribute none (or auto). "
+        f"Received: distribute={name!r}"
+    )
 
 
 def _gradients(loss, variables, retain_graph):

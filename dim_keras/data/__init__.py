@@ -1,7 +1,7 @@
 """Datasets by name and the training input pipeline."""
 
+from dim_keras.data.image_dataset import DatasetError
+from dim_keras.data.image_dataset import ImageDataset
 from dim_keras.data.registry import DATASETS
-from dim_keras.data.registry import DatasetError
-from dim_keras.data.registry import ImageDataset
 from dim_keras.data.registry import check_name
 from dim_keras.data.registry import get_dataset

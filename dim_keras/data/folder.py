@@ -146,7 +146,7 @@ def load_folder(root, image_size=None, test_fraction=0.2, seed=0):
         FolderError: for a missing or empty folder or an unreadable image.
     """
     from dim_keras.data import augment
-    from dim_keras.data.registry import ImageDataset
+    from dim_keras.data.image_dataset import ImageDataset
 
     if not os.path.isdir(root):
         raise FolderError(f"No such folder. Received: dataset=folder:{root}")

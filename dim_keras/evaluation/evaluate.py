@@ -15,21 +15,19 @@ For a run directory written by `dim_keras.training.train`:
 """
 
 import dataclasses
-import json
-import os
 import sys
 import time
 
 import numpy as np
 
+from dim_keras import runs
+from dim_keras.choices import PROBES
+from dim_keras.choices import check_choices
 from dim_keras.evaluation import report
-from dim_keras.evaluation.features import PROBED_LAYERS
+from dim_keras.choices import PROBED_LAYERS
 from dim_keras.evaluation.features import extract_features
-from dim_keras.training import CONFIG_FILE
-from dim_keras.training import ENCODER_FILE
-from dim_keras.training import RunError
+from dim_keras.runs import RunError
 
-PROBES = ("linear", "mlp", "knn")
 
 
 @dataclasses.dataclass
@@ -97,18 +95,11 @@ class EvaluationConfig:
         Raises:
             ValueError: naming the bad setting and its value.
         """
-        for name in ("probes", "baseline_probes"):
-            if any(p not in PROBES for p in getattr(self, name)):
-                raise ValueError(
-                    f"Unknown probe; expected some of {', '.join(PROBES)}. "
-                    f"Received: {name}={list(getattr(self, name))}"
-                )
-        unknown = [name for name in self.layers if name not in PROBED_LAYERS]
-        if unknown or not self.layers:
-            raise ValueError(
-                f"Unknown layer; expected some of {', '.join(PROBED_LAYERS)}."
-                f" Received: layers={list(self.layers)}"
-            )
+        check_choices("probes", self.probes, PROBES, what="probe")
+        if self.baseline_probes:
+            check_choices("baseline_probes", self.baseline_probes, PROBES,
+                          what="probe")
+        check_choices("layers", self.layers, PROBED_LAYERS, what="layer")
         positive = ("batch_size", "mlp_epochs", "mlp_batch_size", "knn_k",
                     "linear_max_iter")
         for name in positive:
@@ -142,29 +133,6 @@ class EvaluationConfig:
         values["probes"] = list(self.probes)
         values["baseline_probes"] = list(self.baseline_probes)
         return values
-
-
-def read_run_config(run_dir):
-    """Reads a run's `config.json`.
-
-    Raises:
-        RunError: when `run_dir` is not a finished run directory.
-    """
-    path = os.path.join(run_dir, CONFIG_FILE)
-    encoder_path = os.path.join(run_dir, ENCODER_FILE)
-    if not os.path.isdir(run_dir):
-        raise RunError(f"No run directory at {run_dir}.")
-    if not os.path.exists(path) or not os.path.exists(encoder_path):
-        raise RunError(
-            f"{run_dir} is not a run directory with a trained encoder "
-            f"(needs {CONFIG_FILE} and {ENCODER_FILE}); train one with "
-            "`dim-keras train --out DIR`."
-        )
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunError(f"Cannot read {path}: {e}") from e
 
 
 def labelled_split(dataset, split):
@@ -289,7 +257,7 @@ def _dependence(representation, train, test, config, log):
 
 
 def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
-                 log=print, verbose=None):
+                 log=print, verbose=None, data=None):
     """Evaluates a run's encoder and writes the report in its directory.
 
     Args:
@@ -301,6 +269,8 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
         log: callable for one-line progress messages.
         verbose: 1 shows progress bars while extracting features, 0 does
             not; None shows them on a terminal only.
+        data: the loaded `ImageDataset` to evaluate on, or None to load
+            it by name (`dim-keras train` passes the one it trained on).
 
     Returns:
         The results dict (as written to `evaluation.json`), with `paths`.
@@ -309,28 +279,28 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
         RunError: for a missing run, unlabelled data or mismatched image
             sizes, with a message saying what to do.
     """
-    import keras
-
     from dim_keras.data import get_dataset
 
     config = (config or EvaluationConfig()).validate()
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 0
     started = time.time()
-    run_config = read_run_config(run_dir)
-    name = dataset or run_config.get("dataset")
-    import dim_keras.networks  # noqa: F401 (registers dim-keras layers)
-
-    encoder = keras.saving.load_model(os.path.join(run_dir, ENCODER_FILE))
+    run_config = runs.read_run_config(run_dir)
     try:
-        # Image folders are read at the size the encoder takes.
-        data = get_dataset(
-            name,
-            data_dir=data_dir or run_config.get("data_dir"),
-            image_size=encoder.input_shape[1],
-        )
+        encoder = runs.load_encoder(run_dir)
     except ValueError as e:
         raise RunError(str(e)) from e
+    name = dataset or run_config.get("dataset")
+    if data is None:
+        try:
+            # Image folders are read at the size the encoder takes.
+            data = get_dataset(
+                name,
+                data_dir=data_dir or run_config.get("data_dir"),
+                image_size=encoder.input_shape[1],
+            )
+        except ValueError as e:
+            raise RunError(str(e)) from e
     train_images, train_labels = labelled_split(data, "train")
     test_images, test_labels = labelled_split(data, "test")
     num_classes = int(data.num_classes)
@@ -349,9 +319,11 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
         log(f"Features of the {representation} encoder "
             f"({', '.join(layers)}):")
         train = extract_features(model, train_images, feature_layers,
-                                 config.batch_size, verbose=verbose)
+                                 config.batch_size, verbose=verbose,
+                                 flatten=True)
         test = extract_features(model, test_images, feature_layers,
-                                config.batch_size, verbose=verbose)
+                                config.batch_size, verbose=verbose,
+                                flatten=True)
         probes = config.probes if representation == "dim" else [
             p for p in config.probes if p in config.baseline_probes]
         for layer in layers:

@@ -1,56 +1,222 @@
-"""Flattened features of a frozen encoder, for the probes.
+"""Features of a frozen encoder: the one `extract_features`.
 
-`dim_keras.export.extract_features` runs the encoder batch by batch in
-inference mode (batch normalization uses its moving
-statistics, nothing is updated), so extracting twice gives the same numbers.
-Every feature is flattened to `[N, features]`: the paper probes the last
-convolutional map (`conv`), the last hidden dense layer (`fc`) and the
-representation (`y`).
+It runs an encoder (or any callable returning a dict of tensors) batch by
+batch in inference mode over numpy images or a `tf.data.Dataset`. The
+paper probes the last convolutional map (`conv`), the last hidden dense
+layer (`fc`) and the representation (`y`): `PROBED_LAYERS`.
 """
 
+import os
+
+import keras
 import numpy as np
 
-PROBED_LAYERS = ("conv", "fc", "y")
+from dim_keras.choices import PROBED_LAYERS  # noqa: F401
+
+# `verbose="auto"` shows a progress bar above this many batches.
+AUTO_PROGRESS_BATCHES = 10
 
 
-def extract_features(encoder, images, layers=("y",), batch_size=256,
-                     verbose=0):
-    """Extracts flattened features of `images`, batch by batch.
+def _batches(data, batch_size):
+    """Yields `(images, labels or None)` numpy batches, and their count.
+
+    Returns:
+        `(iterator, number of images or None, number of batches or None)`.
+    """
+    if hasattr(data, "element_spec") and hasattr(data, "as_numpy_iterator"):
+        return _dataset_batches(data, batch_size)
+    labels = None
+    if isinstance(data, tuple) and len(data) == 2:
+        data, labels = data
+        labels = np.asarray(labels)
+    images = np.asarray(data)
+    if images.ndim != 4:
+        raise ValueError(
+            "Expected images [N, H, W, C] (or an (images, labels) tuple, or a "
+            f"tf.data.Dataset). Received: data shape={images.shape}"
+        )
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(
+            "images and labels differ in length. "
+            f"Received: {len(images)} images, {len(labels)} labels"
+        )
+
+    def iterate():
+        for start in range(0, len(images), batch_size):
+            stop = start + batch_size
+            yield images[start:stop], (
+                None if labels is None else labels[start:stop]
+            )
+
+    count = len(images)
+    return iterate(), count, -(-count // batch_size)
+
+
+def _split_element(element):
+    if isinstance(element, dict):
+        if "image" not in element:
+            raise ValueError(
+                "A dataset of dicts needs an 'image' key. "
+                f"Received: keys={sorted(element)}"
+            )
+        return element["image"], element.get("label")
+    if isinstance(element, (tuple, list)):
+        return element[0], (element[1] if len(element) > 1 else None)
+    return element, None
+
+
+def _dataset_batches(dataset, batch_size):
+    import tensorflow as tf
+
+    image_spec, _ = _split_element(dataset.element_spec)
+    if image_spec.shape.rank == 3:
+        dataset = dataset.batch(batch_size)
+    elif image_spec.shape.rank != 4:
+        raise ValueError(
+            "Expected a dataset of images [H, W, C] or batches [B, H, W, C]. "
+            f"Received: element_spec={dataset.element_spec}"
+        )
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            "The dataset is infinite (repeat()?); features need a finite one. "
+            "Received: cardinality=infinite"
+        )
+    batches = cardinality if cardinality >= 0 else None
+
+    def iterate():
+        for element in dataset.as_numpy_iterator():
+            yield _split_element(element)
+
+    return iterate(), None, batches
+
+
+def _feature_function(encoder, layers):
+    """A callable mapping an image batch to a dict of numpy features."""
+    if isinstance(encoder, keras.Model) and isinstance(
+        getattr(encoder, "output", None), dict
+    ):
+        missing = [k for k in layers if k not in encoder.output]
+        if missing:
+            raise ValueError(
+                f"Unknown encoder outputs; expected some of "
+                f"{', '.join(encoder.output)}. Received: layers={missing}"
+            )
+        sub = keras.Model(
+            encoder.input, {k: encoder.output[k] for k in layers}
+        )
+        shapes = {k: tuple(encoder.output[k].shape[1:]) for k in layers}
+        return sub.predict_on_batch, shapes
+
+    def call(images):
+        features = encoder(images)
+        missing = [k for k in layers if k not in features]
+        if missing:
+            raise ValueError(
+                f"Unknown encoder outputs; expected some of "
+                f"{', '.join(features)}. Received: layers={missing}"
+            )
+        return {k: keras.ops.convert_to_numpy(features[k]) for k in layers}
+
+    return call, None
+
+
+def extract_features(encoder, data, layers=("y",), batch_size=256,
+                     verbose="auto", flatten=False):
+    """Features of images, computed batch by batch in inference mode.
+
+    Batch normalization uses its moving statistics and nothing is updated,
+    so extracting twice gives the same numbers.
 
     Example:
 
     >>> import numpy as np
     >>> from dim_keras.networks import basic32x32
     >>> images = np.zeros((3, 32, 32, 3), dtype="uint8")
-    >>> extract_features(basic32x32(), images, layers=("y", "fc"))["fc"].shape
-    (3, 1024)
+    >>> extract_features(basic32x32(), images, layers=("conv",))["conv"].shape
+    (3, 4, 4, 256)
+    >>> extract_features(basic32x32(), images, layers=("conv",),
+    ...                  flatten=True)["conv"].shape
+    (3, 4096)
 
     Args:
-        encoder: Functional `keras.Model` with dict outputs (a dim-keras
-            encoder); it takes raw 0-255 images.
-        images: array `[N, H, W, C]`, pixel values 0-255.
-        layers: sequence of output names to extract, e.g.
-            `("conv", "fc", "y")`.
-        batch_size: int, images per forward pass.
-        verbose: 1 shows a progress bar (`keras.utils.Progbar`), 0 does not.
+        encoder: a DIM encoder (`load_encoder`), a path `load_encoder`
+            accepts, or any callable mapping an image batch to a dict of
+            tensors (e.g. `tf.saved_model.load(path).serve`).
+        data: images as a numpy array `[N, H, W, 3]` (uint8 or float, pixel
+            values 0-255); an `(images, labels)` tuple of arrays; or a
+            `tf.data.Dataset` of images, `(image, label)` pairs or dicts with
+            `"image"` (and `"label"`) keys, batched or not. An unbatched
+            dataset is batched by `batch_size`; a batched one keeps its own
+            batches. Order is preserved.
+        layers: names of the encoder outputs to return (`"local"`, `"conv"`,
+            `"fc"`, `"y"`).
+        batch_size: int, images per batch.
+        verbose: `"auto"` (a progress bar for more than
+            `AUTO_PROGRESS_BATCHES` batches or an unknown count), 0 (silent),
+            1 (progress bar) or 2 (one line at the end).
+        flatten: bool, return every feature as vectors `[N, features]`
+            (what the probes take) instead of the encoder's output shapes.
 
     Returns:
-        Dict of name to float32 numpy array `[N, features]`.
-
-    Raises:
-        ValueError: on an unknown output name, a bad `batch_size` or images
-            that are not a batch of `[H, W, C]` arrays.
+        A dict mapping each name of `layers` to a float32 numpy array
+        `[N, ...]` shaped as the encoder outputs it (or `[N, features]`
+        with `flatten`), plus `"labels"` `[N]` when `data` had labels.
     """
-    from dim_keras.export import extract_features as extract_batches
-
+    if isinstance(layers, str):
+        layers = (layers,)
     layers = tuple(layers)
-    images = np.asarray(images)
-    if images.ndim != 4:
+    if not layers:
+        raise ValueError("layers must name at least one output. Received: ()")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(
-            "Expected images of shape [N, H, W, C]. "
-            f"Received: images.shape={images.shape}"
+            f"batch_size must be a positive int. Received: batch_size="
+            f"{batch_size!r}"
         )
-    features = extract_batches(encoder, images, layers=layers,
-                               batch_size=batch_size, verbose=verbose)
-    return {name: features[name].reshape(len(images), -1)
-            for name in layers}
+    if verbose not in ("auto", 0, 1, 2):
+        raise ValueError(
+            f"verbose must be 'auto', 0, 1 or 2. Received: verbose={verbose!r}"
+        )
+    if isinstance(encoder, (str, os.PathLike)):
+        from dim_keras.runs import load_encoder
+
+        encoder = load_encoder(encoder)
+    features_of, shapes = _feature_function(encoder, layers)
+    batches, count, num_batches = _batches(data, batch_size)
+    if verbose == "auto":
+        large = num_batches is None or num_batches > AUTO_PROGRESS_BATCHES
+        verbose = 1 if large else 0
+    progbar = None
+    if verbose:
+        progbar = keras.utils.Progbar(
+            count, verbose=verbose, unit_name="image"
+        )
+    parts = {k: [] for k in layers}
+    labels = []
+    seen = 0
+    for images, batch_labels in batches:
+        features = features_of(images)
+        for k in layers:
+            parts[k].append(np.asarray(features[k], dtype=np.float32))
+        if batch_labels is not None:
+            labels.append(np.asarray(batch_labels))
+        seen += len(images)
+        if progbar is not None:
+            progbar.update(seen)
+    if progbar is not None and count is None:
+        progbar.target = seen
+        progbar.update(seen, finalize=True)
+    result = {}
+    for k in layers:
+        if parts[k]:
+            result[k] = np.concatenate(parts[k])
+        elif shapes is not None:
+            result[k] = np.zeros((0,) + shapes[k], np.float32)
+        else:
+            raise ValueError("data holds no images. Received: 0 images")
+    if flatten:
+        result = {k: v.reshape(len(v), int(np.prod(v.shape[1:])))
+                  for k, v in result.items()}
+    if labels:
+        result["labels"] = np.concatenate(labels)
+    return result

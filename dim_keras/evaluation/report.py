@@ -14,9 +14,8 @@ import csv
 import json
 import os
 
-from dim_keras.training import HISTORY_FILE
-from dim_keras.training import atomic_save
-from dim_keras.training import atomic_write_text
+from dim_keras.runs import HISTORY_FILE
+from dim_keras import atomic
 
 REPRESENTATIONS = ("dim", "random", "pixels")
 TITLES = {"dim": "DIM", "random": "Random", "pixels": "Pixels"}
@@ -154,7 +153,7 @@ def _new_figure(width, height):
 
 def _save_figure(figure, path):
     figure.tight_layout()
-    atomic_save(path, lambda tmp: figure.savefig(tmp, format="png"))
+    atomic.save(path, lambda tmp: figure.savefig(tmp, format="png"))
 
 
 def read_history(path):
@@ -237,7 +236,7 @@ def plot_probes(results, path):
     figure.legend(legend.values(), legend.keys(), loc="lower center",
                   ncol=len(legend), fontsize="small")
     figure.tight_layout(rect=(0, 0.08, 1, 1))
-    atomic_save(path, lambda tmp: figure.savefig(tmp, format="png"))
+    atomic.save(path, lambda tmp: figure.savefig(tmp, format="png"))
 
 
 def write_report(run_dir, results):
@@ -262,7 +261,7 @@ def write_report(run_dir, results):
     if len(history) > 1:
         paths["history_plot"] = os.path.join(run_dir, "history.png")
         plot_history(history, paths["history_plot"])
-    atomic_write_text(paths["markdown"], markdown(results))
-    atomic_write_text(paths["json"],
+    atomic.write_text(paths["markdown"], markdown(results))
+    atomic.write_text(paths["json"],
                       json.dumps({**results, "paths": paths}, indent=1))
     return paths

@@ -19,6 +19,8 @@ import keras
 from keras import layers
 from keras import ops
 
+from dim_keras.choices import LOCAL_CRITICS as LOCAL_CRITIC_NAMES
+from dim_keras.choices import check_choice
 from dim_keras.networks.normalization import linear_batch_norm_relu
 from dim_keras.networks.normalization import standardize
 from dim_keras.networks.normalization import standardized_dot
@@ -290,10 +292,6 @@ def build_local_critic(name, units=None):
     Returns:
         The critic layer.
     """
-    if name not in LOCAL_CRITICS:
-        raise ValueError(
-            "Unknown local critic; expected one of "
-            f"{', '.join(LOCAL_CRITICS)}. Received: critic={name!r}"
-        )
+    check_choice("local_critic", name, LOCAL_CRITIC_NAMES)
     kwargs = {"units": units} if units else {}
     return LOCAL_CRITICS[name](name="local_critic", **kwargs)

@@ -16,7 +16,9 @@ Because only built-in layers are used, `encoder.keras` loads with plain
 import keras
 from keras import layers
 
-ENCODERS = ("basic32x32", "alex64x64")
+from dim_keras.choices import ENCODERS
+from dim_keras.choices import check_choice
+
 
 # Image size each architecture was designed for (height = width).
 ENCODER_IMAGE_SIZE = {"basic32x32": 32, "alex64x64": 64}
@@ -142,11 +144,7 @@ def build_encoder(name, image_size=None, representation_dim=64):
     Returns:
         The Functional encoder.
     """
-    if name not in _BUILDERS:
-        raise ValueError(
-            f"Unknown encoder; expected one of {', '.join(ENCODERS)}. "
-            f"Received: encoder={name!r}"
-        )
+    check_choice("encoder", name, ENCODERS)
     image_size = image_size or ENCODER_IMAGE_SIZE[name]
     return _BUILDERS[name](
         image_size=image_size, representation_dim=representation_dim

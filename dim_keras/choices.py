@@ -1,0 +1,77 @@
+"""Every named choice a user makes, and the one check of such a setting.
+
+The names live here, in a module that imports nothing, so that the command
+line can offer them (click `Choice` options) before Keras is loaded and its
+backend chosen. The modules that implement each choice import their names
+from here.
+"""
+
+BACKENDS = ("tensorflow", "jax", "torch")
+ENCODERS = ("basic32x32", "alex64x64")
+ESTIMATORS = ("jsd", "dv", "nce")
+LOCAL_CRITICS = ("encode_and_dot", "concat_and_convolve")
+STRATEGIES = ("auto", "none", "mirrored", "multi-worker", "data-parallel")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PROBES = ("linear", "mlp", "knn")
+PROBED_LAYERS = ("conv", "fc", "y")
+TUNERS = ("random", "bayesian", "hyperband")
+EXPORT_FORMATS = ("saved_model", "keras")
+
+
+def check_choice(name, value, choices, what=None):
+    """Returns `value` when it is one of `choices`.
+
+    Example:
+
+    >>> check_choice("estimator", "nce", ("jsd", "dv", "nce"))
+    'nce'
+
+    Args:
+        name: str, the setting's name, as the user writes it.
+        value: the value given.
+        choices: sequence of the allowed values.
+        what: str or None, what the setting is in words (default: `name`
+            with spaces).
+
+    Returns:
+        `value`, unchanged.
+
+    Raises:
+        ValueError: `"Unknown <what>; expected one of ... Received:
+            name=value"` for any other value.
+    """
+    if value not in choices:
+        what = what or name.replace("_", " ")
+        raise ValueError(
+            f"Unknown {what}; expected one of "
+            f"{', '.join(str(c) for c in choices)}. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_choices(name, values, choices, what=None):
+    """Returns `values` (a non-empty sequence) when each is in `choices`.
+
+    Args:
+        name: str, the setting's name.
+        values: sequence of values.
+        choices: sequence of the allowed values.
+        what: str or None, what one value is in words.
+
+    Returns:
+        `values` as a tuple.
+
+    Raises:
+        ValueError: if `values` is empty or holds an unknown value.
+    """
+    values = tuple(values)
+    unknown = [v for v in values if v not in choices]
+    if unknown or not values:
+        what = what or name.replace("_", " ")
+        raise ValueError(
+            f"Unknown {what}; expected some of "
+            f"{', '.join(str(c) for c in choices)}. "
+            f"Received: {name}={list(values)}"
+        )
+    return values

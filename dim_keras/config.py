@@ -1,0 +1,196 @@
+"""`TrainConfig`: every setting of a training run, validated and resolved.
+
+This is the one place where the defaults of a run are written: the
+command line (`dim-keras train`, `dim-keras tune`) reads them from here.
+The module imports no Keras, so the command line can read it before the
+backend is chosen.
+A config is never changed in place: `resolved(dataset)` returns a new one
+with the dataset's defaults filled in.
+"""
+
+import dataclasses
+import math
+
+from dim_keras.choices import ENCODERS
+from dim_keras.choices import ESTIMATORS
+from dim_keras.choices import LOCAL_CRITICS
+from dim_keras.choices import PRECISIONS
+from dim_keras.choices import STRATEGIES
+from dim_keras.choices import check_choice
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run.
+
+    Args:
+        dataset: str, dataset name (see `dim_keras.data.DATASETS`) or
+            `folder:PATH`.
+        data_dir: str or None, where downloaded datasets live.
+        encoder: str or None, encoder architecture; None picks the
+            dataset's default.
+        estimator: `"jsd"`, `"dv"` or `"nce"`.
+        alpha: weight of global MI.
+        beta: weight of local MI.
+        gamma: weight of prior matching.
+        epochs: int or None; None picks the dataset's default.
+        batch_size: int, at least 2.
+        lr: float, Adam learning rate of both optimizers.
+        seed: int, seeds weights, shuffling and prior samples.
+        local_critic: `"encode_and_dot"` or `"concat_and_convolve"`.
+        critic_units: int or None, local critic width (None: its default).
+        gradient_penalty: float, prior discriminator's gradient penalty.
+        jit_compile: bool or None, XLA-compile the train step; None
+            (auto) compiles it on a GPU but not on a CPU, where XLA ran
+            the mixed_bfloat16 step 1.4-1.6x slower than TensorFlow's own
+            kernels and the float32 step within 10% of them, either way
+            (see benchmarks/README.md). Off under tf.distribute
+            strategies.
+        augment: bool, apply the dataset's training augmentation (random
+            crops and flips where the paper used them).
+        occlusion: bool, compute Y from images with a random block
+            masked while local features come from the clean images.
+        steps_per_epoch: int or None, batches per epoch; None runs one
+            pass over the training images per epoch.
+        distribute: how to spread training over devices and hosts, one of
+            `dim_keras.distribute.STRATEGIES`; `batch_size` is the global
+            batch, split over the replicas.
+        global_negatives: bool, every replica scores against the whole
+            global batch (default: against its own share).
+        precision: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`
+            (Keras dtype policy; estimators always compute in float32).
+    """
+
+    dataset: str = "digits"
+    data_dir: str = None
+    encoder: str = None
+    estimator: str = "jsd"
+    alpha: float = 0.0
+    beta: float = 1.0
+    gamma: float = 0.1
+    epochs: int = None
+    batch_size: int = 64
+    lr: float = 1e-4
+    seed: int = 0
+    local_critic: str = "encode_and_dot"
+    critic_units: int = None
+    gradient_penalty: float = 1.0
+    jit_compile: bool = None
+    augment: bool = True
+    occlusion: bool = False
+    steps_per_epoch: int = None
+    distribute: str = "auto"
+    global_negatives: bool = False
+    precision: str = "float32"
+
+    def validate(self):
+        """Checks every setting that can be checked without loading data.
+
+        Returns:
+            The config itself.
+
+        Raises:
+            ValueError: naming the bad setting and its value.
+        """
+        from dim_keras import objective
+        from dim_keras.data import check_name
+
+        check_name(self.dataset)
+        if self.encoder is not None:
+            check_choice("encoder", self.encoder, ENCODERS)
+        check_choice("local_critic", self.local_critic, LOCAL_CRITICS)
+        check_choice("estimator", self.estimator, ESTIMATORS)
+        objective.check_weights(self.alpha, self.beta, self.gamma)
+        if self.batch_size < 2:
+            raise ValueError(
+                "batch_size must be at least 2 (negatives are the other "
+                f"images of the batch). Received: batch_size={self.batch_size}"
+            )
+        for name in ("epochs", "steps_per_epoch", "critic_units"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(
+                    f"{name} must be at least 1. Received: {name}={value}"
+                )
+        check_choice("distribute", self.distribute, STRATEGIES,
+                     what="distribution strategy")
+        check_choice("precision", self.precision, PRECISIONS)
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be positive. Received: lr={self.lr}")
+        if self.gradient_penalty < 0:
+            raise ValueError(
+                "gradient_penalty must be non-negative. "
+                f"Received: gradient_penalty={self.gradient_penalty}"
+            )
+        if self.jit_compile not in (None, True, False):
+            raise ValueError(
+                "jit_compile must be true, false or null (auto). "
+                f"Received: jit_compile={self.jit_compile!r}"
+            )
+        return self
+
+    def resolved(self, dataset):
+        """This config with the dataset's defaults filled in.
+
+        Args:
+            dataset: the `ImageDataset` the run trains on.
+
+        Returns:
+            A new `TrainConfig` whose `encoder` and `epochs` are set.
+        """
+        return dataclasses.replace(
+            self,
+            encoder=self.encoder or dataset.default_encoder,
+            epochs=self.epochs or dataset.default_epochs,
+        )
+
+    def replace(self, **changes):
+        """A copy of this config with `changes` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """The settings as a JSON-serializable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a config from a dict, refusing unknown keys.
+
+        Args:
+            values: dict of setting name to value (a subset is enough).
+
+        Returns:
+            A `TrainConfig` (not yet validated).
+
+        Raises:
+            ValueError: naming the unknown keys.
+        """
+        if not isinstance(values, dict):
+            raise ValueError(
+                "A config must be a JSON object of settings. "
+                f"Received: {type(values).__name__}"
+            )
+        unknown = sorted(set(values) - set(field_names()))
+        if unknown:
+            raise ValueError(
+                f"Unknown config keys; expected some of {sorted(field_names())}."
+                f" Received: {unknown}"
+            )
+        return cls(**values)
+
+
+def field_names():
+    """Names of every `TrainConfig` setting, in declaration order."""
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def default(name):
+    """The default value of the `TrainConfig` setting `name`.
+
+    Args:
+        name: str, a setting name.
+
+    Returns:
+        Its default value.
+    """
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}[name]

@@ -1,0 +1,227 @@
+"""The dataset objects every loader returns.
+
+Every dataset is an `ImageDataset`: images are uint8 `[H, W, 3]` with pixel
+values 0-255 (the encoder scales them itself), labels are int64 class ids
+(-1 where unlabelled). Small datasets (`digits`, `folder:PATH`) are held in
+memory as numpy arrays and need no TensorFlow; TFDS datasets
+(`TFDSImageDataset`) are streamed with `tf.data` (`training_dataset()`,
+`labelled_dataset(split)`), and `arrays(split)` materializes a split when
+numpy arrays are wanted.
+"""
+
+import numpy as np
+
+from dim_keras.data import augment
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded; the message says how to fix it."""
+
+
+class ImageDataset:
+    """A labelled image dataset held in memory.
+
+    Args:
+        name: str, the `--dataset` name.
+        image_size: int, height and width of the images.
+        num_classes: int or None when unlabelled.
+        splits: dict of split name to `(images, labels)` numpy arrays;
+            `images` uint8 `[N, H, W, 3]`, `labels` int64 `[N]`.
+        default_encoder: str, encoder architecture suited to the size.
+        default_epochs: int, epochs `dim-keras train` runs by default.
+        augmentation: `augment.Augmentation` applied to training images by
+            default (`--no-augment` turns it off).
+        class_names: list of str or None.
+    """
+
+    in_memory = True
+
+    def __init__(
+        self,
+        name,
+        image_size,
+        num_classes,
+        splits,
+        default_encoder="basic32x32",
+        default_epochs=100,
+        augmentation=augment.NONE,
+        class_names=None,
+    ):
+        self.name = name
+        self.image_size = image_size
+        self.num_classes = num_classes
+        self.splits = splits
+        self.default_encoder = default_encoder
+        self.default_epochs = default_epochs
+        self.augmentation = augmentation
+        self.class_names = class_names
+
+    @property
+    def split_names(self):
+        return list(self.splits)
+
+    def _check_split(self, split):
+        if split not in self.split_names:
+            raise ValueError(
+                f"Dataset {self.name!r} has splits {sorted(self.split_names)}. "
+                f"Received: split={split!r}"
+            )
+
+    def num_examples(self, split):
+        """Number of examples of a split."""
+        self._check_split(split)
+        return len(self.splits[split][1])
+
+    @property
+    def num_training_images(self):
+        return len(self.training_images())
+
+    def arrays(self, split):
+        """Returns `(images, labels)` of a split as numpy arrays.
+
+        Args:
+            split: str, e.g. `"train"` or `"test"`.
+
+        Returns:
+            `(uint8 [N, H, W, 3], int64 [N])`.
+        """
+        self._check_split(split)
+        return self.splits[split]
+
+    def training_images(self):
+        """Images used for unsupervised training (uint8 `[N, H, W, 3]`)."""
+        return self.arrays("train")[0]
+
+    def training_dataset(self, seed=None):
+        """Training images as a `tf.data.Dataset` of uint8 `[H, W, 3]`."""
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices(self.training_images())
+
+    def labelled_dataset(self, split):
+        """`(image, label)` pairs of a split as a `tf.data.Dataset`."""
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices(self.arrays(split))
+
+
+class TFDSImageDataset(ImageDataset):
+    """A TFDS dataset streamed with `tf.data` (not held in memory).
+
+    Args:
+        name: str, the `--dataset` name.
+        builder: a prepared TFDS builder.
+        image_size: int, size of the images the encoder sees.
+        source_size: int, size of the stored images.
+        train_splits: TFDS splits used for unsupervised training.
+        eval_splits: dict of our split name to TFDS split name.
+        default_encoder, default_epochs, augmentation: as `ImageDataset`.
+    """
+
+    in_memory = False
+
+    def __init__(
+        self,
+        name,
+        builder,
+        image_size,
+        source_size,
+        train_splits,
+        eval_splits,
+        default_encoder,
+        default_epochs,
+        augmentation,
+    ):
+        label = builder.info.features["label"]
+        super().__init__(
+            name,
+            image_size=image_size,
+            num_classes=label.num_classes,
+            splits={},
+            default_encoder=default_encoder,
+            default_epochs=default_epochs,
+            augmentation=augmentation,
+            class_names=list(label.names),
+        )
+        self.builder = builder
+        self.source_size = source_size
+        self.train_splits = list(train_splits)
+        self.eval_splits = dict(eval_splits)
+        self._arrays = {}
+
+    @property
+    def split_names(self):
+        return list(self.eval_splits)
+
+    def _tfds_split_size(self, tfds_split):
+        try:
+            return self.builder.info.splits[tfds_split].num_examples
+        except KeyError:  # split sizes unknown to the info (mocked data)
+            dataset = self.builder.as_dataset(split=tfds_split)
+            count = int(dataset.cardinality())
+            if count < 0:
+                count = sum(1 for _ in dataset)
+            return count
+
+    def num_examples(self, split):
+        self._check_split(split)
+        return self._tfds_split_size(self.eval_splits[split])
+
+    @property
+    def num_training_images(self):
+        return sum(self._tfds_split_size(s) for s in self.train_splits)
+
+    def training_dataset(self, shuffle_files=True, seed=None):
+        """Training images, as stored (`source_size`), uint8 `[H, W, 3]`.
+
+        Decoding runs in parallel inside TFDS; resizing or cropping to
+        `image_size` is the pipeline's job (`augment.batch_transform`).
+        """
+        import tensorflow_datasets as tfds
+
+        read_config = tfds.ReadConfig(shuffle_seed=seed)
+        dataset = self.builder.as_dataset(
+            split="+".join(self.train_splits),
+            shuffle_files=shuffle_files,
+            read_config=read_config,
+        )
+        return dataset.map(lambda x: x["image"])
+
+    def labelled_dataset(self, split):
+        """`(image, label)` pairs of a split, resized to `image_size`."""
+        import tensorflow as tf
+
+        self._check_split(split)
+        dataset = self.builder.as_dataset(
+            split=self.eval_splits[split], as_supervised=True
+        )
+        if self.source_size != self.image_size:
+            size = self.image_size
+            dataset = dataset.map(
+                lambda x, y: (augment.resize_uint8(x, size), y),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        return dataset
+
+    def arrays(self, split):
+        """A split as numpy arrays (read once, then kept)."""
+        if split not in self._arrays:
+            images, labels = [], []
+            batches = self.labelled_dataset(split).batch(1024)
+            for x, y in batches.as_numpy_iterator():
+                images.append(x)
+                labels.append(y)
+            self._arrays[split] = (
+                np.concatenate(images).astype(np.uint8),
+                np.concatenate(labels).astype(np.int64),
+            )
+        return self._arrays[split]
+
+    def training_images(self):
+        """Every training image in memory, resized to `image_size`."""
+        size = self.image_size
+        dataset = self.training_dataset(shuffle_files=False)
+        if self.source_size != size:
+            dataset = dataset.map(lambda x: augment.resize_uint8(x, size))
+        batches = list(dataset.batch(1024).as_numpy_iterator())
+        return np.concatenate(batches).astype(np.uint8)

@@ -1,0 +1,60 @@
+"""TrainConfig: validation, resolution into a new object, defaults."""
+
+import dataclasses
+
+import pytest
+
+from dim_keras import config as config_module
+from dim_keras.config import TrainConfig
+from dim_keras.data import ImageDataset
+
+
+def test_defaults_are_the_reference_local_dim():
+    config = TrainConfig()
+    assert (config.alpha, config.beta, config.gamma) == (0.0, 1.0, 0.1)
+    assert config.estimator == "jsd" and config.batch_size == 64
+    assert config_module.default("lr") == 1e-4
+    assert config_module.field_names()[0] == "dataset"
+
+
+def test_resolved_fills_the_dataset_defaults_in_a_new_object():
+    dataset = ImageDataset("tiny", 32, 2, {}, default_encoder="alex64x64",
+                           default_epochs=7)
+    config = TrainConfig()
+    resolved = config.resolved(dataset)
+    assert (resolved.encoder, resolved.epochs) == ("alex64x64", 7)
+    assert (config.encoder, config.epochs) == (None, None)
+    explicit = TrainConfig(encoder="basic32x32", epochs=2).resolved(dataset)
+    assert (explicit.encoder, explicit.epochs) == ("basic32x32", 2)
+
+
+def test_a_config_is_never_changed_in_place():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig().epochs = 3
+    assert TrainConfig().replace(epochs=3).epochs == 3
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"estimator": "mine"}, "Received: estimator='mine'"),
+        ({"encoder": "vgg"}, "Received: encoder='vgg'"),
+        ({"precision": "int8"}, "Received: precision='int8'"),
+        ({"distribute": "ring"}, "Received: distribute='ring'"),
+        ({"batch_size": 1}, "Received: batch_size=1"),
+        ({"critic_units": 0}, "Received: critic_units=0"),
+        ({"lr": 0.0}, "Received: lr=0.0"),
+        ({"dataset": "mnist"}, "Received: dataset='mnist'"),
+    ],
+)
+def test_bad_settings_are_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**settings).validate()
+
+
+def test_from_dict_refuses_unknown_keys_and_non_objects():
+    assert TrainConfig.from_dict({"seed": 3}).seed == 3
+    with pytest.raises(ValueError, match=r"Received: \['sede'\]"):
+        TrainConfig.from_dict({"sede": 3})
+    with pytest.raises(ValueError, match="Received: list"):
+        TrainConfig.from_dict([1, 2])
