@@ -1,6 +1,5 @@
 """The `dim-keras` command line: a thin shell over `dim_keras`."""
 
-import json
 import os
 import sys
 
@@ -29,6 +28,13 @@ def fail(message, code=2):
     """Prints a one-line error and exits with a non-zero code."""
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+def exit_code(error):
+    """2 for bad input (a damaged file), 1 for other failures of a run."""
+    from dim_keras.runs import DamagedFileError
+
+    return 2 if isinstance(error, DamagedFileError) else 1
 
 
 class Choice(click.Choice):
@@ -167,11 +173,13 @@ def train(ctx, config_file, out, no_jit, no_augment, no_evaluate, backend,
     try:
         values = {}
         if config_file:
-            try:
-                with open(config_file) as f:
-                    values.update(json.load(f))
-            except (OSError, json.JSONDecodeError) as e:
-                fail(f"cannot read --config {config_file}: {e}")
+            from dim_keras.runs import read_json
+
+            if not os.path.isfile(config_file):
+                fail(f"No such --config file. Received: --config={config_file}")
+            values.update(read_json(config_file, remedy=(
+                "pass a JSON object of settings, such as a run's "
+                "config.json or a search's best.json")))
         for name, value in options.items():
             if name == "jit_compile":
                 explicit = no_jit
@@ -191,7 +199,7 @@ def train(ctx, config_file, out, no_jit, no_augment, no_evaluate, backend,
     try:
         result = run_training(config, run_dir)
     except (RunError, DatasetError) as e:
-        fail(str(e), code=1)
+        fail(str(e), code=exit_code(e))
     except KeyboardInterrupt:
         fail(f"interrupted; rerun with --out {run_dir} to resume.", code=130)
     paths = result["paths"]
@@ -225,7 +233,7 @@ def _evaluate(run_dir, dataset=None, data_dir=None, data=None, **settings):
         results = evaluate_run(run_dir, dataset=dataset, data_dir=data_dir,
                                config=config, log=click.echo, data=data)
     except (RunError, ValueError) as e:
-        fail(str(e), code=1)
+        fail(str(e), code=exit_code(e))
     click.echo("")
     click.echo(markdown(results))
     click.echo(f"Report: {results['paths']['markdown']} "
@@ -350,7 +358,7 @@ def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
     except ValueError as e:
         fail(str(e))
     except RunError as e:
-        fail(str(e), code=1)
+        fail(str(e), code=exit_code(e))
     except KeyboardInterrupt:
         fail(f"interrupted; rerun with --out {out} to continue.", code=130)
     if summary["role"] == "worker":

@@ -83,8 +83,13 @@ class TrainConfig:
     global_negatives: bool = False
     precision: str = "float32"
 
-    def validate(self):
+    def validate(self, check_dataset=True):
         """Checks every setting that can be checked without loading data.
+
+        Args:
+            check_dataset: bool, also check that `dataset` names a dataset
+                this process knows (off when reading back a run, which may
+                have used a dataset registered by another program).
 
         Returns:
             The config itself.
@@ -95,7 +100,12 @@ class TrainConfig:
         from dim_keras import objective
         from dim_keras.data import check_name
 
-        check_name(self.dataset)
+        if check_dataset:
+            check_name(self.dataset)
+        elif not isinstance(self.dataset, str) or not self.dataset:
+            raise ValueError(
+                f"dataset must be a name. Received: dataset={self.dataset!r}"
+            )
         if self.encoder is not None:
             check_choice("encoder", self.encoder, ENCODERS)
         check_choice("local_critic", self.local_critic, LOCAL_CRITICS)

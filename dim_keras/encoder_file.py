@@ -13,6 +13,7 @@ where `dim_keras` is not installed. Each one carries its own description:
 
 import json
 import os
+import zipfile
 
 import keras
 
@@ -188,6 +189,12 @@ def load_encoder_file(path):
     Raises:
         ValueError: if the file holds no loadable DIM encoder.
     """
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            "Cannot load a Keras model (not a Keras archive: empty, "
+            "truncated or overwritten). "
+            f"Received: path={path}"
+        )
     try:
         encoder = keras.saving.load_model(path, compile=False)
     except Exception as e:  # corrupt archives fail in many ways
@@ -195,5 +202,11 @@ def load_encoder_file(path):
         raise ValueError(
             f"Cannot load a Keras model ({message}). Received: path={path}"
         ) from e
-    output_keys(encoder)
+    try:
+        output_keys(encoder)
+    except ValueError as e:
+        raise ValueError(
+            f"Not a DIM encoder ({str(e).split('. Received')[0]}). "
+            f"Received: path={path}"
+        ) from None
     return encoder

@@ -8,7 +8,8 @@ A run directory (`dim-keras train --out DIR`) holds:
   `dim_keras.encoder_file`);
 - `checkpoint.weights.h5`: what a resumed run starts from: all weights,
   both optimizers' state and, in the file's attributes, the epochs done and
-  the history so far;
+  the history so far; `checkpoint.previous.weights.h5` is the epoch before,
+  kept so that a damaged newest checkpoint still resumes;
 - `state.json`: a readable copy of those attributes;
 - `history.csv`: one row per finished epoch;
 - after evaluation, `evaluation.json`, `evaluation.md` and plots.
@@ -18,11 +19,16 @@ Every file is written atomically (`dim_keras.atomic`). After each epoch
 last: the checkpoint is the commit point, one file holding weights,
 optimizer state and epoch count together, so a run killed at any point
 resumes from its last committed epoch with matching history.
+
+Files also get damaged outside the program (interrupted copies, full disks
+elsewhere, bit rot). Every file read back from a run is checked: a damaged
+one raises `DamagedFileError`, one line naming the file and the way forward.
 """
 
 import csv
 import io
 import json
+import math
 import os
 
 import h5py
@@ -36,6 +42,7 @@ CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.keras"
 ENCODER_METADATA_FILE = os.path.basename(metadata_path(ENCODER_FILE))
 CHECKPOINT_FILE = "checkpoint.weights.h5"
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.previous.weights.h5"
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
 # Attribute of the checkpoint file holding its epochs done and history.
@@ -46,6 +53,59 @@ RESUMABLE_CHANGES = ("epochs", "data_dir", "distribute", "jit_compile")
 
 class RunError(Exception):
     """A problem with a run that the user can fix; its message says how."""
+
+
+class DamagedFileError(RunError, ValueError):
+    """A file of a run or search directory that cannot be read as what it
+    should be (truncated, empty, overwritten, from another program).
+
+    Args:
+        path: str, the damaged file.
+        problem: str, what is wrong with it, in a few words.
+        remedy: str, what the user can do.
+    """
+
+    def __init__(self, path, problem, remedy):
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path} is damaged ({problem}); {remedy}")
+
+
+# The way forward when a run's own file is damaged.
+START_OVER = "start over with another --out, or remove the damaged file"
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_json(path, kind=dict, remedy=START_OVER):
+    """Reads a JSON file that must hold a `kind` (an object by default).
+
+    Args:
+        path: str, an existing file.
+        kind: the Python type the top-level value must have.
+        remedy: str, the way forward named in the error.
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        DamagedFileError: if the file is unreadable, not JSON (empty,
+            truncated, binary) or holds another type.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DamagedFileError(path, f"not readable JSON: {_first_line(e)}",
+                               remedy) from None
+    if not isinstance(value, kind):
+        raise DamagedFileError(
+            path, f"holds a JSON {type(value).__name__}, not a "
+            f"{'JSON object' if kind is dict else kind.__name__}", remedy)
+    return value
 
 
 def run_paths(run_dir):
@@ -98,6 +158,38 @@ def write_history(run_dir, rows):
     atomic.write_text(os.path.join(run_dir, HISTORY_FILE), history_csv(rows))
 
 
+def read_history(path):
+    """Reads a `history.csv` into a dict of column name to list of floats.
+
+    Args:
+        path: str, an existing `history.csv`.
+
+    Returns:
+        Dict of column to values (empty for an empty history).
+
+    Raises:
+        DamagedFileError: if it is not a history table (binary, cut rows,
+            non-numbers, no `epoch` column).
+    """
+    remedy = ("resume the run (`dim-keras train --out RUN_DIR`, which "
+              "rewrites it from the checkpoint) or remove it")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+        if reader.fieldnames is None:
+            raise ValueError("empty")
+        if not rows:
+            return {}
+        if "epoch" not in rows[0]:
+            raise ValueError("no epoch column")
+        return {key: [float(row[key]) for row in rows] for key in rows[0]}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError,
+            csv.Error) as e:
+        raise DamagedFileError(path, f"not a history table: {_first_line(e)}",
+                               remedy) from None
+
+
 def save_checkpoint(model, path, state):
     """Atomically writes all weights and `state` into one `.weights.h5`.
 
@@ -122,26 +214,80 @@ def save_checkpoint(model, path, state):
 def commit_epoch(model, run_dir, history):
     """Commits a finished epoch: the checkpoint, then `state.json`.
 
+    The new checkpoint is written whole under a temporary name; then the
+    current one becomes `checkpoint.previous.weights.h5` and the new one
+    takes its name (two renames), so at most two exist and a reader finds
+    the newest complete one, or the previous one in between.
+
     Args:
         model: the training model.
         run_dir: str.
         history: list of rows of every finished epoch, this one last.
     """
     state = {"epochs_done": len(history), "history": history}
+    current = os.path.join(run_dir, CHECKPOINT_FILE)
+    previous = os.path.join(run_dir, PREVIOUS_CHECKPOINT_FILE)
+
+    def write(tmp):
+        save_checkpoint(model, tmp, state)
+        if os.path.exists(current):
+            os.replace(current, previous)
+
     # The commit point: weights, optimizers and epoch count together.
-    save_checkpoint(model, os.path.join(run_dir, CHECKPOINT_FILE), state)
+    atomic.save(current, write)
     atomic.write_text(
         os.path.join(run_dir, STATE_FILE), json.dumps(state, indent=1)
     )
 
 
 def read_checkpoint_state(path):
-    """Returns the state dict stored in a checkpoint, or None if absent."""
+    """Returns the state dict stored in a checkpoint.
+
+    Args:
+        path: str, a `.weights.h5` checkpoint.
+
+    Returns:
+        Dict with `epochs_done` (int) and `history` (list of rows), or
+        None if the file is absent or (written before dim-keras stored it)
+        holds no state.
+
+    Raises:
+        DamagedFileError: if the file is not a readable HDF5 file or its
+            state is malformed.
+    """
     if not os.path.exists(path):
         return None
-    with h5py.File(path, "r") as f:
-        raw = f.attrs.get(STATE_ATTR)
-    return None if raw is None else json.loads(raw)
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get(STATE_ATTR)
+    except (OSError, ValueError) as e:
+        raise DamagedFileError(
+            path, f"not a readable weights file: {_first_line(e)}",
+            START_OVER) from None
+    if raw is None:
+        return None
+    try:
+        return _checked_state(json.loads(raw))
+    except (ValueError, TypeError) as e:
+        raise DamagedFileError(path, f"malformed run state: {e}",
+                               START_OVER) from None
+
+
+def _checked_state(state):
+    if not isinstance(state, dict):
+        raise ValueError(f"a {type(state).__name__}, not an object")
+    epochs = state.get("epochs_done")
+    history = state.get("history")
+    if not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs_done={epochs!r}")
+    if not isinstance(history, list) or len(history) != epochs or not all(
+            isinstance(row, dict) and isinstance(row.get("epoch"), int)
+            for row in history):
+        raise ValueError("history does not list every epoch done")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v)
+               for row in history for v in row.values()):
+        raise ValueError("history holds values that are not finite numbers")
+    return {"epochs_done": epochs, "history": history}
 
 
 def restore_checkpoint(model, path):
@@ -157,8 +303,33 @@ def restore_checkpoint(model, path):
     """
     try:
         model.load_weights(path)
-    except (ValueError, OSError) as e:
-        raise RunError(f"cannot resume from {path}: {e}")
+    except Exception as e:  # h5py and Keras fail in many ways
+        raise DamagedFileError(
+            path, f"its weights do not load: {_first_line(e)}",
+            START_OVER) from None
+
+
+def read_config(path):
+    """Reads and checks a run's `config.json`.
+
+    Args:
+        path: str, an existing `config.json`.
+
+    Returns:
+        The settings dict, as written.
+
+    Raises:
+        DamagedFileError: if it is not JSON, not an object, or not valid
+            dim-keras settings (e.g. another program's `config.json`).
+    """
+    values = read_json(path)
+    try:
+        TrainConfig.from_dict(values).validate(check_dataset=False)
+    except (ValueError, TypeError) as e:
+        raise DamagedFileError(
+            path, f"not a dim-keras run config: {_first_line(e)}",
+            START_OVER) from None
+    return values
 
 
 def _comparable(config_dict):
@@ -169,32 +340,24 @@ def _comparable(config_dict):
     return settings
 
 
-def read_run_state(run_dir, config):
-    """Reads what a previous run left in `run_dir`.
-
-    The checkpoint's own record of its epochs is trusted first; `state.json`
-    is read only for checkpoints that lack one.
+def check_same_settings(run_dir, config):
+    """Refuses to continue a run of `run_dir` with other settings.
 
     Args:
         run_dir: str.
         config: the `TrainConfig` asked for now.
 
     Returns:
-        `(epochs_done, history)`; `(0, [])` for a new run.
+        True if `run_dir` holds a run config, False for a new run.
 
     Raises:
         RunError: if `run_dir` holds a run with other settings.
+        DamagedFileError: if its `config.json` is damaged.
     """
-    paths = run_paths(run_dir)
-    if not os.path.exists(paths["config"]):
-        return 0, []
-    try:
-        with open(paths["config"]) as f:
-            previous = _comparable(json.load(f))
-    except (ValueError, TypeError) as e:
-        raise RunError(
-            f"{paths['config']} is not a dim-keras run config: {e}"
-        )
+    path = run_paths(run_dir)["config"]
+    if not os.path.exists(path):
+        return False
+    previous = _comparable(read_config(path))
     current = _comparable(config.to_dict())
     # An encoder left unset means the dataset's default, which the run
     # recorded when it started (the dataset itself is compared).
@@ -209,13 +372,83 @@ def read_run_state(run_dir, config):
             f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
             "use another --out, or the same settings to resume it."
         )
-    state = read_checkpoint_state(paths["checkpoint"])
-    if state is None and os.path.exists(paths["state"]):
-        with open(paths["state"]) as f:
-            state = json.load(f)
-    if state is None or not os.path.exists(paths["checkpoint"]):
+    return True
+
+
+def resume_points(run_dir, config, warn=None):
+    """The checkpoints a run can resume from, newest first.
+
+    A checkpoint whose file or state is damaged is skipped with a one-line
+    warning; one without stored state (older runs) takes `state.json`.
+
+    Args:
+        run_dir: str.
+        config: the `TrainConfig` asked for now.
+        warn: callable for one-line warnings, or None.
+
+    Returns:
+        List of `(path, epochs_done, history)`, newest first; empty for a
+        new run.
+
+    Raises:
+        RunError: if `run_dir` holds a run with other settings.
+        DamagedFileError: if its config is damaged, or checkpoints exist
+            and none of them is readable.
+    """
+    if not check_same_settings(run_dir, config):
+        return []
+    paths = run_paths(run_dir)
+    candidates = [paths["checkpoint"],
+                  os.path.join(run_dir, PREVIOUS_CHECKPOINT_FILE)]
+    points, damaged = [], []
+    for path in candidates:
+        if not os.path.exists(path):
+            continue
+        try:
+            state = read_checkpoint_state(path)
+            if state is None and os.path.exists(paths["state"]):
+                try:
+                    state = _checked_state(read_json(paths["state"]))
+                except ValueError as e:
+                    raise DamagedFileError(paths["state"], str(e),
+                                           START_OVER) from None
+        except DamagedFileError as e:
+            damaged.append(e)
+            continue
+        if state is not None:
+            points.append((path, state["epochs_done"], state["history"]))
+    if damaged and not points:
+        others = [os.path.basename(e.path) for e in damaged[1:]]
+        raise DamagedFileError(
+            damaged[0].path,
+            damaged[0].problem + (f"; {', '.join(others)} is damaged too"
+                                  if others else "; no other checkpoint"),
+            START_OVER)
+    if warn is not None:
+        for error in damaged:
+            warn(f"Warning: {error}; resuming from an older checkpoint.")
+    return points
+
+
+def read_run_state(run_dir, config):
+    """Reads what a previous run left in `run_dir`: its newest good epoch.
+
+    Args:
+        run_dir: str.
+        config: the `TrainConfig` asked for now.
+
+    Returns:
+        `(epochs_done, history)`; `(0, [])` for a new run.
+
+    Raises:
+        RunError: if `run_dir` holds a run with other settings.
+        DamagedFileError: if the run's files are damaged beyond resuming.
+    """
+    points = resume_points(run_dir, config)
+    if not points:
         return 0, []
-    return int(state["epochs_done"]), list(state["history"])
+    _, epochs_done, history = points[0]
+    return epochs_done, list(history)
 
 
 def read_run_config(run_dir):
@@ -242,11 +475,7 @@ def read_run_config(run_dir):
             f"(needs {CONFIG_FILE} and {ENCODER_FILE}); train one with "
             "`dim-keras train --out DIR`."
         )
-    try:
-        with open(paths["config"]) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunError(f"Cannot read {paths['config']}: {e}") from e
+    return read_config(paths["config"])
 
 
 def encoder_path(path):
@@ -305,7 +534,13 @@ def load_encoder(path):
     Raises:
         ValueError: if `path` holds no loadable DIM encoder.
     """
-    return load_encoder_file(encoder_path(path))
+    file = encoder_path(path)
+    try:
+        return load_encoder_file(file)
+    except ValueError as e:
+        raise DamagedFileError(
+            file, _first_line(e).split(". Received")[0],
+            "train the run again, or restore the file from a copy") from None
 
 
 def read_encoder_info(encoder_file):
@@ -318,10 +553,15 @@ def read_encoder_info(encoder_file):
         Dict with the `dataset` and `epochs_done` the sidecar records
         (empty when it has none, or no sidecar exists).
     """
-    try:
-        with open(metadata_path(encoder_file)) as f:
-            metadata = json.load(f)
-    except (OSError, ValueError):
+    path = metadata_path(encoder_file)
+    if not os.path.exists(path):
         return {}
+    remedy = ("remove it (it only describes the encoder; the next epoch "
+              "of the run rewrites it)")
+    metadata = read_json(path, remedy=remedy)
+    if metadata.get("format") != "dim-keras encoder":
+        raise DamagedFileError(
+            path, "not a dim-keras encoder description (no \"format\": "
+            "\"dim-keras encoder\")", remedy)
     keys = ("dataset", "epochs_done")
     return {k: metadata[k] for k in keys if k in metadata}

@@ -129,6 +129,40 @@ def build_model(config, image_size, jit_compile=None):
     return model
 
 
+def _restore(model, resume_points, log):
+    """Restores the newest checkpoint whose weights load into `model`.
+
+    Args:
+        model: the built training model.
+        resume_points: `runs.resume_points(...)`, newest first.
+        log: callable for the one-line warning of a skipped checkpoint.
+
+    Returns:
+        `(epochs_done, history)` of the checkpoint restored.
+
+    Raises:
+        runs.DamagedFileError: if none loads.
+    """
+    failed = []
+    for path, epochs_done, history in resume_points:
+        try:
+            runs.restore_checkpoint(model, path)
+        except runs.DamagedFileError as e:
+            failed.append(e)
+            continue
+        for error in failed:
+            log(f"Warning: {error}; resuming from an older checkpoint.")
+        if failed:
+            log(f"Resuming from the previous checkpoint, {path}.")
+        return epochs_done, list(history)
+    others = [os.path.basename(e.path) for e in failed[1:]]
+    raise runs.DamagedFileError(
+        failed[0].path,
+        failed[0].problem + (f"; {', '.join(others)} does not load either"
+                             if others else ""),
+        runs.START_OVER)
+
+
 def train(config, run_dir, verbose=None, log=print):
     """Trains DIM as `config` says, saving and resuming in `run_dir`.
 
@@ -177,7 +211,11 @@ def train(config, run_dir, verbose=None, log=print):
         # Other workers keep their own copy, never racing the chief's files.
         run_dir = os.path.join(run_dir, f"worker-{distribution.worker_index}")
     os.makedirs(run_dir, exist_ok=True)
-    epochs_done, history = runs.read_run_state(run_dir, config)
+    resume_points = runs.resume_points(run_dir, config, warn=log)
+    epochs_done, history = (
+        resume_points[0][1:] if resume_points else (0, [])
+    )
+    history = list(history)
     paths = runs.run_paths(run_dir)
     result = {"paths": paths, "config": config, "dataset": dataset,
               "resumed": epochs_done > 0}
@@ -190,7 +228,6 @@ def train(config, run_dir, verbose=None, log=print):
         return dict(result, epochs_done=epochs_done, trained=False,
                     history=history)
 
-    runs.write_config(run_dir, config)
     keras.utils.set_random_seed(config.seed)
     pipeline = dataset_pipeline(
         dataset,
@@ -215,16 +252,18 @@ def train(config, run_dir, verbose=None, log=print):
                 jit_compile = False
             model = build_model(config, dataset.image_size, jit_compile)
             distribution.prepare_model(model, config.batch_size)
-            if epochs_done:
-                runs.restore_checkpoint(model, paths["checkpoint"])
+            if resume_points:
+                epochs_done, history = _restore(model, resume_points, log)
                 # history.csv may hold a row of an epoch killed before its
-                # commit.
+                # commit, or one of a newer, damaged checkpoint.
                 runs.write_history(run_dir, history)
                 log(
                     f"Resuming the run in {run_dir} from epoch "
                     f"{epochs_done + 1} ({epochs_done} of {config.epochs} "
                     "epochs done)."
                 )
+            # Written once the run's own files have been read back whole.
+            runs.write_config(run_dir, config)
             log(
                 f"Training DIM on {config.dataset} "
                 f"({dataset.num_training_images} images, "

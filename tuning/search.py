@@ -23,9 +23,12 @@ import os
 from dim_keras import atomic
 from dim_keras.choices import check_choice
 from dim_keras.config import TrainConfig
+from dim_keras.runs import DamagedFileError
 from dim_keras.runs import RunError
+from dim_keras.runs import read_json
 from dim_keras.tuning import scoring
 from dim_keras.tuning import space
+from dim_keras.tuning.tuner import RUN_DIR
 from dim_keras.tuning.tuner import TUNERS
 from dim_keras.tuning.tuner import search_role
 
@@ -103,8 +106,9 @@ def _check_settings_file(out_dir, settings):
     path = os.path.join(out_dir, SETTINGS_FILE)
     wanted = settings.comparable()
     if os.path.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
+        previous = read_json(path, remedy=(
+            "use another --out, or remove the search directory to start "
+            "the search over"))
         if previous != json.loads(json.dumps(wanted)):
             changed = sorted(
                 k for k in set(previous) | set(wanted)
@@ -118,6 +122,31 @@ def _check_settings_file(out_dir, settings):
             )
         return
     atomic.write_text(path, json.dumps(wanted, indent=2) + "\n")
+
+
+def check_search_files(out_dir):
+    """Reads every JSON file KerasTuner will reload from a search directory.
+
+    KerasTuner fails on a damaged `oracle.json`, `tuner_*.json` or
+    `trial.json` with a traceback from deep inside; this names the file.
+
+    Args:
+        out_dir: str, the search directory.
+
+    Raises:
+        DamagedFileError: naming the first damaged file.
+    """
+    remedy = ("remove that trial's directory (its trial is lost) or "
+              "restore the file; use another --out to start over")
+    project = os.path.join(out_dir, PROJECT)
+    for root, dirs, files in os.walk(project):
+        dirs.sort()
+        if os.path.basename(root) == RUN_DIR:
+            dirs[:] = []  # a trial's training run is checked when resumed
+            continue
+        for name in sorted(files):
+            if name.endswith(".json"):
+                read_json(os.path.join(root, name), remedy=remedy)
 
 
 def run_search(settings, out_dir, log=print, verbose=False):
@@ -138,6 +167,7 @@ def run_search(settings, out_dir, log=print, verbose=False):
         ValueError: on bad settings.
         RunError: if `out_dir` holds a search with other settings, or the
             search stopped after `max_failed` failed trials in a row.
+        DamagedFileError: if a file of the search directory is damaged.
     """
     from dim_keras.data import get_dataset
     from dim_keras.networks.encoders import ENCODER_IMAGE_SIZE
@@ -157,6 +187,7 @@ def run_search(settings, out_dir, log=print, verbose=False):
         base = dataclasses.replace(base, encoder=dataset.default_encoder)
         settings = dataclasses.replace(settings, base=base)
     os.makedirs(out_dir, exist_ok=True)
+    check_search_files(out_dir)
     _check_settings_file(out_dir, settings)
     part = search_role()
 
@@ -168,9 +199,18 @@ def run_search(settings, out_dir, log=print, verbose=False):
         seed=base.seed, max_consecutive_failed_trials=settings.max_failed,
     )
     hypermodel = DIMHyperModel(base, settings.pins, settings.epochs_per_trial)
-    tuner = DIMTuner(oracle, hypermodel, scorer, directory=out_dir,
-                     project_name=PROJECT, log=log,
-                     train_verbose=2 if verbose else 0)
+    try:
+        tuner = DIMTuner(oracle, hypermodel, scorer, directory=out_dir,
+                         project_name=PROJECT, log=log,
+                         train_verbose=2 if verbose else 0)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        # Well-formed JSON that KerasTuner cannot rebuild its state from.
+        raise DamagedFileError(
+            os.path.join(out_dir, PROJECT),
+            f"KerasTuner cannot reload the search: {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}",
+            "use another --out to start over",
+        ) from None
     if part == "alone":
         done = sum(t.status in ("COMPLETED", "FAILED")
                    for t in tuner.oracle.trials.values())

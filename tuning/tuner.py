@@ -283,9 +283,9 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
 
     def load_model(self, trial):
         """The encoder a trial trained."""
-        path = os.path.join(self.trial_run_dir(trial.trial_id),
-                            "encoder.keras")
-        return keras.saving.load_model(path)
+        from dim_keras import runs
+
+        return runs.load_encoder(self.trial_run_dir(trial.trial_id))
 
 
 def describe(config):

@@ -286,8 +286,12 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
         verbose = 1 if sys.stdout.isatty() else 0
     started = time.time()
     run_config = runs.read_run_config(run_dir)
+    # Every file of the run is read before the work starts.
+    history = report.read_run_history(run_dir)
     try:
         encoder = runs.load_encoder(run_dir)
+    except runs.DamagedFileError:
+        raise
     except ValueError as e:
         raise RunError(str(e)) from e
     name = dataset or run_config.get("dataset")
@@ -365,5 +369,5 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
         "dependence": dependence_rows,
         "seconds": round(time.time() - started, 1),
     }
-    results["paths"] = report.write_report(run_dir, results)
+    results["paths"] = report.write_report(run_dir, results, history)
     return results

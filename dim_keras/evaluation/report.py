@@ -10,11 +10,11 @@
 Plots use matplotlib's Agg canvas directly (no `pyplot`, no display).
 """
 
-import csv
 import json
 import os
 
 from dim_keras.runs import HISTORY_FILE
+from dim_keras.runs import read_history
 from dim_keras import atomic
 
 REPRESENTATIONS = ("dim", "random", "pixels")
@@ -156,15 +156,6 @@ def _save_figure(figure, path):
     atomic.save(path, lambda tmp: figure.savefig(tmp, format="png"))
 
 
-def read_history(path):
-    """Reads `history.csv` into a dict of column name to list of floats."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return {}
-    return {key: [float(row[key]) for row in rows] for key in rows[0]}
-
-
 def plot_history(history, path):
     """Plots every training curve against the epoch (one panel each).
 
@@ -239,12 +230,24 @@ def plot_probes(results, path):
     atomic.save(path, lambda tmp: figure.savefig(tmp, format="png"))
 
 
-def write_report(run_dir, results):
+def read_run_history(run_dir):
+    """The run's `history.csv` as columns, or {} when it has none.
+
+    Raises:
+        runs.DamagedFileError: if the file is damaged.
+    """
+    path = os.path.join(run_dir, HISTORY_FILE)
+    return read_history(path) if os.path.exists(path) else {}
+
+
+def write_report(run_dir, results, history=None):
     """Writes `evaluation.json`, `evaluation.md` and the plots.
 
     Args:
         run_dir: str, the run directory.
         results: the evaluation results dict (without `paths`).
+        history: dict from `runs.read_history`, or None to read the run's
+            `history.csv` (if any).
 
     Returns:
         Dict of what was written to its path.
@@ -255,9 +258,8 @@ def write_report(run_dir, results):
         "probes_plot": os.path.join(run_dir, "probes.png"),
     }
     plot_probes(results, paths["probes_plot"])
-    history_path = os.path.join(run_dir, HISTORY_FILE)
-    history = read_history(history_path) if os.path.exists(
-        history_path) else {}
+    if history is None:
+        history = read_run_history(run_dir)
     if len(history) > 1:
         paths["history_plot"] = os.path.join(run_dir, "history.png")
         plot_history(history, paths["history_plot"])
