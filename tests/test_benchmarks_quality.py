@@ -1,0 +1,54 @@
+"""The quality benchmark, end to end on `digits` with a tiny budget."""
+
+import json
+
+import keras
+import pytest
+
+from benchmarks import quality
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="runs on TensorFlow"
+)
+def test_two_seeds_write_every_accuracy_and_a_table(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert quality.main([
+        "--dataset", "digits", "--steps-per-epoch", "2", "--epochs", "1",
+        "--batch-size", "16", "--recipe", '{"critic_units": 16}',
+        "--seeds", "0", "1", "--out", str(out),
+    ]) == 0
+    report = json.loads((out / "quality.json").read_text())
+    (recipe,) = report["recipes"]
+    assert recipe["config"]["critic_units"] == 16
+    assert recipe["config"]["encoder"] == "basic32x32"
+    assert [run["seed"] for run in recipe["runs"]] == [0, 1]
+    for run in recipe["runs"]:
+        assert run["images_seen"] == 2 * 16
+        assert run["images_per_s"] > 0
+        for probe in ("linear", "knn"):
+            for rep in ("dim", "random"):
+                layers = run["accuracy"][rep][probe]
+                assert sorted(layers) == ["conv", "fc", "y"]
+                assert all(0 <= a <= 1 for a in layers.values())
+            assert 0 <= run["accuracy"]["pixels"][probe]["pixels"] <= 1
+    assert report["dataset"]["splits"] == {"train": 1437, "test": 360}
+    assert report["versions"]["backend"] == "tensorflow"
+    assert report["complete"]
+    # One random-weights baseline per seed, one pixels baseline.
+    assert len(report["baselines"]["random"]) == 2
+    assert len(report["baselines"]["pixels"]) == 1
+    printed = capsys.readouterr().out
+    assert "0: critic_units=16" in printed.split("Probe accuracy")[-1]
+
+
+def test_unknown_recipe_key_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        quality.main(["--recipe", '{"critic_unitz": 16}',
+                      "--out", str(tmp_path)])
+    assert exit_info.value.code != 0
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error
+    assert "critic_unitz" in error and "Unknown config keys" in error
+    assert not list(tmp_path.iterdir())
