@@ -119,11 +119,85 @@ def _settings_lines(results):
     return "\n".join(lines)
 
 
+# Random weights at or above this linear-probe accuracy on some layer make
+# a data set too easy to tell whether training helped (digits: about 95%).
+TOO_EASY_ACCURACY = 0.9
+# DIM beats random weights on a layer when it is this many points above.
+CLEAR_GAIN_POINTS = 2.0
+
+
+def _accuracy_of(results, probe, representation, layer):
+    for row in results["probes"]:
+        if (row["probe"], row["representation"], row["layer"]) == (
+                probe, representation, layer):
+            return row["accuracy"]
+    return None
+
+
+def verdict_lines(results):
+    """One line per layer, DIM against random weights and pixels, first.
+
+    Uses the linear probe (else the first probe that ran on DIM), in
+    points of top-1 test accuracy, and ends with a plain verdict.
+
+    Args:
+        results: the evaluation results dict.
+
+    Returns:
+        A list of Markdown lines (empty without baselines).
+    """
+    ran = [row["probe"] for row in results["probes"]
+           if row["representation"] == "random"]
+    if not ran:
+        return []
+    probe = "linear" if "linear" in ran else ran[0]
+    pixels = _accuracy_of(results, probe, "pixels", "pixels")
+    lines, gains, random_best = [], [], 0.0
+    for layer in ("conv", "fc", "y"):
+        dim = _accuracy_of(results, probe, "dim", layer)
+        random = _accuracy_of(results, probe, "random", layer)
+        if dim is None or random is None:
+            continue
+        gain = 100 * (dim - random)
+        gains.append(gain)
+        random_best = max(random_best, random)
+        line = (f"- `{layer}`: DIM {100 * dim:.1f}%, random weights "
+                f"{100 * random:.1f}% ({gain:+.1f} points)")
+        if pixels is not None:
+            line += (f", pixels {100 * pixels:.1f}% "
+                     f"({100 * (dim - pixels):+.1f} points)")
+        lines.append(line)
+    if not lines:
+        return []
+    title = PROBE_TITLES.get(probe, probe)
+    if random_best >= TOO_EASY_ACCURACY:
+        verdict = (
+            f"Random weights already reach {100 * random_best:.1f}% on "
+            f"`{results['dataset']}`: this data set is too easy to tell "
+            "whether training helped. Measure on harder images (for "
+            "example CIFAR-10, `--dataset cifar10` or `folder:PATH`)."
+        )
+    else:
+        clear = sum(gain >= CLEAR_GAIN_POINTS for gain in gains)
+        verdict = (
+            f"Training helped: DIM beats random weights by at least "
+            f"{CLEAR_GAIN_POINTS:g} points on {clear} of {len(gains)} layers."
+            if clear else
+            f"Training did not clearly help: DIM is within "
+            f"{CLEAR_GAIN_POINTS:g} points of random weights or below on "
+            "every layer."
+        )
+    return [f"## Verdict ({title}, test accuracy)", ""] + lines + [
+        "", verdict]
+
+
 def markdown(results):
-    """The whole `evaluation.md` text."""
+    """The whole `evaluation.md` text, the verdict first."""
+    verdict = verdict_lines(results)
     parts = [
         f"# Evaluation of {results['run_dir']}",
         "",
+    ] + (verdict + [""] if verdict else []) + [
         f"Dataset `{results['dataset']}`: probes fit on "
         f"{results['splits']['train']} train images and are scored on "
         f"{results['splits']['test']} test images "

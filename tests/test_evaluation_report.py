@@ -1,0 +1,63 @@
+"""The report opens with the verdict: DIM vs random weights vs pixels."""
+
+from dim_keras.evaluation import EvaluationConfig
+from dim_keras.evaluation import report
+
+
+def results(dataset, dim, random, pixels):
+    rows = []
+    for layer in ("conv", "fc", "y"):
+        rows.append({"probe": "linear", "representation": "dim",
+                     "layer": layer, "accuracy": dim[layer]})
+        rows.append({"probe": "linear", "representation": "random",
+                     "layer": layer, "accuracy": random[layer]})
+    rows.append({"probe": "linear", "representation": "pixels",
+                 "layer": "pixels", "accuracy": pixels})
+    return {"run_dir": "runs/x", "dataset": dataset, "probes": rows,
+            "dependence": [], "splits": {"train": 10, "test": 10},
+            "num_classes": 10, "chance_accuracy": 0.1, "settings": {}}
+
+
+def test_one_line_per_layer_in_points():
+    lines = report.verdict_lines(results(
+        "cifar10",
+        dim={"conv": 0.50, "fc": 0.45, "y": 0.40},
+        random={"conv": 0.40, "fc": 0.44, "y": 0.30},
+        pixels=0.30,
+    ))
+    assert lines[0].startswith("## Verdict (Linear")
+    assert lines[2] == ("- `conv`: DIM 50.0%, random weights 40.0% "
+                        "(+10.0 points), pixels 30.0% (+20.0 points)")
+    assert "(+1.0 points)" in lines[3]
+    assert lines[-1] == ("Training helped: DIM beats random weights by at "
+                         "least 2 points on 2 of 3 layers.")
+
+
+def test_an_easy_data_set_is_called_too_easy():
+    lines = report.verdict_lines(results(
+        "digits",
+        dim={"conv": 0.989, "fc": 0.975, "y": 0.958},
+        random={"conv": 0.986, "fc": 0.978, "y": 0.936},
+        pixels=0.958,
+    ))
+    assert "(-0.3 points)" in lines[3]
+    assert "Random weights already reach 98.6% on `digits`" in lines[-1]
+    assert "too easy to tell" in lines[-1]
+
+
+def test_no_gain_says_so_and_the_verdict_comes_first():
+    data = results("cifar10", dim={"conv": 0.41, "fc": 0.3, "y": 0.3},
+                   random={"conv": 0.40, "fc": 0.35, "y": 0.3}, pixels=0.3)
+    assert report.verdict_lines(data)[-1].startswith(
+        "Training did not clearly help")
+    data["settings"] = EvaluationConfig().to_dict()
+    text = report.markdown(data)
+    assert text.index("## Verdict") < text.index("## Top-1 test accuracy")
+
+
+def test_no_baselines_no_verdict():
+    data = results("cifar10", dim={"conv": 0.5, "fc": 0.5, "y": 0.5},
+                   random={"conv": 0.4, "fc": 0.4, "y": 0.4}, pixels=0.3)
+    data["probes"] = [r for r in data["probes"]
+                      if r["representation"] == "dim"]
+    assert report.verdict_lines(data) == []
