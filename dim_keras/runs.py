@@ -418,16 +418,33 @@ def resume_points(run_dir, config, warn=None):
         if state is not None:
             points.append((path, state["epochs_done"], state["history"]))
     if damaged and not points:
-        others = [os.path.basename(e.path) for e in damaged[1:]]
-        raise DamagedFileError(
-            damaged[0].path,
-            damaged[0].problem + (f"; {', '.join(others)} is damaged too"
-                                  if others else "; no other checkpoint"),
-            START_OVER)
+        raise no_checkpoint_readable(damaged)
     if warn is not None:
         for error in damaged:
-            warn(f"Warning: {error}; resuming from an older checkpoint.")
+            warn(fallback_warning(error))
     return points
+
+
+def fallback_warning(error):
+    """The one-line warning for a damaged checkpoint that is skipped."""
+    return f"Warning: {error}; resuming from an older checkpoint."
+
+
+def no_checkpoint_readable(errors):
+    """The one error for a run none of whose checkpoints can be read.
+
+    Args:
+        errors: the `DamagedFileError` of each checkpoint, newest first.
+
+    Returns:
+        A `DamagedFileError` naming the newest and the others.
+    """
+    others = [os.path.basename(e.path) for e in errors[1:]]
+    return DamagedFileError(
+        errors[0].path,
+        errors[0].problem + (f"; {', '.join(others)} is damaged too"
+                             if others else "; no other checkpoint"),
+        START_OVER)
 
 
 def read_run_state(run_dir, config):

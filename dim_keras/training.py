@@ -151,16 +151,11 @@ def _restore(model, resume_points, log):
             failed.append(e)
             continue
         for error in failed:
-            log(f"Warning: {error}; resuming from an older checkpoint.")
+            log(runs.fallback_warning(error))
         if failed:
             log(f"Resuming from the previous checkpoint, {path}.")
         return epochs_done, list(history)
-    others = [os.path.basename(e.path) for e in failed[1:]]
-    raise runs.DamagedFileError(
-        failed[0].path,
-        failed[0].problem + (f"; {', '.join(others)} does not load either"
-                             if others else ""),
-        runs.START_OVER)
+    raise runs.no_checkpoint_readable(failed)
 
 
 def train(config, run_dir, verbose=None, log=print):

@@ -2,12 +2,12 @@
 
 Keras 3 has no backend-agnostic gradient API, so `train_step` is written once
 per backend; each backend's module also holds its distribution mechanics
-(`active` is the module of the running backend, see `common`). Each module defines a `Trainer` mixin with `train_step`,
-`compute_dim_gradients` and `input_gradients`, on `common.TrainerBase`
-(the gradient penalty, and `gather_replicas` where one device sees the
-whole batch); everything else is shared `keras.ops` code. Only the module
-of the active backend is imported (TensorFlow is needed only for the
-TensorFlow backend).
+(`active` is the module of the running backend, see `common`). Each module
+defines a `Trainer` mixin with `train_step`, `compute_dim_gradients` and
+`input_gradients`, on `common.TrainerBase` (the gradient penalty, and
+`gather_replicas` where one device sees the whole batch); everything else
+is shared `keras.ops` code. Only the module of the active backend is
+imported (TensorFlow is needed only for the TensorFlow backend).
 """
 
 import keras
