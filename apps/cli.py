@@ -19,6 +19,7 @@ from dim_keras.choices import STRATEGIES
 from dim_keras.choices import TUNERS
 from dim_keras.choices import check_choice
 from dim_keras.config import default
+from dim_keras.tuning.settings import default as search_default
 
 # Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -297,19 +298,24 @@ def datasets(data_dir):
 @main.command()
 @click.option("--dataset", default=default("dataset"), show_default=True)
 @click.option("--data-dir", default=None, help="Where datasets are stored.")
-@click.option("--tuner", type=Choice(TUNERS), default="random",
+@click.option("--tuner", type=Choice(TUNERS), default=search_default("tuner"),
               show_default=True)
-@click.option("--max-trials", type=int, default=10, show_default=True,
+@click.option("--max-trials", type=int, default=search_default("max_trials"),
+              show_default=True,
               help="Trials in all; rerun with more to extend a search.")
-@click.option("--epochs-per-trial", type=int, default=2, show_default=True,
+@click.option("--epochs-per-trial", type=int,
+              default=search_default("epochs_per_trial"), show_default=True,
               help="Training epochs per trial (Hyperband: the most).")
-@click.option("--probe", type=Choice(PROBES), default="linear",
+@click.option("--probe", type=Choice(PROBES), default=search_default("probe"),
               show_default=True, help="Scoring probe.")
-@click.option("--layer", type=Choice(PROBED_LAYERS), default="y",
+@click.option("--layer", type=Choice(PROBED_LAYERS),
+              default=search_default("layer"),
               show_default=True, help="Probed encoder output.")
-@click.option("--val-fraction", type=float, default=0.2, show_default=True,
+@click.option("--val-fraction", type=float,
+              default=search_default("val_fraction"), show_default=True,
               help="Share of labelled training images that scores probes.")
-@click.option("--max-failed", type=int, default=3, show_default=True,
+@click.option("--max-failed", type=int, default=search_default("max_failed"),
+              show_default=True,
               help="Failed trials in a row that stop the search.")
 @click.option("--estimator", type=Choice(ESTIMATORS), default=None,
               help="Pin the estimator.")
@@ -338,8 +344,8 @@ def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
     from dim_keras.runs import RunError
 
     try:
-        from dim_keras.tuning.search import SearchSettings
         from dim_keras.tuning.search import run_search
+        from dim_keras.tuning.settings import SearchSettings
     except ImportError as e:
         fail(f"dim-keras tune needs keras-tuner (pip install keras-tuner): {e}")
     pins = {k: options.pop(k) for k in ("estimator", "alpha", "beta",

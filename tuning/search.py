@@ -21,85 +21,16 @@ import logging
 import os
 
 from dim_keras import atomic
-from dim_keras.choices import check_choice
-from dim_keras.config import TrainConfig
 from dim_keras.runs import DamagedFileError
 from dim_keras.runs import RunError
 from dim_keras.runs import read_json
 from dim_keras.tuning import scoring
-from dim_keras.tuning import space
+from dim_keras.tuning.settings import SearchSettings  # noqa: F401
 from dim_keras.tuning.tuner import RUN_DIR
-from dim_keras.tuning.tuner import TUNERS
 from dim_keras.tuning.tuner import search_role
 
 SETTINGS_FILE = "search.json"
 PROJECT = "kt"
-
-
-@dataclasses.dataclass
-class SearchSettings:
-    """Every setting of a search.
-
-    Args:
-        base: `TrainConfig` of the settings not searched (dataset,
-            encoder, batch size, critic width, seed, ...); its `epochs`,
-            `estimator`, `alpha`, `beta`, `gamma` and `lr` are ignored.
-        tuner: `"random"`, `"bayesian"` or `"hyperband"`.
-        max_trials: int, trials in all (a rerun may raise it).
-        epochs_per_trial: int, training epochs per trial (Hyperband's
-            largest budget).
-        pins: dict of values that are not searched, e.g.
-            `{"estimator": "nce"}` (see `tuning.space.PINNABLE`).
-        probe: `"linear"`, `"mlp"` or `"knn"`.
-        layer: encoder output probed: `"conv"`, `"fc"` or `"y"`.
-        val_fraction: share of the labelled training images held out to
-            score the probe.
-        max_failed: failed trials in a row that stop the search.
-    """
-
-    base: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    tuner: str = "random"
-    max_trials: int = 10
-    epochs_per_trial: int = 2
-    pins: dict = dataclasses.field(default_factory=dict)
-    probe: str = "linear"
-    layer: str = "y"
-    val_fraction: float = 0.2
-    max_failed: int = 3
-
-    def validate(self):
-        """Checks every setting; returns self.
-
-        Raises:
-            ValueError: naming the bad setting and its value.
-        """
-        check_choice("tuner", self.tuner, TUNERS)
-        for name in ("max_trials", "epochs_per_trial", "max_failed"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"{name} must be at least 1. "
-                    f"Received: {name}={getattr(self, name)}"
-                )
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(
-                "val_fraction must be in (0, 1). "
-                f"Received: val_fraction={self.val_fraction}"
-            )
-        scoring.check_probe(self.probe, self.layer)
-        self.pins = space.check_pins(self.pins)
-        # The base settings with any valid searched values.
-        dataclasses.replace(
-            self.base, epochs=self.epochs_per_trial, estimator="jsd",
-            alpha=1.0, beta=1.0, gamma=0.1, lr=1e-4,
-        ).validate()
-        return self
-
-    def comparable(self):
-        """The settings a rerun must repeat (all but `max_trials`)."""
-        values = dataclasses.asdict(self)
-        values.pop("max_trials")
-        values["base"].pop("data_dir")
-        return values
 
 
 def _check_settings_file(out_dir, settings):
