@@ -8,6 +8,7 @@ import click
 # Choices and defaults come from the library, where they are written once.
 # Neither module imports Keras: the backend is chosen after start-up.
 from dim_keras.choices import BACKENDS
+from dim_keras.choices import CRITIC_NORMS
 from dim_keras.choices import ENCODERS
 from dim_keras.choices import ESTIMATORS
 from dim_keras.choices import EXPORT_FORMATS
@@ -129,6 +130,10 @@ def main():
               default=default("local_critic"), show_default=True)
 @click.option("--critic-units", type=int, default=default("critic_units"),
               help="Local critic width (default 2048 / 512).")
+@click.option("--critic-norm", type=Choice(CRITIC_NORMS),
+              default=default("critic_norm"), show_default=True,
+              help="Normalizations of the encode_and_dot critic: batch and "
+                   "layer norm (the reference's), layer norm only, none.")
 @click.option("--gradient-penalty", type=float,
               default=default("gradient_penalty"), show_default=True,
               help="Prior discriminator's penalty.")
@@ -327,6 +332,8 @@ def datasets(data_dir):
 @click.option("--batch-size", type=int, default=default("batch_size"),
               show_default=True)
 @click.option("--critic-units", type=int, default=default("critic_units"))
+@click.option("--critic-norm", type=Choice(CRITIC_NORMS),
+              default=default("critic_norm"), show_default=True)
 @click.option("--local-critic", type=Choice(LOCAL_CRITICS),
               default=default("local_critic"), show_default=True)
 @click.option("--gradient-penalty", type=float,

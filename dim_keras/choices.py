@@ -10,6 +10,9 @@ BACKENDS = ("tensorflow", "jax", "torch")
 ENCODERS = ("basic32x32", "alex64x64")
 ESTIMATORS = ("jsd", "dv", "nce")
 LOCAL_CRITICS = ("encode_and_dot", "concat_and_convolve")
+# Normalizations of the encode-and-dot critic's embeddings: the reference's
+# batch norm (hidden layer) and layer norm (output), layer norm only, none.
+CRITIC_NORMS = ("batch_layer", "layer", "none")
 STRATEGIES = ("auto", "none", "mirrored", "multi-worker", "data-parallel")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 PROBES = ("linear", "mlp", "knn")

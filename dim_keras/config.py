@@ -11,6 +11,7 @@ with the dataset's defaults filled in.
 import dataclasses
 import math
 
+from dim_keras.choices import CRITIC_NORMS
 from dim_keras.choices import ENCODERS
 from dim_keras.choices import ESTIMATORS
 from dim_keras.choices import LOCAL_CRITICS
@@ -39,6 +40,9 @@ class TrainConfig:
         seed: int, seeds weights, shuffling and prior samples.
         local_critic: `"encode_and_dot"` or `"concat_and_convolve"`.
         critic_units: int or None, local critic width (None: its default).
+        critic_norm: normalizations of the encode-and-dot critic:
+            `"batch_layer"` (the reference's batch norm and layer norm),
+            `"layer"` or `"none"`.
         gradient_penalty: float, prior discriminator's gradient penalty.
         jit_compile: bool or None, XLA-compile the train step; None
             (auto) compiles it on a GPU but not on a CPU, where XLA ran
@@ -74,6 +78,7 @@ class TrainConfig:
     seed: int = 0
     local_critic: str = "encode_and_dot"
     critic_units: int = None
+    critic_norm: str = "batch_layer"
     gradient_penalty: float = 1.0
     jit_compile: bool = None
     augment: bool = True
@@ -109,6 +114,14 @@ class TrainConfig:
         if self.encoder is not None:
             check_choice("encoder", self.encoder, ENCODERS)
         check_choice("local_critic", self.local_critic, LOCAL_CRITICS)
+        check_choice("critic_norm", self.critic_norm, CRITIC_NORMS)
+        if (self.local_critic != "encode_and_dot"
+                and self.critic_norm != "batch_layer"):
+            raise ValueError(
+                "critic_norm applies to the encode_and_dot critic only. "
+                f"Received: local_critic={self.local_critic!r}, "
+                f"critic_norm={self.critic_norm!r}"
+            )
         check_choice("estimator", self.estimator, ESTIMATORS)
         objective.check_weights(self.alpha, self.beta, self.gamma)
         if self.batch_size < 2:

@@ -112,6 +112,8 @@ class DeepInfoMax(Trainer, keras.Model):
         local_critic: `"encode_and_dot"` or `"concat_and_convolve"`.
         local_critic_units: width of the local critic; None for its default
             (2048 for encode-and-dot, 512 for concat-and-convolve).
+        critic_norm: normalizations of the encode-and-dot critic:
+            `"batch_layer"` (the reference), `"layer"` or `"none"`.
         global_critic_units: width of the global critic's dense layers.
         gradient_penalty: weight of the discriminator's gradient penalty
             (mean squared input-gradient norm on prior and encoded samples).
@@ -136,6 +138,7 @@ class DeepInfoMax(Trainer, keras.Model):
         gamma=0.1,
         local_critic="encode_and_dot",
         local_critic_units=None,
+        critic_norm="batch_layer",
         global_critic_units=512,
         gradient_penalty=1.0,
         occlusion=False,
@@ -158,6 +161,7 @@ class DeepInfoMax(Trainer, keras.Model):
         self.gamma = float(gamma)
         self.local_critic_name = local_critic
         self.local_critic_units = local_critic_units
+        self.critic_norm = critic_norm
         self.global_critic_units = global_critic_units
         self.gradient_penalty = float(gradient_penalty)
         self.occlusion = bool(occlusion)
@@ -170,7 +174,7 @@ class DeepInfoMax(Trainer, keras.Model):
             else None
         )
         self.local_critic = (
-            build_local_critic(local_critic, local_critic_units)
+            build_local_critic(local_critic, local_critic_units, critic_norm)
             if self.beta > 0
             else None
         )
@@ -391,6 +395,7 @@ class DeepInfoMax(Trainer, keras.Model):
                 "gamma": self.gamma,
                 "local_critic": self.local_critic_name,
                 "local_critic_units": self.local_critic_units,
+                "critic_norm": self.critic_norm,
                 "global_critic_units": self.global_critic_units,
                 "gradient_penalty": self.gradient_penalty,
                 "occlusion": self.occlusion,

@@ -108,6 +108,7 @@ def build_model(config, image_size, jit_compile=None):
         gamma=config.gamma,
         local_critic=config.local_critic,
         local_critic_units=config.critic_units,
+        critic_norm=config.critic_norm,
         gradient_penalty=config.gradient_penalty,
         occlusion=config.occlusion,
         seed=config.seed,

@@ -73,6 +73,39 @@ def test_encode_and_dot_scores_are_dot_products_of_embeddings(training):
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("normalization", ["layer", "none"])
+def test_critic_normalizations_compute_what_they_say(normalization):
+    critic = networks.EncodeAndDotCritic(units=8, normalization=normalization)
+    rng = np.random.default_rng(1)
+    local = rng.normal(size=(3, 2, 2, 5)).astype("float32")
+    y = rng.normal(size=(3, 4)).astype("float32")
+    scores = numpy(critic(local, y, training=True))
+    assert critic.local_embedding.norm is None  # no batch norm
+    # The embedding by hand: dense(relu(dense(x))) + shortcut(x), then
+    # layer norm (gamma 1, beta 0 at the start) where asked for.
+    def embed(embedding, x):
+        hidden, out = embedding.hidden, embedding.out
+        h = relu(x @ numpy(hidden.kernel) + numpy(hidden.bias))
+        e = (h @ numpy(out.kernel) + numpy(out.bias)
+             + x @ numpy(embedding.shortcut.kernel))
+        if normalization == "layer":
+            e = (e - e.mean(-1, keepdims=True)) / np.sqrt(
+                e.var(-1, keepdims=True) + 1e-3)
+        return e
+
+    emb_local = embed(critic.local_embedding, local.reshape(-1, 5))
+    emb_y = embed(critic.global_embedding, y)
+    expected = (emb_local @ emb_y.T).reshape(3, 4, 3)
+    np.testing.assert_allclose(scores, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_critic_norm_is_checked():
+    with pytest.raises(ValueError, match="Received: critic_norm='batch'"):
+        networks.EncodeAndDotCritic(units=4, normalization="batch")
+    with pytest.raises(ValueError, match="encode_and_dot critic only"):
+        networks.build_local_critic("concat_and_convolve", 4, "none")
+
+
 def test_mi_embedding_shortcut_starts_as_identity():
     embedding = networks.MIEmbedding(6)
     embedding.build((None, 4))
@@ -140,3 +173,6 @@ def test_critic_configs_list_every_argument():
     assert restored.units == 7 and restored.conv_filters == (4, 2)
     for cls in (networks.EncodeAndDotCritic, networks.ConcatAndConvolveCritic):
         assert cls.from_config(cls(units=9).get_config()).units == 9
+    critic = networks.EncodeAndDotCritic(units=5, normalization="layer")
+    restored = networks.EncodeAndDotCritic.from_config(critic.get_config())
+    assert restored.normalization == "layer"

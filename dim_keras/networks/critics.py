@@ -19,6 +19,7 @@ import keras
 from keras import layers
 from keras import ops
 
+from dim_keras.choices import CRITIC_NORMS
 from dim_keras.choices import LOCAL_CRITICS as LOCAL_CRITIC_NAMES
 from dim_keras.choices import check_choice
 from dim_keras.networks.normalization import linear_batch_norm_relu
@@ -37,18 +38,30 @@ class MIEmbedding(keras.layers.Layer):
     `dim_keras.networks.normalization` (same values, fewer passes over the
     embeddings), with the sublayers' own variables.
 
+    `normalization` chooses which of the two normalizations are used:
+    `"batch_layer"` (the reference: batch norm on the hidden layer, layer
+    norm on the output), `"layer"` (layer norm only) or `"none"`
+    (`dense(relu(dense(x))) + linear(x)`).
+
     Args:
         units: int, embedding width U.
+        normalization: `"batch_layer"`, `"layer"` or `"none"`.
         **kwargs: base layer arguments.
     """
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units, normalization="batch_layer", **kwargs):
         super().__init__(**kwargs)
+        check_choice("critic_norm", normalization, CRITIC_NORMS)
         self.units = units
-        self.hidden = layers.Dense(units, use_bias=False, name="hidden")
-        self.norm = layers.BatchNormalization(name="hidden_bn")
+        self.normalization = normalization
+        batch_norm = normalization == "batch_layer"
+        self.hidden = layers.Dense(units, use_bias=not batch_norm,
+                                   name="hidden")
+        self.norm = (layers.BatchNormalization(name="hidden_bn")
+                     if batch_norm else None)
         self.out = layers.Dense(units, name="out")
-        self.layer_norm = layers.LayerNormalization(name="layer_norm")
+        self.layer_norm = (layers.LayerNormalization(name="layer_norm")
+                           if normalization != "none" else None)
         self.shortcut = None
 
     def build(self, input_shape):
@@ -67,23 +80,24 @@ class MIEmbedding(keras.layers.Layer):
         # The sublayers work on rows [M, C]; `call` flattens any leading
         # axes into M, so a feature map is embedded by 2-D matmuls.
         self.hidden.build((None, channels))
-        self.norm.build((None, self.units))
+        if self.norm is not None:
+            self.norm.build((None, self.units))
         self.out.build((None, self.units))
-        self.layer_norm.build((None, self.units))
+        if self.layer_norm is not None:
+            self.layer_norm.build((None, self.units))
         self.shortcut.build((None, channels))
 
     def call(self, x, training=None):
         shape = ops.shape(x)
         rows = ops.reshape(x, (-1, shape[-1]))
-        standardized = standardize(
-            self.embed_unnormalized(rows, training=training),
-            self.layer_norm.epsilon,
-        )
-        out = ops.cast(
-            standardized * ops.cast(self.layer_norm.gamma, "float32")
-            + ops.cast(self.layer_norm.beta, "float32"),
-            self.compute_dtype,
-        )
+        out = self.embed_unnormalized(rows, training=training)
+        if self.layer_norm is not None:
+            standardized = standardize(out, self.layer_norm.epsilon)
+            out = ops.cast(
+                standardized * ops.cast(self.layer_norm.gamma, "float32")
+                + ops.cast(self.layer_norm.beta, "float32"),
+                self.compute_dtype,
+            )
         if len(shape) == 2:
             return out
         return ops.reshape(out, tuple(shape[:-1]) + (self.units,))
@@ -98,7 +112,9 @@ class MIEmbedding(keras.layers.Layer):
         Returns:
             `[M, U]` rows in the layer's compute dtype.
         """
-        if self.norm.synchronized:
+        if self.norm is None:
+            h = ops.relu(self.hidden(rows))
+        elif self.norm.synchronized:
             # Statistics all-reduced across replicas: the layer does that.
             h = ops.relu(self.norm(self.hidden(rows), training=training))
         else:
@@ -112,7 +128,8 @@ class MIEmbedding(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"units": self.units})
+        config.update({"units": self.units,
+                       "normalization": self.normalization})
         return config
 
 
@@ -122,6 +139,8 @@ class EncodeAndDotCritic(keras.layers.Layer):
 
     Args:
         units: int, embedding width U (2048 in the reference).
+        normalization: `"batch_layer"` (the reference), `"layer"` or
+            `"none"`: the normalizations of both embeddings (`MIEmbedding`).
         **kwargs: base layer arguments.
 
     Call arguments:
@@ -132,11 +151,14 @@ class EncodeAndDotCritic(keras.layers.Layer):
         Scores `[N, H*W, N]`: `scores[i, l, j] = T(local_i[l], y_j)`.
     """
 
-    def __init__(self, units=2048, **kwargs):
+    def __init__(self, units=2048, normalization="batch_layer", **kwargs):
         super().__init__(**kwargs)
         self.units = units
-        self.local_embedding = MIEmbedding(units, name="local_embedding")
-        self.global_embedding = MIEmbedding(units, name="global_embedding")
+        self.normalization = normalization
+        self.local_embedding = MIEmbedding(units, normalization,
+                                           name="local_embedding")
+        self.global_embedding = MIEmbedding(units, normalization,
+                                            name="global_embedding")
 
     def build(self, local_shape, y_shape):
         self.local_embedding.build(local_shape)
@@ -153,11 +175,14 @@ class EncodeAndDotCritic(keras.layers.Layer):
             local, training=training
         )
         y = self.global_embedding(y, training=training)
+        norm = self.local_embedding.layer_norm
+        if norm is None:
+            return ops.reshape(ops.matmul(local, ops.transpose(y)),
+                               (n, -1, n))
         # The local layer norm's scale and offset move to Y's side:
         # (x_hat * g + b) . y = x_hat . (g * y) + b . y, an [N, U] product
         # instead of two passes over the [N*L, U] embeddings; its
         # standardization's row scale goes to the [N*L, N] scores.
-        norm = self.local_embedding.layer_norm
         scale = ops.cast(norm.gamma, y.dtype)
         offset = ops.cast(norm.beta, y.dtype)
         scores = standardized_dot(local, y * scale, norm.epsilon)
@@ -166,7 +191,8 @@ class EncodeAndDotCritic(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"units": self.units})
+        config.update({"units": self.units,
+                       "normalization": self.normalization})
         return config
 
 
@@ -282,16 +308,32 @@ LOCAL_CRITICS = {
 }
 
 
-def build_local_critic(name, units=None):
+def build_local_critic(name, units=None, normalization="batch_layer"):
     """Builds a local critic by name.
 
     Args:
         name: `"encode_and_dot"` or `"concat_and_convolve"`.
         units: int or None; None takes the critic's default width.
+        normalization: the encode-and-dot critic's normalizations
+            (`"batch_layer"`, `"layer"` or `"none"`); the
+            concat-and-convolve critic has none and takes only
+            `"batch_layer"`, the default.
 
     Returns:
         The critic layer.
+
+    Raises:
+        ValueError: for an unknown name or normalization, or one the
+            critic does not have.
     """
     check_choice("local_critic", name, LOCAL_CRITIC_NAMES)
+    check_choice("critic_norm", normalization, CRITIC_NORMS)
     kwargs = {"units": units} if units else {}
+    if name == "encode_and_dot":
+        kwargs["normalization"] = normalization
+    elif normalization != "batch_layer":
+        raise ValueError(
+            "critic_norm applies to the encode_and_dot critic only. "
+            f"Received: local_critic={name!r}, critic_norm={normalization!r}"
+        )
     return LOCAL_CRITICS[name](name="local_critic", **kwargs)
