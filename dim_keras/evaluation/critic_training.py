@@ -15,7 +15,9 @@ import numpy as np
 class RandomBatches(keras.utils.PyDataset):
     """`steps` batches of rows drawn at random, without replacement.
 
-    Batch `i` depends only on `(seed, i)`, so training is repeatable.
+    Batch `i` depends only on `(seed, first + i)`, so training is
+    repeatable, and a run cut into rounds (`first` = batches already run)
+    draws the same batches as one long run.
 
     Args:
         arrays: dict of name to numpy array, all with the same first axis.
@@ -23,9 +25,11 @@ class RandomBatches(keras.utils.PyDataset):
         steps: int, batches in one pass.
         seed: int.
         transform: optional callable `(batch_dict, rng) -> batch_dict`.
+        first: int, number of the first batch.
     """
 
-    def __init__(self, arrays, batch_size, steps, seed=0, transform=None):
+    def __init__(self, arrays, batch_size, steps, seed=0, transform=None,
+                 first=0):
         super().__init__()
         sizes = {len(v) for v in arrays.values()}
         if len(sizes) != 1:
@@ -39,12 +43,13 @@ class RandomBatches(keras.utils.PyDataset):
         self.steps = int(steps)
         self.seed = int(seed)
         self.transform = transform
+        self.first = int(first)
 
     def __len__(self):
         return self.steps
 
     def __getitem__(self, index):
-        rng = np.random.default_rng([self.seed, int(index)])
+        rng = np.random.default_rng([self.seed, self.first + int(index)])
         rows = rng.choice(self.rows, self.batch_size, replace=False)
         batch = {name: value[rows] for name, value in self.arrays.items()}
         if self.transform is not None:

@@ -57,10 +57,15 @@ class EvaluationConfig:
             stopping.
         knn_k: int, neighbours of the kNN probe.
         knn_temperature: float, kNN vote temperature.
-        mine_steps: int, MINE critic training batches (0 skips MINE).
+        mine_steps: int, MINE critic training batches at most (0 skips
+            MINE); it stops earlier when its validation bound stops
+            rising.
         mine_batch_size: int.
         mine_units: int, MINE critic width.
         mine_learning_rate: float.
+        mine_eval_every: int, MINE batches between validation scores.
+        mine_patience: int, MINE validation rounds without a better bound
+            before it stops.
         ndm_steps: int, NDM discriminator training batches (0 skips NDM).
         ndm_batch_size: int.
         ndm_learning_rate: float.
@@ -81,10 +86,12 @@ class EvaluationConfig:
     validation_fraction: float = 0.1
     knn_k: int = 20
     knn_temperature: float = 0.07
-    mine_steps: int = 300
+    mine_steps: int = 2000
     mine_batch_size: int = 128
-    mine_units: int = 64
+    mine_units: int = 128
     mine_learning_rate: float = 1e-3
+    mine_eval_every: int = 100
+    mine_patience: int = 4
     ndm_steps: int = 500
     ndm_batch_size: int = 128
     ndm_learning_rate: float = 1e-4
@@ -101,7 +108,7 @@ class EvaluationConfig:
                           what="probe")
         check_choices("layers", self.layers, PROBED_LAYERS, what="layer")
         positive = ("batch_size", "mlp_epochs", "mlp_batch_size", "knn_k",
-                    "linear_max_iter")
+                    "linear_max_iter", "mine_eval_every", "mine_patience")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(
@@ -235,12 +242,15 @@ def _dependence(representation, train, test, config, log):
     rows = []
     if config.mine_steps:
         log(f"  MINE I(X; Y) of {representation} "
-            f"({config.mine_steps} steps)")
+            f"(at most {config.mine_steps} steps, early stopping)")
         result = _timed(
             mine, train["images"], train["y"], test["images"], test["y"],
             steps=config.mine_steps, batch_size=config.mine_batch_size,
             units=config.mine_units,
-            learning_rate=config.mine_learning_rate, seed=config.seed,
+            learning_rate=config.mine_learning_rate,
+            validation_fraction=config.validation_fraction,
+            eval_every=config.mine_eval_every,
+            patience=config.mine_patience, seed=config.seed,
         )
         rows.append({"representation": representation, "layer": "y",
                      **result})
