@@ -255,7 +255,8 @@ def _evaluate(run_dir, dataset=None, data_dir=None, data=None, **settings):
 @click.option("--mlp-epochs", type=int, default=None,
               help="MLP probe epochs at most, early stopping (default 100).")
 @click.option("--mine-steps", type=int, default=None,
-              help="MINE critic training steps (default 300; 0 skips MINE).")
+              help="MINE critic training steps at most, stopped early on a "
+                   "validation part of train (default 2000; 0 skips MINE).")
 @click.option("--ndm-steps", type=int, default=None,
               help="NDM discriminator steps (default 500; 0 skips NDM).")
 @click.option("--no-baselines", is_flag=True,
