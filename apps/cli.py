@@ -123,17 +123,19 @@ def main():
               help="Epochs (default: the dataset's).")
 @click.option("--batch-size", type=int, default=default("batch_size"),
               show_default=True)
-@click.option("--lr", type=float, default=default("lr"), show_default=True,
-              help="Adam learning rate (betas 0.5, 0.999).")
+@click.option("--lr", type=float, default=default("lr"),
+              help="Adam learning rate, betas 0.5, 0.999 (default: the "
+                   "dataset's recipe; `dim-keras datasets` lists them).")
 @click.option("--seed", type=int, default=default("seed"), show_default=True)
 @click.option("--local-critic", type=Choice(LOCAL_CRITICS),
               default=default("local_critic"), show_default=True)
 @click.option("--critic-units", type=int, default=default("critic_units"),
               help="Local critic width (default 2048 / 512).")
 @click.option("--critic-norm", type=Choice(CRITIC_NORMS),
-              default=default("critic_norm"), show_default=True,
+              default=default("critic_norm"),
               help="Normalizations of the encode_and_dot critic: batch and "
-                   "layer norm (the reference's), layer norm only, none.")
+                   "layer norm (the reference's), layer norm only, none "
+                   "(default: the dataset's recipe).")
 @click.option("--gradient-penalty", type=float,
               default=default("gradient_penalty"), show_default=True,
               help="Prior discriminator's penalty.")
@@ -151,8 +153,9 @@ def main():
               default=default("precision"), show_default=True)
 @click.option("--no-jit", is_flag=True,
               help="Never XLA-compile the step (default: on GPUs only).")
-@click.option("--no-augment", is_flag=True,
-              help="Turn the dataset's crop/flip augmentation off.")
+@click.option("--augment/--no-augment", default=default("augment"),
+              help="Turn the dataset's crop/flip augmentation on or off "
+                   "(default: the dataset's recipe).")
 @click.option("--occlusion", is_flag=True, default=default("occlusion"),
               help="Y from images with a random block masked.")
 @click.option("--backend", type=Choice(BACKENDS), default=None,
@@ -166,8 +169,7 @@ def main():
 @click.option("--no-evaluate", is_flag=True,
               help="Skip evaluating the run after training.")
 @click.pass_context
-def train(ctx, config_file, out, no_jit, no_augment, no_evaluate, backend,
-          **options):
+def train(ctx, config_file, out, no_jit, no_evaluate, backend, **options):
     """Train a DIM encoder."""
     use_backend(backend)
     from dim_keras.config import TrainConfig
@@ -175,7 +177,6 @@ def train(ctx, config_file, out, no_jit, no_augment, no_evaluate, backend,
     from dim_keras.runs import RunError
 
     options["jit_compile"] = False if no_jit else None  # None: auto
-    options["augment"] = not no_augment
     try:
         values = {}
         if config_file:
@@ -189,8 +190,6 @@ def train(ctx, config_file, out, no_jit, no_augment, no_evaluate, backend,
         for name, value in options.items():
             if name == "jit_compile":
                 explicit = no_jit
-            elif name == "augment":
-                explicit = no_augment
             else:
                 explicit = ctx.get_parameter_source(name).name != "DEFAULT"
             if explicit or name not in values:
@@ -334,7 +333,8 @@ def datasets(data_dir):
               show_default=True)
 @click.option("--critic-units", type=int, default=default("critic_units"))
 @click.option("--critic-norm", type=Choice(CRITIC_NORMS),
-              default=default("critic_norm"), show_default=True)
+              default=default("critic_norm"),
+              help="Default: the dataset's recipe.")
 @click.option("--local-critic", type=Choice(LOCAL_CRITICS),
               default=default("local_critic"), show_default=True)
 @click.option("--gradient-penalty", type=float,

@@ -5,7 +5,8 @@ command line (`dim-keras train`, `dim-keras tune`) reads them from here.
 The module imports no Keras, so the command line can read it before the
 backend is chosen.
 A config is never changed in place: `resolved(dataset)` returns a new one
-with the dataset's defaults filled in.
+with the dataset's defaults filled in: its encoder, its epochs and its
+training recipe (`dim_keras.recipes`) for the settings left unset.
 """
 
 import dataclasses
@@ -18,6 +19,8 @@ from dim_keras.choices import LOCAL_CRITICS
 from dim_keras.choices import PRECISIONS
 from dim_keras.choices import STRATEGIES
 from dim_keras.choices import check_choice
+from dim_keras.recipes import RECIPE_FIELDS
+from dim_keras.recipes import REFERENCE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,13 +39,15 @@ class TrainConfig:
         gamma: weight of prior matching.
         epochs: int or None; None picks the dataset's default.
         batch_size: int, at least 2.
-        lr: float, Adam learning rate of both optimizers.
+        lr: float or None, Adam learning rate of both optimizers; None
+            takes the dataset's recipe (`dim_keras.recipes`).
         seed: int, seeds weights, shuffling and prior samples.
         local_critic: `"encode_and_dot"` or `"concat_and_convolve"`.
-        critic_units: int or None, local critic width (None: its default).
+        critic_units: int or None, local critic width (None: the
+            dataset's recipe, else the critic's own default).
         critic_norm: normalizations of the encode-and-dot critic:
             `"batch_layer"` (the reference's batch norm and layer norm),
-            `"layer"` or `"none"`.
+            `"layer"`, `"none"`, or None for the dataset's recipe.
         gradient_penalty: float, prior discriminator's gradient penalty.
         jit_compile: bool or None, XLA-compile the train step; None
             (auto) compiles it on a GPU but not on a CPU, where XLA ran
@@ -50,8 +55,9 @@ class TrainConfig:
             kernels and the float32 step within 10% of them, either way
             (see benchmarks/README.md). Off under tf.distribute
             strategies.
-        augment: bool, apply the dataset's training augmentation (random
-            crops and flips where the paper used them).
+        augment: bool or None, apply the dataset's training augmentation
+            (random crops and flips where the paper used them); None takes
+            the dataset's recipe.
         occlusion: bool, compute Y from images with a random block
             masked while local features come from the clean images.
         steps_per_epoch: int or None, batches per epoch; None runs one
@@ -74,14 +80,14 @@ class TrainConfig:
     gamma: float = 0.1
     epochs: int = None
     batch_size: int = 64
-    lr: float = 1e-4
+    lr: float = None
     seed: int = 0
     local_critic: str = "encode_and_dot"
     critic_units: int = None
-    critic_norm: str = "batch_layer"
+    critic_norm: str = None
     gradient_penalty: float = 1.0
     jit_compile: bool = None
-    augment: bool = True
+    augment: bool = None
     occlusion: bool = False
     steps_per_epoch: int = None
     distribute: str = "auto"
@@ -114,9 +120,10 @@ class TrainConfig:
         if self.encoder is not None:
             check_choice("encoder", self.encoder, ENCODERS)
         check_choice("local_critic", self.local_critic, LOCAL_CRITICS)
-        check_choice("critic_norm", self.critic_norm, CRITIC_NORMS)
+        if self.critic_norm is not None:
+            check_choice("critic_norm", self.critic_norm, CRITIC_NORMS)
         if (self.local_critic != "encode_and_dot"
-                and self.critic_norm != "batch_layer"):
+                and self.critic_norm not in (None, "batch_layer")):
             raise ValueError(
                 "critic_norm applies to the encode_and_dot critic only. "
                 f"Received: local_critic={self.local_critic!r}, "
@@ -138,7 +145,8 @@ class TrainConfig:
         check_choice("distribute", self.distribute, STRATEGIES,
                      what="distribution strategy")
         check_choice("precision", self.precision, PRECISIONS)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
+        if self.lr is not None and not (
+                self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive. Received: lr={self.lr}")
         if self.gradient_penalty < 0:
             raise ValueError(
@@ -152,20 +160,44 @@ class TrainConfig:
             )
         return self
 
-    def resolved(self, dataset):
+    def resolved(self, dataset, recipe=None):
         """This config with the dataset's defaults filled in.
 
         Args:
             dataset: the `ImageDataset` the run trains on.
+            recipe: dict or None, recipe settings to use instead of the
+                dataset's (those of a run being resumed).
 
         Returns:
-            A new `TrainConfig` whose `encoder` and `epochs` are set.
+            A new `TrainConfig` whose `encoder` and `epochs` are set, and
+            whose unset recipe settings (`dim_keras.recipes.RECIPE_FIELDS`)
+            come from the dataset's recipe.
         """
+        if recipe is None:
+            recipe = dataset.default_settings
         return dataclasses.replace(
             self,
             encoder=self.encoder or dataset.default_encoder,
             epochs=self.epochs or dataset.default_epochs,
-        )
+        ).with_recipe(recipe)
+
+    def with_recipe(self, settings=None):
+        """This config with its unset recipe settings filled in.
+
+        Args:
+            settings: dict of recipe settings, or None; what it does not
+                name comes from `dim_keras.recipes.REFERENCE`.
+
+        Returns:
+            A new `TrainConfig`. The critic normalization of a recipe only
+            applies to the encode-and-dot critic (the others have none).
+        """
+        recipe = dict(REFERENCE, **(settings or {}))
+        if self.local_critic != "encode_and_dot":
+            recipe["critic_norm"] = "batch_layer"
+        changes = {name: recipe[name] for name in RECIPE_FIELDS
+                   if getattr(self, name) is None}
+        return dataclasses.replace(self, **changes)
 
     def replace(self, **changes):
         """A copy of this config with `changes` applied."""

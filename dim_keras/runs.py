@@ -37,6 +37,7 @@ from dim_keras import atomic
 from dim_keras.config import TrainConfig
 from dim_keras.encoder_file import load_encoder_file
 from dim_keras.encoder_file import metadata_path
+from dim_keras.recipes import RECIPE_FIELDS
 
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.keras"
@@ -332,9 +333,13 @@ def read_config(path):
     return values
 
 
-def _comparable(config_dict):
-    # Fill in defaults, so runs written before a setting existed compare.
-    settings = TrainConfig.from_dict(config_dict).to_dict()
+def _comparable(config_dict, recorded=True):
+    # Fill in defaults, so runs written before a setting existed compare;
+    # a recipe setting a recorded run lacks is the reference's it used.
+    config = TrainConfig.from_dict(config_dict)
+    if recorded:
+        config = config.with_recipe()
+    settings = config.to_dict()
     for name in RESUMABLE_CHANGES:
         settings.pop(name, None)
     return settings
@@ -358,11 +363,13 @@ def check_same_settings(run_dir, config):
     if not os.path.exists(path):
         return False
     previous = _comparable(read_config(path))
-    current = _comparable(config.to_dict())
-    # An encoder left unset means the dataset's default, which the run
-    # recorded when it started (the dataset itself is compared).
-    if current.get("encoder") is None:
-        current["encoder"] = previous.get("encoder")
+    current = _comparable(config.to_dict(), recorded=False)
+    # An encoder or recipe setting left unset means the dataset's default,
+    # which the run recorded when it started (the dataset itself is
+    # compared).
+    for name in ("encoder",) + RECIPE_FIELDS:
+        if current.get(name) is None:
+            current[name] = previous.get(name)
     if previous != current:
         changed = sorted(
             k for k in set(previous) | set(current)

@@ -81,6 +81,34 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.history.append(row)
 
 
+def _recorded_recipe(run_dir):
+    """The recipe settings of the run already in `run_dir`, or None.
+
+    A resumed run keeps the recipe it started with, even if the dataset's
+    default recipe has changed since (settings it did not record are the
+    reference's, which it then used). A damaged `config.json` gives None;
+    resuming reports it.
+    """
+    from dim_keras.recipes import RECIPE_FIELDS
+    from dim_keras.recipes import REFERENCE
+
+    path = runs.run_paths(run_dir)["config"]
+    if not os.path.exists(path):
+        return None
+    try:
+        values = runs.read_config(path)
+    except runs.DamagedFileError:
+        return None
+    return {name: values.get(name, REFERENCE[name])
+            for name in RECIPE_FIELDS}
+
+
+def _describe_critic(config):
+    width = f", {config.critic_units} units" if config.critic_units else ""
+    return (f"{config.local_critic} critic{width}, "
+            f"{config.critic_norm} normalization")
+
+
 def build_model(config, image_size, jit_compile=None):
     """Builds and compiles the `DeepInfoMax` model a config describes.
 
@@ -99,6 +127,7 @@ def build_model(config, image_size, jit_compile=None):
     from dim_keras.model import reference_optimizer
     from dim_keras.networks.encoders import build_encoder
 
+    config = config.with_recipe()  # the reference's where still unset
     encoder = build_encoder(config.encoder, image_size=image_size)
     model = DeepInfoMax(
         encoder,
@@ -191,7 +220,7 @@ def train(config, run_dir, verbose=None, log=print):
         data_dir=config.data_dir,
         image_size=ENCODER_IMAGE_SIZE.get(config.encoder),
     )
-    config = config.resolved(dataset)
+    config = config.resolved(dataset, recipe=_recorded_recipe(run_dir))
     # Multi-worker strategies must exist before TensorFlow runs anything.
     try:
         distribution = make_distribution(config.distribute)
@@ -265,7 +294,8 @@ def train(config, run_dir, verbose=None, log=print):
                 f"({dataset.num_training_images} images, "
                 f"{keras.backend.backend()} backend, "
                 f"{config.encoder}, {config.estimator}, alpha={config.alpha}, "
-                f"beta={config.beta}, gamma={config.gamma}, augmentation: "
+                f"beta={config.beta}, gamma={config.gamma}, lr={config.lr}, "
+                f"{_describe_critic(config)}, augmentation: "
                 f"{augmentation}{', occlusion' if config.occlusion else ''}) "
                 f"for {config.epochs} epochs on {distribution.describe()}, "
                 f"{config.precision}."

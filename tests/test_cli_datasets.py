@@ -77,10 +77,14 @@ def test_datasets_lists_every_name_and_presence(tmp_path, where):
                  "folder:PATH"):
         assert name in text
     lines = text.splitlines()
-    state = {lines[i].split()[0]: lines[i + 1] for i in range(0, 10, 2)}
+    # Three lines per dataset: what it is, where its data is, its recipe.
+    state = {lines[i].split()[0]: lines[i + 1] for i in range(0, 15, 3)}
+    recipe = {lines[i].split()[0]: lines[i + 2] for i in range(0, 15, 3)}
     assert "present" in state["digits"]
     assert "absent" in state["cifar10"] and "cifar-10-binary.tar.gz" in (
         state["cifar10"])
     assert "present" in state["tiny_imagenet"] and zip_path in (
         state["tiny_imagenet"])
-    assert "64x64" in lines[8] and "200 classes" in lines[8]
+    assert "64x64" in lines[12] and "200 classes" in lines[12]
+    assert "lr=0.001, augment=False, critic_units=512" in recipe["cifar10"]
+    assert "lr=0.0001, augment=True" in recipe["tiny_imagenet"]

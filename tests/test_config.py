@@ -13,8 +13,34 @@ def test_defaults_are_the_reference_local_dim():
     config = TrainConfig()
     assert (config.alpha, config.beta, config.gamma) == (0.0, 1.0, 0.1)
     assert config.estimator == "jsd" and config.batch_size == 64
-    assert config_module.default("lr") == 1e-4
+    assert config_module.default("lr") is None  # the dataset's recipe
     assert config_module.field_names()[0] == "dataset"
+
+
+def test_recipe_fills_only_what_is_unset():
+    recipe = {"lr": 1e-3, "augment": False, "critic_units": 512,
+              "critic_norm": "none"}
+    dataset = ImageDataset("tiny", 32, 2, {}, default_epochs=3,
+                           default_settings=recipe)
+    resolved = TrainConfig().resolved(dataset)
+    assert (resolved.lr, resolved.augment, resolved.critic_units,
+            resolved.critic_norm) == (1e-3, False, 512, "none")
+    given = TrainConfig(lr=5e-4, augment=True, critic_norm="layer")
+    resolved = given.resolved(dataset)
+    assert (resolved.lr, resolved.augment, resolved.critic_units,
+            resolved.critic_norm) == (5e-4, True, 512, "layer")
+
+
+def test_without_a_recipe_the_reference_settings_apply():
+    dataset = ImageDataset("tiny", 64, 2, {}, default_epochs=3)
+    resolved = TrainConfig().resolved(dataset)
+    assert (resolved.lr, resolved.augment, resolved.critic_units,
+            resolved.critic_norm) == (1e-4, True, None, "batch_layer")
+    # A recipe's critic normalization never reaches a critic without one.
+    plain = ImageDataset("tiny", 32, 2, {}, default_epochs=3,
+                         default_settings={"critic_norm": "none"})
+    config = TrainConfig(local_critic="concat_and_convolve")
+    assert config.resolved(plain).critic_norm == "batch_layer"
 
 
 def test_resolved_fills_the_dataset_defaults_in_a_new_object():
@@ -44,6 +70,9 @@ def test_a_config_is_never_changed_in_place():
         ({"batch_size": 1}, "Received: batch_size=1"),
         ({"critic_units": 0}, "Received: critic_units=0"),
         ({"lr": 0.0}, "Received: lr=0.0"),
+        ({"critic_norm": "batch"}, "Received: critic_norm='batch'"),
+        ({"local_critic": "concat_and_convolve", "critic_norm": "none"},
+         "encode_and_dot critic only"),
         ({"dataset": "mnist"}, "Received: dataset='mnist'"),
     ],
 )

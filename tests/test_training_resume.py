@@ -287,3 +287,33 @@ def test_mixed_float16_gradients_are_unscaled():
     assert reference > 0
     ratio = np.linalg.norm(moments["mixed_float16"][key]) / reference
     assert 0.8 < ratio < 1.25, ratio
+
+
+def test_a_run_resumes_with_the_recipe_it_started_with(tmp_path):
+    # A run recorded before its dataset's recipe changed: it used the
+    # reference's settings (lr 1e-4, augmentation, batch and layer norm in
+    # the critic, no critic_norm in its config). Resumed with no settings
+    # given, it keeps them instead of taking today's recipe.
+    run_dir = str(tmp_path / "run")
+    first = training.train(
+        tiny_config(lr=1e-4, augment=True, critic_norm="batch_layer"),
+        run_dir, verbose=0, log=lambda m: None,
+    )
+    assert first["config"].lr == 1e-4
+    path = os.path.join(run_dir, runs.CONFIG_FILE)
+    with open(path) as f:
+        recorded = json.load(f)
+    del recorded["critic_norm"]
+    with open(path, "w") as f:
+        json.dump(recorded, f)
+    resumed = training.train(tiny_config(epochs=2), run_dir, verbose=0,
+                             log=lambda m: None)
+    assert resumed["resumed"] and resumed["epochs_done"] == 2
+    config = resumed["config"]
+    assert (config.lr, config.augment, config.critic_norm) == (
+        1e-4, True, "batch_layer")
+    # A new run on the same dataset takes today's recipe.
+    fresh = training.train(tiny_config(critic_units=None),
+                           str(tmp_path / "fresh"), verbose=0,
+                           log=lambda m: None)
+    assert (fresh["config"].lr, fresh["config"].critic_units) == (1e-3, 512)

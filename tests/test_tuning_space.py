@@ -109,3 +109,16 @@ def test_bad_pins_are_refused(pins, message):
     with pytest.raises(ValueError, match="Received") as error:
         space.check_pins(pins)
     assert message in str(error.value)
+
+
+def test_the_starting_point_is_declared_as_the_defaults():
+    hp = kt.HyperParameters()
+    start = {"estimator": "nce", "gamma": 0.5, "lr": 1e-3}
+    space.declare(hp, space.check_pins({}), start)
+    assert hp.values["estimator"] == "nce"
+    assert hp.values["gamma"] == 0.5 and hp.values["lr"] == 1e-3
+    # Clipped into the range.
+    hp = kt.HyperParameters()
+    space.declare(hp, space.check_pins({}), {"lr": 1.0, "gamma": 0.0})
+    assert hp.values["lr"] == space.RANGES["lr"][1]
+    assert hp.values["gamma"] == space.RANGES["gamma"][0]

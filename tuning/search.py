@@ -114,9 +114,11 @@ def run_search(settings, out_dir, log=print, verbose=False):
         data_dir=base.data_dir,
         image_size=ENCODER_IMAGE_SIZE.get(base.encoder),
     )
-    if base.encoder is None:
-        base = dataclasses.replace(base, encoder=dataset.default_encoder)
-        settings = dataclasses.replace(settings, base=base)
+    # The search starts from the dataset's recipe (settings not given).
+    base = dataclasses.replace(
+        base, encoder=base.encoder or dataset.default_encoder,
+    ).with_recipe(dataset.default_settings)
+    settings = dataclasses.replace(settings, base=base)
     os.makedirs(out_dir, exist_ok=True)
     check_search_files(out_dir)
     _check_settings_file(out_dir, settings)

@@ -23,7 +23,7 @@ RANGES = {
     "alpha": (0.05, 2.0),
     "beta": (0.05, 2.0),
     "gamma": (0.01, 1.0),
-    "lr": (1e-5, 1e-3),
+    "lr": (1e-5, 3e-3),
 }
 
 
@@ -81,12 +81,16 @@ def allowed_mi_terms(pins):
     return tuple(allowed)
 
 
-def declare(hp, pins):
+def declare(hp, pins, start=None):
     """Declares the space on `hp` and returns this trial's values.
 
     Args:
         hp: `keras_tuner.HyperParameters`.
         pins: checked pins (see `check_pins`).
+        start: dict or None, the starting point: `estimator`, `gamma` and
+            `lr` values (the dataset's recipe) declared as the
+            hyperparameters' defaults (KerasTuner's `default`), each
+            clipped into its range.
 
     Returns:
         Dict with `estimator`, `alpha`, `beta`, `gamma` and `lr`, the
@@ -94,13 +98,23 @@ def declare(hp, pins):
         off).
     """
 
+    start = start or {}
+
     def pinned_or(name, sample):
         if name in pins:
             return hp.Fixed(name, pins[name])
         return sample()
 
+    def log_float(name):
+        low, high = RANGES[name]
+        default = start.get(name)
+        if default is not None:
+            default = min(max(float(default), low), high)
+        return hp.Float(name, low, high, sampling="log", default=default)
+
     estimator = pinned_or(
-        "estimator", lambda: hp.Choice("estimator", list(estimators.ESTIMATORS))
+        "estimator", lambda: hp.Choice("estimator", list(estimators.ESTIMATORS),
+                                       default=start.get("estimator"))
     )
     terms = allowed_mi_terms(pins)
     if len(terms) == 1:
@@ -117,10 +131,8 @@ def declare(hp, pins):
             low, high = RANGES[name]
             value = hp.Float(name, low, high, sampling="log")
         weights[name] = value if _uses(term, mi_terms) else 0.0
-    gamma = pinned_or(
-        "gamma", lambda: hp.Float("gamma", *RANGES["gamma"], sampling="log")
-    )
-    lr = pinned_or("lr", lambda: hp.Float("lr", *RANGES["lr"], sampling="log"))
+    gamma = pinned_or("gamma", lambda: log_float("gamma"))
+    lr = pinned_or("lr", lambda: log_float("lr"))
     return {
         "estimator": estimator,
         "alpha": float(weights["alpha"]),

@@ -51,7 +51,10 @@ class DIMHyperModel(kt.HyperModel):
 
     def build(self, hp):
         """Declares the space on `hp`; returns the trial's `TrainConfig`."""
-        values = space.declare(hp, self.pins)
+        base = self.base_config
+        start = {"estimator": base.estimator, "gamma": base.gamma,
+                 "lr": base.lr}
+        values = space.declare(hp, self.pins, start)
         epochs = int(hp.values.get("tuner/epochs", self.epochs_per_trial))
         return dataclasses.replace(self.base_config, epochs=epochs, **values)
 

@@ -6,6 +6,7 @@ archives), without importing TensorFlow.
 
 import os
 
+from dim_keras import recipes
 from dim_keras.data import registry
 
 
@@ -77,16 +78,19 @@ def describe_all(data_dir=None):
         lines.append(
             f"{name:14s} {spec.image_size}x{spec.image_size}  "
             f"{spec.num_classes} classes  splits: {splits}  "
-            f"augmentation: {spec.augmentation.describe()}"
+            f"augmentation (when on): {spec.augmentation.describe()}"
         )
         lines.append(
             f"{'':14s} data: {'present' if state['present'] else 'absent'}"
             f" - {state['where']}"
         )
+        lines.append(f"{'':14s} recipe: {recipes.describe(spec.recipe)}")
     lines.append(
         f"{'folder:PATH':14s} 32x32 or 64x64 (from the images, or the "
         "encoder's)  one class per sub-folder (or none)  splits: "
         "PATH/train + PATH/test (or val), else 20% held out"
     )
     lines.append(f"{'':14s} data: your images under PATH (any common format)")
+    lines.append(f"{'':14s} recipe: 32x32: {recipes.describe(recipes.CIFAR_LIKE)};"
+                 f" 64x64: {recipes.describe(recipes.REFERENCE)}")
     return lines

@@ -145,6 +145,7 @@ def load_folder(root, image_size=None, test_fraction=0.2, seed=0):
     Raises:
         FolderError: for a missing or empty folder or an unreadable image.
     """
+    from dim_keras import recipes
     from dim_keras.data import augment
     from dim_keras.data.image_dataset import ImageDataset
 
@@ -200,4 +201,5 @@ def load_folder(root, image_size=None, test_fraction=0.2, seed=0):
             random_crop=True, crop_padding=image_size // 8, flip=True
         ),
         class_names=classes or None,
+        default_settings=recipes.CIFAR_LIKE if image_size == 32 else None,
     )

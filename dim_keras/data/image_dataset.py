@@ -29,9 +29,12 @@ class ImageDataset:
             `images` uint8 `[N, H, W, 3]`, `labels` int64 `[N]`.
         default_encoder: str, encoder architecture suited to the size.
         default_epochs: int, epochs `dim-keras train` runs by default.
-        augmentation: `augment.Augmentation` applied to training images by
-            default (`--no-augment` turns it off).
+        augmentation: `augment.Augmentation` applied to training images
+            when the run augments (`TrainConfig.augment`).
         class_names: list of str or None.
+        default_settings: dict, the dataset's training recipe
+            (`dim_keras.recipes`): settings a run takes when it does not
+            set them; None or missing ones take the reference's.
     """
 
     in_memory = True
@@ -46,6 +49,7 @@ class ImageDataset:
         default_epochs=100,
         augmentation=augment.NONE,
         class_names=None,
+        default_settings=None,
     ):
         self.name = name
         self.image_size = image_size
@@ -55,6 +59,7 @@ class ImageDataset:
         self.default_epochs = default_epochs
         self.augmentation = augmentation
         self.class_names = class_names
+        self.default_settings = dict(default_settings or {})
 
     @property
     def split_names(self):
@@ -115,7 +120,8 @@ class TFDSImageDataset(ImageDataset):
         source_size: int, size of the stored images.
         train_splits: TFDS splits used for unsupervised training.
         eval_splits: dict of our split name to TFDS split name.
-        default_encoder, default_epochs, augmentation: as `ImageDataset`.
+        default_encoder, default_epochs, augmentation, default_settings:
+            as `ImageDataset`.
     """
 
     in_memory = False
@@ -131,6 +137,7 @@ class TFDSImageDataset(ImageDataset):
         default_encoder,
         default_epochs,
         augmentation,
+        default_settings=None,
     ):
         label = builder.info.features["label"]
         super().__init__(
@@ -142,6 +149,7 @@ class TFDSImageDataset(ImageDataset):
             default_epochs=default_epochs,
             augmentation=augmentation,
             class_names=list(label.names),
+            default_settings=default_settings,
         )
         self.builder = builder
         self.source_size = source_size

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from dim_keras import recipes
 from dim_keras.data import augment
 from dim_keras.data.image_dataset import DatasetError
 from dim_keras.data.image_dataset import ImageDataset
@@ -65,6 +66,7 @@ def load_digits(test_fraction=0.2, seed=0):
         splits={"train": (x_train, y_train), "test": (x_test, y_test)},
         default_encoder="basic32x32",
         default_epochs=5,
+        default_settings=recipes.CIFAR_LIKE,
     )
 
 
@@ -80,6 +82,8 @@ class DatasetSpec:
         augmentation: default training augmentation.
         source: where the data comes from, in words.
         loader: callable `(data_dir, image_size) -> ImageDataset`.
+        recipe: dict, the training recipe its runs default to
+            (`dim_keras.recipes`; empty: the reference's).
     """
 
     name: str
@@ -89,6 +93,7 @@ class DatasetSpec:
     augmentation: augment.Augmentation
     source: str
     loader: object
+    recipe: dict = dataclasses.field(default_factory=dict)
 
 
 _CIFAR_AUGMENT = augment.Augmentation(random_crop=True, crop_padding=4, flip=True)
@@ -135,6 +140,7 @@ def load_cifar(name, data_dir=None, image_size=None):
         default_encoder="basic32x32",
         default_epochs=100,
         augmentation=_CIFAR_AUGMENT,
+        default_settings=recipes.CIFAR_LIKE,
     )
 
 
@@ -195,18 +201,21 @@ DATASETS = {
         "digits", 32, {"train": 1437, "test": 360}, 10, augment.NONE,
         "scikit-learn (bundled, offline)",
         lambda data_dir=None, image_size=None: load_digits(),
+        recipes.CIFAR_LIKE,
     ),
     "cifar10": DatasetSpec(
         "cifar10", 32, {"train": 50000, "test": 10000}, 10, _CIFAR_AUGMENT,
         "TFDS cifar10 (" + TFDS_ARCHIVES["cifar10"][0] + ")",
         lambda data_dir=None, image_size=None: load_cifar(
             "cifar10", data_dir),
+        recipes.CIFAR_LIKE,
     ),
     "cifar100": DatasetSpec(
         "cifar100", 32, {"train": 50000, "test": 10000}, 100, _CIFAR_AUGMENT,
         "TFDS cifar100 (" + TFDS_ARCHIVES["cifar100"][0] + ")",
         lambda data_dir=None, image_size=None: load_cifar(
             "cifar100", data_dir),
+        recipes.CIFAR_LIKE,
     ),
     "stl10": DatasetSpec(
         "stl10", 64,
