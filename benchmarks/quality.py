@@ -101,6 +101,10 @@ def parse_args(argv=None):
     p.add_argument("--linear-max-iter", type=int, default=None,
                    help="L-BFGS iterations of the linear probe at most "
                         "(default: EvaluationConfig's)")
+    p.add_argument("--mine-steps", type=int, default=0,
+                   help="also estimate MINE I(X; Y) of DIM's and the random "
+                        "weights' Y with at most this many critic steps "
+                        "(early stopping; default 0: skip)")
     p.add_argument("--knn-k", type=int, default=None,
                    help="neighbours of the kNN probe (default: "
                         "EvaluationConfig's)")
@@ -210,8 +214,8 @@ def probe_settings(args):
         args: parsed arguments.
 
     Returns:
-        dict with `batch_size`, `linear_c`, `linear_max_iter`, `knn_k` and
-        `knn_temperature`.
+        dict with `batch_size`, `linear_c`, `linear_max_iter`, `knn_k`,
+        `knn_temperature` and the MINE settings (`mine_steps`, 0: skip).
     """
     from dim_keras.evaluation import EvaluationConfig
 
@@ -227,7 +231,18 @@ def probe_settings(args):
                                  defaults.linear_max_iter),
         "knn_k": given(args.knn_k, defaults.knn_k),
         "knn_temperature": defaults.knn_temperature,
+        "mine_steps": args.mine_steps,
+        "mine_batch_size": defaults.mine_batch_size,
+        "mine_units": defaults.mine_units,
+        "mine_learning_rate": defaults.mine_learning_rate,
+        "mine_eval_every": defaults.mine_eval_every,
+        "mine_patience": defaults.mine_patience,
+        "validation_fraction": defaults.validation_fraction,
     }
+    if settings["mine_steps"] < 0:
+        raise QualityError(
+            "--mine-steps must be non-negative. "
+            f"Received: {settings['mine_steps']}")
     if settings["linear_max_iter"] < 1 or settings["knn_k"] < 1:
         raise QualityError(
             "--linear-max-iter and --knn-k must be positive. Received: "
@@ -373,6 +388,42 @@ def run_probes(name, features, splits, settings, seed, clock):
     return accuracy, rows
 
 
+def mine_estimate(name, features, splits, settings, seed, clock):
+    """MINE I(X; Y) between the images and a representation's Y, or None.
+
+    Args:
+        name: str, the representation (`dim`, `random`).
+        features: dict of split name to dict of layer name to features.
+        splits: dict of split name to `(images, labels)`.
+        settings: probe settings (`mine_*`; `mine_steps` 0 skips).
+        seed: int.
+        clock: the `Clock` that prints progress.
+
+    Returns:
+        `dim_keras.evaluation.mine.mine`'s dict with its `seconds`, or
+        None when skipped.
+    """
+    if not settings["mine_steps"]:
+        return None
+    from dim_keras.evaluation.mine import mine
+
+    started = time.perf_counter()
+    result = mine(
+        splits["train"][0], features["train"]["y"], splits["test"][0],
+        features["test"]["y"], steps=settings["mine_steps"],
+        batch_size=settings["mine_batch_size"], units=settings["mine_units"],
+        learning_rate=settings["mine_learning_rate"],
+        validation_fraction=settings["validation_fraction"],
+        eval_every=settings["mine_eval_every"],
+        patience=settings["mine_patience"], seed=seed)
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    clock.log(f"  MINE I(X; Y) of {name} y: {result['estimate']:.3f} nats "
+              f"held out, {result['train_estimate']:.3f} on its training "
+              f"pairs ({result['steps_run']} steps, {result['seconds']:.1f}"
+              " s)")
+    return result
+
+
 def random_baseline(encoder, splits, settings, seed, clock):
     """Probes of `encoder`'s architecture with random weights.
 
@@ -384,7 +435,8 @@ def random_baseline(encoder, splits, settings, seed, clock):
         clock: the `Clock` that prints progress.
 
     Returns:
-        dict with `accuracy` and `probes` (see `run_probes`).
+        dict with `accuracy`, `probes` (see `run_probes`) and `mine`
+        (see `mine_estimate`).
     """
     from dim_keras.evaluation.evaluate import random_encoder
 
@@ -393,7 +445,9 @@ def random_baseline(encoder, splits, settings, seed, clock):
                                 settings)
     accuracy, rows = run_probes("random", features, splits, settings, seed,
                                 clock)
-    return {"seed": seed, "accuracy": accuracy, "probes": rows}
+    return {"seed": seed, "accuracy": accuracy, "probes": rows,
+            "mine": mine_estimate("random", features, splits, settings,
+                                  seed, clock)}
 
 
 def pixels_baseline(splits, settings, seed, clock):
@@ -447,7 +501,8 @@ def probe_run(run_dir, trained, cache, settings, seed, clock):
 
     Returns:
         dict with `accuracy` (`{representation: {probe: {layer: ...}}}`),
-        `probes` (the DIM encoder's rows) and `splits` (sizes).
+        `probes` (the DIM encoder's rows), `mine` (`{"dim": ..., "random":
+        ...}`, None where skipped) and `splits` (sizes).
     """
     from dim_keras.runs import load_encoder
 
@@ -461,6 +516,7 @@ def probe_run(run_dir, trained, cache, settings, seed, clock):
     features = encoder_features(encoder, splits, settings)
     accuracy, rows = run_probes("dim", features, splits, settings, seed,
                                 clock)
+    dim_mine = mine_estimate("dim", features, splits, settings, seed, clock)
     policy = getattr(encoder.dtype_policy, "name", "float32")
     key = f"{config.encoder}/{size}px/{policy}/seed{seed}"
     if key not in cache["random"]:
@@ -474,6 +530,7 @@ def probe_run(run_dir, trained, cache, settings, seed, clock):
                      "random": cache["random"][key]["accuracy"],
                      "pixels": cache["pixels"][size]["accuracy"]},
         "probes": rows,
+        "mine": {"dim": dim_mine, "random": cache["random"][key]["mine"]},
         "random_baseline": key,
         "splits": {k: int(len(v[1])) for k, v in splits.items()},
     }
@@ -528,6 +585,12 @@ def summarize(runs):
             for layer in LAYERS
         }
     summary = {"accuracy": accuracy, "dim_minus_random": difference}
+    if done and done[0].get("mine", {}).get("dim"):
+        summary["mine"] = {
+            rep: {key: spread([r["mine"][rep][key] for r in done])
+                  for key in ("estimate", "train_estimate")}
+            for rep in ("dim", "random")
+        }
     for name in ("fit_s", "wall_s", "images_per_s"):
         summary[name] = spread([r[name] for r in done])
     return summary
@@ -599,7 +662,26 @@ def table(report):
                 cells += [number(summary["fit_s"], 1),
                           number(summary["images_per_s"])]
             lines.append(row(label if i == 0 else "", cells))
+    lines += mine_lines(labels, report["recipes"])
     return "\n".join(lines)
+
+
+def mine_lines(labels, recipes):
+    """MINE I(X; Y) of DIM's and random weights' Y per recipe, if measured."""
+    lines = []
+    for label, recipe in zip(labels, recipes):
+        mine = recipe["summary"].get("mine")
+        if not mine:
+            continue
+        if not lines:
+            lines = ["", "MINE I(X; Y) of y (nats), held-out test pairs "
+                         "(its training pairs in brackets), mean±std:"]
+        lines.append(
+            f"{label}: DIM {number(mine['dim']['estimate'], 3)} "
+            f"({number(mine['dim']['train_estimate'], 3)}), random "
+            f"{number(mine['random']['estimate'], 3)} "
+            f"({number(mine['random']['train_estimate'], 3)})")
+    return lines
 
 
 def versions():
@@ -714,6 +796,7 @@ def one_run(recipe, seed, run_dir, cache, settings, clock):
            **{k: trained[k] for k in ("wall_s", "fit_s", "images_seen",
                                       "images_per_s")},
            "accuracy": result["accuracy"], "probes": result["probes"],
+           "mine": result["mine"],
            "random_baseline": result["random_baseline"]}
     return run, trained["config"].to_dict(), result["splits"]
 

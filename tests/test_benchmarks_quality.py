@@ -17,7 +17,7 @@ def test_two_seeds_write_every_accuracy_and_a_table(tmp_path, capsys):
     assert quality.main([
         "--dataset", "digits", "--steps-per-epoch", "2", "--epochs", "1",
         "--batch-size", "16", "--recipe", '{"critic_units": 16}',
-        "--seeds", "0", "1", "--out", str(out),
+        "--seeds", "0", "1", "--out", str(out), "--mine-steps", "20",
     ]) == 0
     report = json.loads((out / "quality.json").read_text())
     (recipe,) = report["recipes"]
@@ -33,6 +33,10 @@ def test_two_seeds_write_every_accuracy_and_a_table(tmp_path, capsys):
                 assert sorted(layers) == ["conv", "fc", "y"]
                 assert all(0 <= a <= 1 for a in layers.values())
             assert 0 <= run["accuracy"]["pixels"][probe]["pixels"] <= 1
+        for rep in ("dim", "random"):
+            mine = run["mine"][rep]
+            assert mine["units"] == "nats" and mine["steps_run"] <= 20
+            assert mine["critic"].startswith("convolutional image branch")
     assert report["dataset"]["splits"] == {"train": 1437, "test": 360}
     assert report["versions"]["backend"] == "tensorflow"
     assert report["complete"]
@@ -41,6 +45,7 @@ def test_two_seeds_write_every_accuracy_and_a_table(tmp_path, capsys):
     assert len(report["baselines"]["pixels"]) == 1
     printed = capsys.readouterr().out
     assert "0: critic_units=16" in printed.split("Probe accuracy")[-1]
+    assert "MINE I(X; Y) of y" in printed.split("Probe accuracy")[-1]
 
 
 def test_unknown_recipe_key_is_a_one_line_error(tmp_path, capsys):

@@ -85,3 +85,29 @@ def test_shuffle_dimensions_keeps_marginals_breaks_pairs():
     for k in range(2):
         assert sorted(shuffled[:, k]) == sorted(y[:, k])
     assert abs(np.corrcoef(shuffled.T)[0, 1]) < 0.1
+
+
+@pytest.mark.slow
+def test_mine_ranks_the_default_digits_run_above_random_weights(tmp_path):
+    # The default run (`dim-keras train`: digits, its recipe, 5 epochs):
+    # its Y must carry more about the images than random weights' Y.
+    from dim_keras.config import TrainConfig
+    from dim_keras.evaluation.evaluate import labelled_split
+    from dim_keras.evaluation.evaluate import random_encoder
+    from dim_keras.evaluation.features import extract_features
+    from dim_keras.training import train
+
+    result = train(TrainConfig(), str(tmp_path / "run"), verbose=0,
+                   log=lambda message: None)
+    encoder = result["model"].encoder
+    train_x, _ = labelled_split(result["dataset"], "train")
+    test_x, _ = labelled_split(result["dataset"], "test")
+    estimates = {}
+    for name, network in (("dim", encoder),
+                          ("random", random_encoder(encoder, seed=0))):
+        y = {split: extract_features(network, images, layers=("y",),
+                                     verbose=0, flatten=True)["y"]
+             for split, images in (("train", train_x), ("test", test_x))}
+        estimates[name] = mine(train_x, y["train"], test_x, y["test"],
+                               seed=0)["estimate"]
+    assert estimates["dim"] > estimates["random"], estimates
