@@ -10,8 +10,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from dim_keras.runs import RunError
+from dim_keras import recipes
 from dim_keras.config import TrainConfig
+from dim_keras.runs import RunError
 from dim_keras.training import train
 
 
@@ -40,7 +41,9 @@ def test_run_directory_holds_every_file(run_dir):
     with open(os.path.join(run_dir, "config.json")) as f:
         config = json.load(f)
     assert config["encoder"] == "basic32x32" and config["epochs"] == 1
-    assert TrainConfig.from_dict(config) == tiny_config(encoder="basic32x32")
+    # Unset recipe settings are recorded as digits' recipe filled them in.
+    assert TrainConfig.from_dict(config) == tiny_config(
+        encoder="basic32x32").with_recipe(recipes.CIFAR_LIKE)
     with open(os.path.join(run_dir, "history.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1"]

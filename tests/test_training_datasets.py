@@ -17,6 +17,7 @@ def test_train_streams_a_tfds_dataset_with_augmentation(tmp_path, monkeypatch):
     config = TrainConfig(
         dataset="cifar10", data_dir=str(tmp_path / "data"), epochs=1,
         batch_size=4, critic_units=16, jit_compile=False, occlusion=True,
+        augment=True,  # CIFAR's recipe trains without it
     )
     messages = []
     with tfds.testing.mock_data(num_examples=8):
