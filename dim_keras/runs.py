@@ -20,16 +20,23 @@ last: the checkpoint is the commit point, one file holding weights,
 optimizer state and epoch count together, so a run killed at any point
 resumes from its last committed epoch with matching history.
 
+A write that fails (a full disk, a directory made read-only or
+unwritable) stops the run with `WriteError`, one line naming the file and
+the reason; the files of the last saved epoch are left whole (`saving`).
+
 Files also get damaged outside the program (interrupted copies, full disks
 elsewhere, bit rot). Every file read back from a run is checked: a damaged
 one raises `DamagedFileError`, one line naming the file and the way forward.
 """
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
+import re
 
 import h5py
 
@@ -129,6 +136,24 @@ def run_paths(run_dir):
     }
 
 
+@contextlib.contextmanager
+def naming(path):
+    """Names `path` in an `OSError` of writing it that names no file.
+
+    A failed `write` or `fsync` (a full disk) does not say which file it
+    was writing.
+
+    Args:
+        path: str, the file being written.
+    """
+    try:
+        yield
+    except OSError as e:
+        if not e.filename:
+            e.filename = path
+        raise
+
+
 def write_config(run_dir, config):
     """Writes a run's `config.json` (atomically).
 
@@ -136,10 +161,9 @@ def write_config(run_dir, config):
         run_dir: str.
         config: the `TrainConfig`.
     """
-    atomic.write_text(
-        os.path.join(run_dir, CONFIG_FILE),
-        json.dumps(config.to_dict(), indent=2),
-    )
+    path = os.path.join(run_dir, CONFIG_FILE)
+    with naming(path):
+        atomic.write_text(path, json.dumps(config.to_dict(), indent=2))
 
 
 def history_csv(rows):
@@ -156,7 +180,9 @@ def history_csv(rows):
 
 def write_history(run_dir, rows):
     """Writes a run's `history.csv` (atomically)."""
-    atomic.write_text(os.path.join(run_dir, HISTORY_FILE), history_csv(rows))
+    path = os.path.join(run_dir, HISTORY_FILE)
+    with naming(path):
+        atomic.write_text(path, history_csv(rows))
 
 
 def read_history(path):
@@ -235,10 +261,189 @@ def commit_epoch(model, run_dir, history):
             os.replace(current, previous)
 
     # The commit point: weights, optimizers and epoch count together.
-    atomic.save(current, write)
-    atomic.write_text(
-        os.path.join(run_dir, STATE_FILE), json.dumps(state, indent=1)
-    )
+    with naming(current):
+        atomic.save(current, write)
+    path = os.path.join(run_dir, STATE_FILE)
+    with naming(path):
+        atomic.write_text(path, json.dumps(state, indent=1))
+
+
+# The way forward when a file cannot be written, by errno.
+_WRITE_ADVICE = {
+    errno.ENOSPC: "free some space on its disk",
+    errno.EDQUOT: "free some space (the disk quota is reached)",
+    errno.EACCES: "make it writable",
+    errno.EPERM: "make it writable",
+    errno.EROFS: "make it writable (its file system is read-only)",
+}
+# What an epoch replaces before its checkpoint commits it.
+_REPLACED_BEFORE_COMMIT = (ENCODER_FILE, ENCODER_METADATA_FILE, HISTORY_FILE)
+# `dim_keras.atomic`'s temporary names: `.partial-PID-name` and
+# `name.partial-PID`.
+_TEMPORARY = re.compile(r"^\.partial-\d+-|\.partial-\d+$")
+# The second name `saving` keeps a file under: `.kept-PID-name`.
+_KEPT = re.compile(r"^\.kept-\d+-")
+
+
+def write_reason(error):
+    """Why a write failed, in a few words (the `OSError`'s `strerror`).
+
+    Args:
+        error: an `OSError`.
+
+    Returns:
+        str, e.g. "No space left on device".
+    """
+    if error.errno:  # HDF5's own strerror runs over lines
+        return os.strerror(error.errno)
+    return _first_line(error.strerror or error)
+
+
+def write_advice(error):
+    """What to do about a failed write, in a few words.
+
+    Args:
+        error: an `OSError`.
+
+    Returns:
+        str, e.g. "free some space on its disk".
+    """
+    return _WRITE_ADVICE.get(error.errno, "fix that")
+
+
+def written_name(path):
+    """The file a write was for: `path` without a temporary name's parts.
+
+    Args:
+        path: str, e.g. `run/.partial-12-checkpoint.weights.h5`.
+
+    Returns:
+        str, e.g. `run/checkpoint.weights.h5`.
+    """
+    directory, name = os.path.split(os.fspath(path))
+    shorter = _TEMPORARY.sub("", name, count=1)
+    while shorter and shorter != name:
+        name, shorter = shorter, _TEMPORARY.sub("", shorter, count=1)
+    return os.path.join(directory, name)
+
+
+class WriteError(RunError):
+    """A run's file could not be written; its last saved epoch is whole.
+
+    Args:
+        run_dir: str, the run directory.
+        error: the `OSError` of the write.
+        epochs_saved: int, the epochs its checkpoint holds.
+    """
+
+    def __init__(self, run_dir, error, epochs_saved):
+        self.error = error
+        self.epochs_saved = epochs_saved
+        path = error.filename2 or error.filename
+        what = (written_name(path) if path
+                else f"the run's files in {run_dir}")
+        saved = (f"The run's last saved epoch ({epochs_saved}) is intact in "
+                 f"{run_dir}" if epochs_saved else
+                 f"No epoch of the run in {run_dir} was saved yet")
+        super().__init__(
+            f"Training stopped: could not write {what} "
+            f"({write_reason(error)}). {saved}: {write_advice(error)}, then "
+            f"rerun with --out {run_dir} to resume."
+        )
+
+
+@contextlib.contextmanager
+def saving(run_dir, epochs_done):
+    """Writes a run's files so that a failed write leaves the last epoch whole.
+
+    An epoch replaces `encoder.keras`, `encoder.json` and `history.csv`
+    before its checkpoint commits it. Inside the block they are also kept
+    under a second name (a hard link: no copy, no space); if a write fails
+    with an `OSError` (a full disk, a directory made read-only or
+    unwritable) before the checkpoint was committed, they are put back (or
+    removed, when the run had none), so the directory holds its last saved
+    epoch whole, and the run stops with one line.
+
+    Args:
+        run_dir: str.
+        epochs_done: int, the epochs the run's checkpoint holds.
+
+    Raises:
+        WriteError: when a write fails with an `OSError`.
+    """
+    kept = _keep(run_dir)
+    try:
+        yield
+    except OSError as e:
+        saved = _epochs_saved(run_dir, epochs_done)
+        if saved == epochs_done:
+            _put_back(kept)
+        raise WriteError(run_dir, e, saved) from None
+    finally:
+        for link in kept.values():
+            if link is not None and os.path.lexists(link):
+                with contextlib.suppress(OSError):
+                    os.remove(link)
+
+
+def _keep(run_dir):
+    """Hard links to the files an epoch replaces; None for absent ones."""
+    _remove_leftovers(run_dir)
+    kept = {}
+    for name in _REPLACED_BEFORE_COMMIT:
+        path = os.path.join(run_dir, name)
+        if not os.path.exists(path):
+            kept[path] = None
+            continue
+        link = os.path.join(run_dir, f".kept-{os.getpid()}-{name}")
+        try:
+            if os.path.lexists(link):
+                os.remove(link)
+            os.link(path, link)
+        except OSError:
+            continue  # no hard links here: that file cannot be put back
+        kept[path] = link
+    return kept
+
+
+def _remove_leftovers(run_dir):
+    """Removes what a killed writer of the run's files left behind.
+
+    Only the run's own writer (the holder of its lock) calls this: every
+    temporary name of a run file, and every kept link, is then a leftover
+    (a checkpoint's can be hundreds of MB).
+    """
+    run_files = {CONFIG_FILE, ENCODER_FILE, ENCODER_METADATA_FILE,
+                 CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, STATE_FILE,
+                 HISTORY_FILE}
+    try:
+        names = os.listdir(run_dir)
+    except OSError:
+        return
+    for name in names:
+        final = _KEPT.sub("", written_name(name))
+        if final != name and final in run_files:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(run_dir, name))
+
+
+def _put_back(kept):
+    for path, link in kept.items():
+        with contextlib.suppress(OSError):
+            if link is None:
+                if os.path.lexists(path):
+                    os.remove(path)
+            else:
+                os.replace(link, path)
+
+
+def _epochs_saved(run_dir, epochs_done):
+    """The epochs the checkpoint holds after a failed write."""
+    try:
+        state = read_checkpoint_state(os.path.join(run_dir, CHECKPOINT_FILE))
+    except DamagedFileError:
+        state = None
+    return max(epochs_done, state["epochs_done"]) if state else epochs_done
 
 
 def read_checkpoint_state(path):

@@ -7,6 +7,7 @@ directory when it holds a run with the same settings, and commits every
 finished epoch there (see `dim_keras.runs` for the files and their order).
 """
 
+import contextlib
 import math
 import os
 import sys
@@ -18,6 +19,7 @@ from dim_keras import runs
 from dim_keras.distribute import make_distribution
 from dim_keras.distribute import unsynchronized_batch_norm
 from dim_keras.encoder_file import save_encoder
+from dim_keras.run_lock import RunLock
 from dim_keras.runs import RunError
 
 
@@ -31,7 +33,7 @@ def _save_unsynchronized(encoder, path, info=None):
 
     Synchronized batch norm is a training setting, not part of the file.
     """
-    with unsynchronized_batch_norm(encoder):
+    with unsynchronized_batch_norm(encoder), runs.naming(path):
         save_encoder(encoder, path, info=info)
 
 
@@ -71,13 +73,16 @@ class RunCheckpoint(keras.callbacks.Callback):
         row = {"epoch": epoch + 1}
         row.update(logs)
         history = self.history + [row]
-        self.save_encoder(
-            self.encoder,
-            os.path.join(self.run_dir, runs.ENCODER_FILE),
-            dict(self.info, epochs_done=epoch + 1),
-        )
-        runs.write_history(self.run_dir, history)
-        runs.commit_epoch(self.model, self.run_dir, history)
+        # A failed write (full disk, unwritable --out) stops the run with
+        # one line, leaving the last saved epoch's files whole.
+        with runs.saving(self.run_dir, len(self.history)):
+            self.save_encoder(
+                self.encoder,
+                os.path.join(self.run_dir, runs.ENCODER_FILE),
+                dict(self.info, epochs_done=epoch + 1),
+            )
+            runs.write_history(self.run_dir, history)
+            runs.commit_epoch(self.model, self.run_dir, history)
         self.history.append(row)
 
 
@@ -205,11 +210,12 @@ def train(config, run_dir, verbose=None, log=print):
         `dataset` and, when it trained, the trained `model`.
 
     Raises:
-        RunError: on settings that clash with the run directory, or a
-            non-finite loss.
+        RunError: on settings that clash with the run directory, a
+            non-finite loss, or a file that cannot be written
+            (`runs.WriteError`).
+        RunLockedError: if another process is writing `run_dir`.
     """
     from dim_keras.data import get_dataset
-    from dim_keras.data.pipeline import dataset_pipeline
     from dim_keras.networks.encoders import ENCODER_IMAGE_SIZE
 
     config.validate()
@@ -235,6 +241,18 @@ def train(config, run_dir, verbose=None, log=print):
     if not distribution.is_chief:
         # Other workers keep their own copy, never racing the chief's files.
         run_dir = os.path.join(run_dir, f"worker-{distribution.worker_index}")
+        lock = contextlib.nullcontext()
+    else:
+        lock = RunLock(run_dir)  # one writing process per run directory
+    with lock:
+        return _train_locked(config, run_dir, dataset, distribution,
+                             verbose, log)
+
+
+def _train_locked(config, run_dir, dataset, distribution, verbose, log):
+    """`train` from reading the run directory on, holding its lock."""
+    from dim_keras.data.pipeline import dataset_pipeline
+
     os.makedirs(run_dir, exist_ok=True)
     resume_points = runs.resume_points(run_dir, config, warn=log)
     epochs_done, history = (
@@ -279,16 +297,18 @@ def train(config, run_dir, verbose=None, log=print):
             distribution.prepare_model(model, config.batch_size)
             if resume_points:
                 epochs_done, history = _restore(model, resume_points, log)
-                # history.csv may hold a row of an epoch killed before its
-                # commit, or one of a newer, damaged checkpoint.
-                runs.write_history(run_dir, history)
                 log(
                     f"Resuming the run in {run_dir} from epoch "
                     f"{epochs_done + 1} ({epochs_done} of {config.epochs} "
                     "epochs done)."
                 )
-            # Written once the run's own files have been read back whole.
-            runs.write_config(run_dir, config)
+            with runs.saving(run_dir, epochs_done):
+                if resume_points:
+                    # history.csv may hold a row of an epoch killed before
+                    # its commit, or one of a newer, damaged checkpoint.
+                    runs.write_history(run_dir, history)
+                # Written once the run's own files have been read back whole.
+                runs.write_config(run_dir, config)
             log(
                 f"Training DIM on {config.dataset} "
                 f"({dataset.num_training_images} images, "

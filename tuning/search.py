@@ -15,12 +15,14 @@ writes the results when every trial has ended; the others (`tuner0`,
 `tuner1`, ...) run trials. All share the search directory.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 
 from dim_keras import atomic
+from dim_keras.run_lock import RunLock
 from dim_keras.runs import DamagedFileError
 from dim_keras.runs import RunError
 from dim_keras.runs import read_json
@@ -99,7 +101,19 @@ def run_search(settings, out_dir, log=print, verbose=False):
         RunError: if `out_dir` holds a search with other settings, or the
             search stopped after `max_failed` failed trials in a row.
         DamagedFileError: if a file of the search directory is damaged.
+        RunLockedError: if another process serves a search in `out_dir`.
     """
+    settings.validate()
+    part = search_role()
+    # One process writes the search directory: the one serving the search.
+    lock = (contextlib.nullcontext() if part == "worker"
+            else RunLock(out_dir, what="Search directory"))
+    with lock:
+        return _search_locked(settings, out_dir, part, log, verbose)
+
+
+def _search_locked(settings, out_dir, part, log, verbose):
+    """`run_search` from reading the search directory on."""
     from dim_keras.data import get_dataset
     from dim_keras.networks.encoders import ENCODER_IMAGE_SIZE
     from dim_keras.tuning import results
@@ -107,7 +121,6 @@ def run_search(settings, out_dir, log=print, verbose=False):
     from dim_keras.tuning.tuner import DIMTuner
     from dim_keras.tuning.tuner import make_oracle
 
-    settings.validate()
     base = settings.base
     dataset = get_dataset(
         base.dataset,
@@ -122,7 +135,6 @@ def run_search(settings, out_dir, log=print, verbose=False):
     os.makedirs(out_dir, exist_ok=True)
     check_search_files(out_dir)
     _check_settings_file(out_dir, settings)
-    part = search_role()
 
     split = scoring.validation_split(dataset, settings.val_fraction, base.seed)
     scorer = scoring.ProbeScorer(split, settings.probe, settings.layer,
