@@ -144,8 +144,10 @@ def main():
               help="Batches per epoch (default: one pass over the data).")
 @click.option("--distribute", type=Choice(STRATEGIES),
               default=default("distribute"), show_default=True,
-              help="none, mirrored, multi-worker (TF_CONFIG), data-parallel "
-                   "(JAX) or auto (all local GPUs when several).")
+              help="none, mirrored (TF), multi-worker (several hosts: JAX "
+                   "with KERAS_DISTRIBUTION_*, or TF with TF_CONFIG), "
+                   "data-parallel (JAX) or auto (all local GPUs when "
+                   "several).")
 @click.option("--global-negatives", is_flag=True,
               default=default("global_negatives"),
               help="Score every replica against the whole global batch.")
@@ -208,6 +210,12 @@ def train(ctx, config_file, out, no_jit, no_evaluate, backend, **options):
     except KeyboardInterrupt:
         fail(f"interrupted; rerun with --out {run_dir} to resume.", code=130)
     paths = result["paths"]
+    if not result.get("writer", True):
+        click.echo(
+            f"Done: {result['epochs_done']} epochs. Process 0 writes the "
+            "run directory and evaluates it."
+        )
+        return
     if result["trained"]:
         last = result["history"][-1]
         click.echo(

@@ -162,6 +162,57 @@ class Distribution:
         """
         _mechanics().prepare_model(model, self, global_batch_size)
 
+    @property
+    def workers_keep_copies(self):
+        """Whether each non-chief worker keeps its own copy of the run.
+
+        True for TensorFlow's multi-worker strategy (each worker restores
+        its own copy in `--out/worker-<index>`); False where the processes
+        hold one shared state (JAX): the chief alone reads and writes the
+        run directory and sends what it restored to the others.
+        """
+        return self.num_workers > 1 and not self.shares_state
+
+    @property
+    def shares_state(self):
+        """Whether several processes hold one state the chief can send."""
+        return (self.num_workers > 1
+                and hasattr(_mechanics(), "broadcast_from_chief"))
+
+    def from_chief(self, value):
+        """The chief's `value` on every process (JSON-compatible values).
+
+        Args:
+            value: a JSON-compatible value (each process passes its own;
+                only the chief's is used).
+
+        Returns:
+            The chief's value; `value` itself in a single process or where
+            workers keep their own copies.
+        """
+        if not self.shares_state:
+            return value
+        return _mechanics().broadcast_json_from_chief(value)
+
+    def sync_from_chief(self, variables, sources=None):
+        """Sets `variables` on every process to the chief's values.
+
+        Args:
+            variables: list of Keras variables, in the same order on every
+                process (the same model built the same way).
+            sources: list of variables matching `variables` whose values
+                the chief sends (e.g. a local model it restored a
+                checkpoint into); None sends `variables`' own. Other
+                processes' sources only give the shapes.
+        """
+        if self.shares_state:
+            _mechanics().broadcast_from_chief(variables, sources)
+
+    def finish(self):
+        """Ends the collective part: after it the processes part ways."""
+        if self.num_workers > 1 and hasattr(_mechanics(), "leave_processes"):
+            _mechanics().leave_processes()
+
     def describe(self):
         """One line for the log."""
         if self.num_replicas == 1 and self.num_workers == 1:
@@ -171,6 +222,24 @@ class Distribution:
             f"{self.num_workers} worker(s), this is worker "
             f"{self.worker_index}"
         )
+
+
+@contextlib.contextmanager
+def local_variables():
+    """Context in which new variables belong to this process alone.
+
+    Under a `keras.distribution` spanning several processes, creating or
+    assigning a variable is a collective step every process must take.
+    Saving creates throwaway variables (Keras builds an optimizer to list
+    what to skip), and a resume restores into a model of its own: the
+    chief does both alone, inside this context.
+    """
+    current = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(current)
 
 
 def make_distribution(name, backend=None):

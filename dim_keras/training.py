@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from dim_keras import runs
+from dim_keras.distribute import local_variables
 from dim_keras.distribute import make_distribution
 from dim_keras.distribute import unsynchronized_batch_norm
 from dim_keras.encoder_file import save_encoder
@@ -41,7 +42,8 @@ class RunCheckpoint(keras.callbacks.Callback):
     """Saves the run after every epoch and stops on a non-finite loss.
 
     Args:
-        run_dir: str, the run directory.
+        run_dir: str, the run directory; None to only watch the loss (a
+            process that does not write the run).
         encoder: the encoder to save as `encoder.keras`.
         history: list of rows of the epochs already done (extended here).
         info: dict or None, run fields saved in `encoder.json`.
@@ -72,10 +74,13 @@ class RunCheckpoint(keras.callbacks.Callback):
             return
         row = {"epoch": epoch + 1}
         row.update(logs)
+        if self.run_dir is None:  # a process that does not write the run
+            self.history.append(row)
+            return
         history = self.history + [row]
         # A failed write (full disk, unwritable --out) stops the run with
         # one line, leaving the last saved epoch's files whole.
-        with runs.saving(self.run_dir, len(self.history)):
+        with runs.saving(self.run_dir, len(self.history)), local_variables():
             self.save_encoder(
                 self.encoder,
                 os.path.join(self.run_dir, runs.ENCODER_FILE),
@@ -84,6 +89,14 @@ class RunCheckpoint(keras.callbacks.Callback):
             runs.write_history(self.run_dir, history)
             runs.commit_epoch(self.model, self.run_dir, history)
         self.history.append(row)
+
+
+def _training_state(model):
+    """Every variable a checkpoint holds: weights and both optimizers'."""
+    variables = list(model.weights) + list(model.optimizer.variables)
+    if model.discriminator_optimizer is not None:
+        variables += list(model.discriminator_optimizer.variables)
+    return variables
 
 
 def _recorded_recipe(run_dir):
@@ -226,42 +239,60 @@ def train(config, run_dir, verbose=None, log=print):
         data_dir=config.data_dir,
         image_size=ENCODER_IMAGE_SIZE.get(config.encoder),
     )
-    config = config.resolved(dataset, recipe=_recorded_recipe(run_dir))
     # Multi-worker strategies must exist before TensorFlow runs anything.
     try:
         distribution = make_distribution(config.distribute)
     except ValueError as e:
         raise RunError(str(e))
+    writer = distribution.is_chief or distribution.workers_keep_copies
+    if not distribution.is_chief and writer:
+        # Other workers keep their own copy, never racing the chief's files.
+        run_dir = os.path.join(run_dir, f"worker-{distribution.worker_index}")
+    # Processes sharing one state (JAX) build the same model: the chief's
+    # recorded recipe, read by the chief alone.
+    recipe = distribution.from_chief(
+        _recorded_recipe(run_dir) if writer else None
+    )
+    config = config.resolved(dataset, recipe=recipe)
     if config.batch_size % distribution.num_replicas:
         raise RunError(
             f"batch_size must be a multiple of the {distribution.num_replicas}"
             f" replicas ({distribution.describe()}). "
             f"Received: batch_size={config.batch_size}"
         )
-    if not distribution.is_chief:
-        # Other workers keep their own copy, never racing the chief's files.
-        run_dir = os.path.join(run_dir, f"worker-{distribution.worker_index}")
-        lock = contextlib.nullcontext()
-    else:
+    if distribution.is_chief:
         lock = RunLock(run_dir)  # one writing process per run directory
+    else:
+        lock = contextlib.nullcontext()
     with lock:
-        return _train_locked(config, run_dir, dataset, distribution,
-                             verbose, log)
+        result = _train_locked(config, run_dir, dataset, distribution,
+                               verbose, log, writer)
+    distribution.finish()
+    return result
 
 
-def _train_locked(config, run_dir, dataset, distribution, verbose, log):
-    """`train` from reading the run directory on, holding its lock."""
+def _train_locked(config, run_dir, dataset, distribution, verbose, log,
+                  writer=True):
+    """`train` from reading the run directory on, holding its lock.
+
+    A process that is not a `writer` (a JAX worker other than process 0)
+    neither reads nor writes `run_dir`: the chief sends it what it needs.
+    """
     from dim_keras.data.pipeline import dataset_pipeline
 
-    os.makedirs(run_dir, exist_ok=True)
-    resume_points = runs.resume_points(run_dir, config, warn=log)
+    if writer:
+        os.makedirs(run_dir, exist_ok=True)
+        resume_points = runs.resume_points(run_dir, config, warn=log)
+    else:
+        resume_points = []
     epochs_done, history = (
         resume_points[0][1:] if resume_points else (0, [])
     )
+    epochs_done = distribution.from_chief(epochs_done)
     history = list(history)
     paths = runs.run_paths(run_dir)
     result = {"paths": paths, "config": config, "dataset": dataset,
-              "resumed": epochs_done > 0}
+              "resumed": epochs_done > 0, "writer": writer}
     if epochs_done >= config.epochs:
         log(
             f"Run in {run_dir} already finished {epochs_done} epochs "
@@ -295,20 +326,39 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log):
                 jit_compile = False
             model = build_model(config, dataset.image_size, jit_compile)
             distribution.prepare_model(model, config.batch_size)
-            if resume_points:
+            restored = model
+            if resume_points and distribution.shares_state:
+                # The chief alone restores: into a model of its own.
+                with local_variables():
+                    restored = build_model(config, dataset.image_size,
+                                           jit_compile)
+                    epochs_done, history = _restore(restored, resume_points,
+                                                    log)
+            elif resume_points:
                 epochs_done, history = _restore(model, resume_points, log)
+            # Processes sharing one state start from the chief's weights
+            # (restored, or its initial ones) and its epoch count.
+            epochs_done = distribution.from_chief(epochs_done)
+            distribution.sync_from_chief(_training_state(model),
+                                         _training_state(restored))
+            del restored
+            first_epoch, first_row = epochs_done, len(history)
+            if epochs_done:
                 log(
                     f"Resuming the run in {run_dir} from epoch "
                     f"{epochs_done + 1} ({epochs_done} of {config.epochs} "
                     "epochs done)."
                 )
-            with runs.saving(run_dir, epochs_done):
-                if resume_points:
-                    # history.csv may hold a row of an epoch killed before
-                    # its commit, or one of a newer, damaged checkpoint.
-                    runs.write_history(run_dir, history)
-                # Written once the run's own files have been read back whole.
-                runs.write_config(run_dir, config)
+            if writer:
+                with runs.saving(run_dir, epochs_done):
+                    if resume_points:
+                        # history.csv may hold a row of an epoch killed
+                        # before its commit, or one of a newer, damaged
+                        # checkpoint.
+                        runs.write_history(run_dir, history)
+                    # Written once the run's own files have been read back
+                    # whole.
+                    runs.write_config(run_dir, config)
             log(
                 f"Training DIM on {config.dataset} "
                 f"({dataset.num_training_images} images, "
@@ -321,7 +371,7 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log):
                 f"{config.precision}."
             )
             checkpoint = RunCheckpoint(
-                run_dir, model.encoder, history,
+                run_dir if writer else None, model.encoder, history,
                 info={"dataset": config.dataset},
             )
             model.fit(
@@ -343,5 +393,7 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log):
             f"The last good epoch ({len(history)}) is kept in {run_dir}; "
             "try a lower --lr or another --estimator."
         )
-    return dict(result, epochs_done=len(history), trained=True,
+    # A process that does not write the run holds only its own epochs' rows.
+    epochs_done = first_epoch + len(history) - first_row
+    return dict(result, epochs_done=epochs_done, trained=True,
                 history=history, model=model)

@@ -4,7 +4,8 @@ Usage: python tests/distributed_step.py INIT OUT_DIR RUN [RUN ...]
 
 Each RUN is `MODE` or `MODE:global` (with global negatives), MODE one of
 `none` (one device), `mirrored` (2 logical CPU devices) or `multi-worker`
-(one CPU per process, the cluster given by TF_CONFIG). Each run starts from
+(one CPU per process; on TensorFlow the cluster given by TF_CONFIG, on JAX
+by the KERAS_DISTRIBUTION_* variables). Each run starts from
 the weights in INIT (the first run writes it when missing), trains one step
 on the same global batch of 8 images, and writes `OUT_DIR/RUN.npz`: every
 variable after the step (networks, both optimizers' state) and the logs.
@@ -31,6 +32,7 @@ def one_step(mode, global_negatives, init, out):
     from dim_keras.training import build_model
 
     distribution = make_distribution(mode)
+    print(distribution.describe(), flush=True)
     config = TrainConfig(
         encoder="basic32x32",
         alpha=0.5,
@@ -38,7 +40,8 @@ def one_step(mode, global_negatives, init, out):
         gamma=0.1,
         batch_size=BATCH_SIZE,
         critic_units=16,
-        jit_compile=False,
+        # JAX compiles every step anyway (op by op it is much slower).
+        jit_compile=keras.backend.backend() == "jax",
         global_negatives=global_negatives,
     ).validate()
     keras.utils.set_random_seed(0)

@@ -250,3 +250,188 @@ def test_jax_data_parallel_selection():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["data-parallel", "2", "DataParallel", "2"]
+
+
+# --- JAX: several processes ------------------------------------------------
+
+
+def _jax_cluster_env(port, index, count=2, **extra):
+    return _env(
+        KERAS_BACKEND="jax",
+        KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+        KERAS_DISTRIBUTION_NUM_PROCESSES=str(count),
+        KERAS_DISTRIBUTION_PROCESS_ID=str(index),
+        **extra,
+    )
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({}, "KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+             "KERAS_DISTRIBUTION_NUM_PROCESSES, "
+             "KERAS_DISTRIBUTION_PROCESS_ID unset"),
+        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "host",
+          "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+          "KERAS_DISTRIBUTION_PROCESS_ID": "0"},
+         "coordinator's host:port. Received: "
+         "KERAS_DISTRIBUTION_JOB_ADDRESSES='host'"),
+        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1",
+          "KERAS_DISTRIBUTION_NUM_PROCESSES": "two",
+          "KERAS_DISTRIBUTION_PROCESS_ID": "0"},
+         "must be an integer. Received: "
+         "KERAS_DISTRIBUTION_NUM_PROCESSES='two'"),
+        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1",
+          "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+          "KERAS_DISTRIBUTION_PROCESS_ID": "2"},
+         "Received: KERAS_DISTRIBUTION_NUM_PROCESSES=2, "
+         "KERAS_DISTRIBUTION_PROCESS_ID=2"),
+        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1,b:1,c:1",
+          "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+          "KERAS_DISTRIBUTION_PROCESS_ID": "1"},
+         "lists 3 addresses for 2 processes"),
+        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1",
+          "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+          "KERAS_DISTRIBUTION_PROCESS_ID": "1",
+          "DIM_KERAS_JOIN_TIMEOUT": "0"},
+         "positive number of seconds. Received: DIM_KERAS_JOIN_TIMEOUT='0'"),
+    ],
+)
+def test_jax_cluster_settings_are_checked(environ, message):
+    pytest.importorskip("jax")
+    from dim_keras.backend.jax import cluster_from_environment
+
+    with pytest.raises(ValueError) as error:
+        cluster_from_environment(environ)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_jax_cluster_settings_are_read():
+    pytest.importorskip("jax")
+    from dim_keras.backend.jax import cluster_from_environment
+
+    environ = {
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234,10.0.0.2:2345",
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+        "KERAS_DISTRIBUTION_PROCESS_ID": "1",
+    }
+    assert cluster_from_environment(environ) == ("10.0.0.1:1234", 2, 1, 120)
+    environ["DIM_KERAS_JOIN_TIMEOUT"] = "7"
+    assert cluster_from_environment(environ)[3] == 7
+
+
+def _cli(args, env):
+    return subprocess.Popen(
+        [sys.executable, "-m", "dim_keras.apps.cli", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_jax_unreachable_coordinator_fails_in_bounded_time(tmp_path):
+    """Process 1 alone, its coordinator never up: one line, not a hang."""
+    pytest.importorskip("jax")
+    port = _free_ports(1)[0]
+    start = time.time()
+    process = _cli(
+        ["train", "--backend", "jax", "--distribute", "multi-worker",
+         "--out", str(tmp_path / "run")],
+        _jax_cluster_env(port, 1, DIM_KERAS_JOIN_TIMEOUT="5"),
+    )
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 1, stderr[-3000:]
+    assert time.time() - start < 200
+    lines = [line for line in stderr.splitlines()
+             if line.startswith("Error:")]
+    assert len(lines) == 1, stderr[-3000:]
+    assert f"could not join the coordinator at 127.0.0.1:{port} within 5 s" \
+        in lines[0]
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_jax_two_processes_match_one_device(tmp_path):
+    """One step of 2 JAX processes (gloo on CPU), each feeding half of the
+    global batch, against one device with the whole batch."""
+    pytest.importorskip("jax")
+    init = str(tmp_path / "init.weights.h5")
+    _finish(_steps(init, tmp_path, "none", env=_env(KERAS_BACKEND="jax")))
+    reference = np.load(str(tmp_path / "none.npz"))
+    port = _free_ports(1)[0]
+    processes = []
+    for index in range(2):
+        out_dir = tmp_path / f"process{index}"
+        out_dir.mkdir()
+        processes.append(_steps(init, out_dir, "multi-worker",
+                                env=_jax_cluster_env(port, index)))
+    for index, process in enumerate(processes):
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output[-3000:]
+        assert (f"2 replicas on 2 worker(s), this is worker {index}"
+                in output)
+    for index in range(2):
+        result = tmp_path / f"process{index}" / "multi-worker.npz"
+        assert_same_update(reference, np.load(str(result)))
+
+
+def _start_jax_run(out, port, epochs):
+    args = ["train", "--backend", "jax", "--distribute", "multi-worker",
+            "--batch-size", "8", "--critic-units", "16",
+            "--steps-per-epoch", "2", "--epochs", str(epochs),
+            "--no-evaluate", "--out", out]
+    return [_cli(args, _jax_cluster_env(port, index)) for index in range(2)]
+
+
+def _epochs_done(out):
+    try:
+        with open(os.path.join(out, "state.json")) as f:
+            return json.load(f)["epochs_done"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+@pytest.mark.slow
+def test_jax_two_process_cli_run_is_written_by_process_0_and_resumes(
+        tmp_path):
+    pytest.importorskip("jax")
+    out = str(tmp_path / "run")
+    epochs = 12
+    processes = _start_jax_run(out, _free_ports(1)[0], epochs)
+    deadline = time.time() + 300
+    while _epochs_done(out) < 2:
+        assert all(p.poll() is None for p in processes), [
+            p.communicate()[1][-2000:] for p in processes]
+        assert time.time() < deadline
+        time.sleep(0.2)
+    for process in processes:
+        process.kill()  # SIGKILL: no clean-up of any kind
+        process.communicate()
+    killed_at = _epochs_done(out)
+    assert 2 <= killed_at < epochs
+
+    processes = _start_jax_run(out, _free_ports(1)[0], epochs)
+    outputs = [p.communicate(timeout=400) for p in processes]
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    chief, worker = outputs[0][0], outputs[1][0]
+    for stdout in (chief, worker):
+        assert f"Resuming the run in {out} from epoch" in stdout
+        assert "2 replicas on 2 worker(s)" in stdout
+    assert f"Done: {epochs} epochs, loss" in chief
+    assert "Process 0 writes the run directory" in worker
+    # One run directory, written by process 0 alone: no worker copies.
+    assert sorted(os.listdir(out)) == sorted([
+        "checkpoint.previous.weights.h5", "checkpoint.weights.h5",
+        "config.json", "encoder.json", "encoder.keras", "history.csv",
+        "state.json",
+    ])
+    assert _epochs_done(out) == epochs
+    with open(os.path.join(out, "history.csv")) as f:
+        rows = f.read().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == [
+        str(e) for e in range(1, epochs + 1)]
+    encoder = keras.saving.load_model(os.path.join(out, "encoder.keras"))
+    assert encoder.outputs  # loads in plain Keras
