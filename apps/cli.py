@@ -26,6 +26,10 @@ from dim_keras.tuning.settings import default as search_default
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# Multi-view DIM's estimator unless one is given (NCE, as AMDIM and CMC).
+MULTI_VIEW_ESTIMATOR = "nce"
+
+
 def fail(message, code=2):
     """Prints a one-line error and exits with a non-zero code."""
     click.echo(f"Error: {message}", err=True)
@@ -160,6 +164,18 @@ def main():
                    "(default: the dataset's recipe).")
 @click.option("--occlusion", is_flag=True, default=default("occlusion"),
               help="Y from images with a random block masked.")
+@click.option("--views", type=int, default=default("views"),
+              show_default=True,
+              help="2: multi-view DIM (two augmented views of each image, "
+                   "each view's local features against the other's Y; "
+                   "NCE unless --estimator is given).")
+@click.option("--score-clip", type=float, default=default("score_clip"),
+              show_default=True,
+              help="Soft-clip critic scores to c*tanh(s/c) (AMDIM: 20); "
+                   "0 is off.")
+@click.option("--score-penalty", type=float,
+              default=default("score_penalty"), show_default=True,
+              help="Weight of the mean squared critic score (AMDIM: 0.05).")
 @click.option("--backend", type=Choice(BACKENDS), default=None,
               help="Keras backend (default: $KERAS_BACKEND, else Keras's).")
 @click.option("--config", "config_file", default=None,
@@ -189,13 +205,18 @@ def train(ctx, config_file, out, no_jit, no_evaluate, backend, **options):
             values.update(read_json(config_file, remedy=(
                 "pass a JSON object of settings, such as a run's "
                 "config.json or a search's best.json")))
+        given = set(values)  # the config file's settings
         for name, value in options.items():
             if name == "jit_compile":
                 explicit = no_jit
             else:
                 explicit = ctx.get_parameter_source(name).name != "DEFAULT"
+            if explicit:
+                given.add(name)
             if explicit or name not in values:
                 values[name] = value
+        if values.get("views") == 2 and "estimator" not in given:
+            values["estimator"] = MULTI_VIEW_ESTIMATOR
         config = TrainConfig.from_dict(values).validate()
     except (ValueError, TypeError) as e:
         fail(str(e))
@@ -336,6 +357,10 @@ def datasets(data_dir):
 @click.option("--beta", type=float, default=None, help="Pin local MI weight.")
 @click.option("--gamma", type=float, default=None, help="Pin prior weight.")
 @click.option("--lr", type=float, default=None, help="Pin learning rate.")
+@click.option("--views", type=int, default=None,
+              help="Pin one view (1) or multi-view DIM (2).")
+@click.option("--score-clip", type=float, default=None,
+              help="Pin the soft clipping of critic scores (0 is off).")
 @click.option("--encoder", type=Choice(ENCODERS), default=None)
 @click.option("--batch-size", type=int, default=default("batch_size"),
               show_default=True)
@@ -355,7 +380,8 @@ def datasets(data_dir):
               help="Search directory; an existing search there continues.")
 def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
          val_fraction, max_failed, no_jit, verbose, **options):
-    """Search alpha, beta, gamma, estimator and lr by probe accuracy."""
+    """Search alpha, beta, gamma, estimator, lr, views and score clipping
+    by probe accuracy."""
     from dim_keras.config import TrainConfig
     from dim_keras.runs import RunError
 
@@ -365,7 +391,8 @@ def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
     except ImportError as e:
         fail(f"dim-keras tune needs keras-tuner (pip install keras-tuner): {e}")
     pins = {k: options.pop(k) for k in ("estimator", "alpha", "beta",
-                                        "gamma", "lr")}
+                                        "gamma", "lr", "views",
+                                        "score_clip")}
     pins = {k: v for k, v in pins.items() if v is not None}
     try:
         settings = SearchSettings(

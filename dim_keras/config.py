@@ -69,6 +69,13 @@ class TrainConfig:
             global batch (default: against its own share).
         precision: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`
             (Keras dtype policy; estimators always compute in float32).
+        views: 1 (DIM) or 2 (multi-view DIM: two augmented views of each
+            image, each view's local map scored against the other's Y; see
+            `dim_keras.data.views` for the augmentation).
+        score_clip: float, soft clipping `c * tanh(s / c)` of the critic
+            scores (AMDIM: 20); 0 is off.
+        score_penalty: float, weight of the mean squared raw critic score
+            in the loss (AMDIM: 0.05); 0 is off.
     """
 
     dataset: str = "digits"
@@ -93,6 +100,9 @@ class TrainConfig:
     distribute: str = "auto"
     global_negatives: bool = False
     precision: str = "float32"
+    views: int = 1
+    score_clip: float = 0.0
+    score_penalty: float = 0.0
 
     def validate(self, check_dataset=True):
         """Checks every setting that can be checked without loading data.
@@ -153,6 +163,25 @@ class TrainConfig:
                 "gradient_penalty must be non-negative. "
                 f"Received: gradient_penalty={self.gradient_penalty}"
             )
+        if self.views not in (1, 2):
+            raise ValueError(
+                "views must be 1 (DIM) or 2 (multi-view DIM: two views of "
+                f"each image). Received: views={self.views!r}"
+            )
+        if self.views == 2 and self.occlusion:
+            raise ValueError(
+                "occlusion is a single-view objective; multi-view DIM "
+                "already scores each view against another. Received: "
+                "views=2, occlusion=True"
+            )
+        for name in ("score_clip", "score_penalty"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value >= 0
+                    and math.isfinite(value)):
+                raise ValueError(
+                    f"{name} must be a non-negative number (0 is off). "
+                    f"Received: {name}={value!r}"
+                )
         if self.jit_compile not in (None, True, False):
             raise ValueError(
                 "jit_compile must be true, false or null (auto). "

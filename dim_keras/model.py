@@ -126,6 +126,16 @@ class DeepInfoMax(Trainer, keras.Model):
             features of every replica so that each scores against the whole
             global batch (the loss is then that of one device with the
             global batch). False: negatives come from the replica's share.
+        views: 1 (DIM), or 2 (multi-view DIM, as AMDIM): the model takes
+            `[N, 2, H, W, 3]` batches, two views of each image, and scores
+            each view's local map against the other view's Y (both
+            directions, averaged), the batch's other images being the
+            negatives.
+        score_clip: float; soft-clip every critic score to
+            `clip * tanh(score / clip)` before the estimator (AMDIM: 20).
+            0 turns it off.
+        score_penalty: float, weight of `mean(score ** 2)` of the raw
+            critic scores in the loss (AMDIM: 0.05). 0 turns it off.
         **kwargs: base `keras.Model` arguments.
     """
 
@@ -144,9 +154,30 @@ class DeepInfoMax(Trainer, keras.Model):
         occlusion=False,
         seed=None,
         global_negatives=False,
+        views=1,
+        score_clip=0.0,
+        score_penalty=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if views not in (1, 2):
+            raise ValueError(
+                "views must be 1 (DIM) or 2 (multi-view DIM). "
+                f"Received: views={views!r}"
+            )
+        if views == 2 and occlusion:
+            raise ValueError(
+                "occlusion is a single-view objective; multi-view DIM "
+                "already scores each view against another. Received: "
+                "views=2, occlusion=True"
+            )
+        for name, value in (("score_clip", score_clip),
+                            ("score_penalty", score_penalty)):
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(
+                    f"{name} must be a non-negative number. "
+                    f"Received: {name}={value!r}"
+                )
         estimators.check_estimator(estimator)
         objective.check_weights(alpha, beta, gamma)
         if gradient_penalty < 0:
@@ -167,6 +198,9 @@ class DeepInfoMax(Trainer, keras.Model):
         self.occlusion = bool(occlusion)
         self.seed = seed
         self.global_negatives = bool(global_negatives)
+        self.views = int(views)
+        self.score_clip = float(score_clip)
+        self.score_penalty = float(score_penalty)
         self.representation_dim = encoder.output["y"].shape[-1]
         self.global_critic = (
             GlobalCritic(units=global_critic_units, name="global_critic")
@@ -196,7 +230,10 @@ class DeepInfoMax(Trainer, keras.Model):
         Shapes only, no arithmetic: on JAX an eager first run would compile
         every operation one by one.
         """
-        images = keras.KerasTensor((2,) + tuple(input_shape[1:]), "float32")
+        shape = tuple(input_shape[1:])
+        if self.views == 2 and len(shape) == 3:
+            shape = (2,) + shape  # given the shape of one view
+        images = keras.KerasTensor((2,) + shape, "float32")
         _SymbolicDIMLosses(self)(images)
         self.built = True
         if getattr(self, "discriminator_optimizer", None) is not None:
@@ -294,7 +331,8 @@ class DeepInfoMax(Trainer, keras.Model):
         """The objective of the encoder and the MI critics.
 
         Args:
-            images: `[N, H, W, 3]` raw images.
+            images: `[N, H, W, 3]` raw images; with `views=2`,
+                `[N, 2, H, W, 3]`, two views of each image.
             training: bool, batch-norm mode.
 
         Returns:
@@ -303,26 +341,45 @@ class DeepInfoMax(Trainer, keras.Model):
             sigmoid(Y), `[N, D]` float32 (the discriminator's fake samples,
             or None when `gamma` is 0).
         """
-        outputs = self.encoder(images, training=training)
-        local = outputs["local"]
-        y = outputs["y"]
-        if self.occlusion and training:
-            occluded = occlude(images, self.seed_generator)
-            y = self.encoder(occluded, training=training)["y"]
+        if self.views == 2:
+            # Both views in one pass (one set of batch-norm statistics).
+            both = ops.concatenate([images[:, 0], images[:, 1]], axis=0)
+            outputs = self.encoder(both, training=training)
+            locals_ = ops.split(outputs["local"], 2, axis=0)
+            ys = ops.split(outputs["y"], 2, axis=0)
+            # Each view's local map against the other view's Y.
+            pairs = [(locals_[0], ys[1]), (locals_[1], ys[0])]
+            y = outputs["y"]
+        else:
+            outputs = self.encoder(images, training=training)
+            y = outputs["y"]
+            if self.occlusion and training:
+                occluded = occlude(images, self.seed_generator)
+                y = self.encoder(occluded, training=training)["y"]
+            pairs = [(outputs["local"], y)]
         if self.global_negatives:  # Distribution: see `gather_replicas`.
-            local = self.gather_replicas(local)
-            y = self.gather_replicas(y)
+            pairs = [(self.gather_replicas(local), self.gather_replicas(g))
+                     for local, g in pairs]
         zero = ops.zeros((), dtype="float32")
         terms = {"global_mi": zero, "local_mi": zero, "prior_loss": zero}
         loss = zero
-        if self.global_critic is not None:
-            scores = self.global_critic(local, y, training=training)
-            terms["global_mi"] = objective.global_mi(scores, self.estimator)
-            loss = loss - self.alpha * terms["global_mi"]
-        if self.local_critic is not None:
-            scores = self.local_critic(local, y, training=training)
-            terms["local_mi"] = objective.local_mi(scores, self.estimator)
-            loss = loss - self.beta * terms["local_mi"]
+        for critic, estimate, weight, key in (
+            (self.global_critic, objective.global_mi, self.alpha,
+             "global_mi"),
+            (self.local_critic, objective.local_mi, self.beta, "local_mi"),
+        ):
+            if critic is None:
+                continue
+            estimates = []
+            for local, g in pairs:
+                scores = critic(local, g, training=training)
+                if self.score_penalty:
+                    loss = loss + (self.score_penalty / len(pairs)) * (
+                        objective.score_penalty(scores))
+                scores = objective.soft_clip(scores, self.score_clip)
+                estimates.append(estimate(scores, self.estimator))
+            terms[key] = sum(estimates[1:], estimates[0]) / len(estimates)
+            loss = loss - weight * terms[key]
         code = None
         if self.prior_discriminator is not None:
             code = ops.sigmoid(ops.cast(y, "float32"))
@@ -401,6 +458,9 @@ class DeepInfoMax(Trainer, keras.Model):
                 "occlusion": self.occlusion,
                 "seed": self.seed,
                 "global_negatives": self.global_negatives,
+                "views": self.views,
+                "score_clip": self.score_clip,
+                "score_penalty": self.score_penalty,
             }
         )
         return config

@@ -66,6 +66,37 @@ def local_mi(scores, estimator):
     return ops.mean(log_probs) + math.log(num_candidates)
 
 
+def soft_clip(scores, clip):
+    """AMDIM's soft clipping of critic scores, `clip * tanh(scores / clip)`.
+
+    Scores stay in `(-clip, clip)` and near-linear well inside it, so the
+    NCE logits cannot run away (Bachman et al., 2019, used `clip = 20`).
+
+    Args:
+        scores: critic scores, any shape.
+        clip: float; 0 or None leaves the scores as they are.
+
+    Returns:
+        float32 scores of the same shape.
+    """
+    scores = ops.cast(scores, "float32")
+    if not clip:
+        return scores
+    return clip * ops.tanh(scores / clip)
+
+
+def score_penalty(scores):
+    """AMDIM's penalty on the raw critic scores: `mean(scores ** 2)`.
+
+    Args:
+        scores: critic scores, any shape.
+
+    Returns:
+        Scalar float32, added to the loss with its weight.
+    """
+    return ops.mean(ops.square(ops.cast(scores, "float32")))
+
+
 def generator_prior_loss(fake_logits):
     """Non-saturating loss for the encoder: `E[softplus(-D(sigmoid(Y)))]`.
 

@@ -160,6 +160,9 @@ def build_model(config, image_size, jit_compile=None):
         occlusion=config.occlusion,
         seed=config.seed,
         global_negatives=config.global_negatives,
+        views=config.views,
+        score_clip=config.score_clip,
+        score_penalty=config.score_penalty,
     )
     if jit_compile is None:
         jit_compile = config.jit_compile
@@ -172,7 +175,8 @@ def build_model(config, image_size, jit_compile=None):
         discriminator_optimizer=optimizers[1],
         jit_compile="auto" if jit_compile is None else jit_compile,
     )
-    model.build((None, image_size, image_size, 3))
+    view = (image_size, image_size, 3)
+    model.build((None,) + ((2,) + view if config.views == 2 else view))
     model.build_optimizers()
     return model
 
@@ -309,11 +313,17 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
         seed=config.seed,
         augment_images=config.augment,
         repeat=config.steps_per_epoch is not None,
+        views=config.views,
     )
     pipeline = distribution.adapt_pipeline(pipeline)
-    augmentation = (
-        dataset.augmentation.describe() if config.augment else "none"
-    )
+    if config.views == 2:
+        from dim_keras.data.views import DEFAULT as VIEWS
+
+        augmentation = f"two views, each by {VIEWS.describe()}"
+    else:
+        augmentation = (
+            dataset.augmentation.describe() if config.augment else "none"
+        )
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
     try:

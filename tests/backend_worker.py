@@ -10,7 +10,8 @@ backend runs in a subprocess of the tests (`tests/test_backend.py`):
 - `gradients`: builds a tiny DIM model; loads `OUT_DIR/init.weights.h5`, or
   saves it when absent (the first backend run sets the shared weights);
   computes every loss term and both gradients on a fixed batch with fixed
-  prior samples, for each estimator; writes `OUT_DIR/gradients-<backend>.npz`.
+  prior samples, for each estimator, and for multi-view DIM on two views of
+  the batch; writes `OUT_DIR/gradients-<backend>.npz`.
 - `train`: from the shared weights, trains a few steps with `fit`; writes
   `OUT_DIR/<backend>/encoder.keras`, the encoder's outputs on a fixed batch
   and the optimizers' variables before and after, to
@@ -131,6 +132,24 @@ def gradients(out_dir, backend):
             arrays[f"{estimator}/encoder_grad/{i}"] = to_numpy(grad)
         for i, grad in enumerate(d_grads):
             arrays[f"{estimator}/discriminator_grad/{i}"] = to_numpy(grad)
+    # Multi-view DIM (NCE with AMDIM's stabilizers) on two views of the
+    # batch: the settings only enter the loss maths.
+    model.estimator, model.views = "nce", 2
+    model.score_clip, model.score_penalty = 20.0, 0.05
+    batch = fixed_batch()
+    two_views = np.stack([batch, batch[:, :, ::-1]], axis=1)
+    prior = np.random.default_rng(3).uniform(size=(2 * BATCH, 64))
+    terms, grads, d_grads = model.compute_dim_gradients(
+        keras.ops.convert_to_tensor(two_views),
+        prior_samples=prior.astype("float32"),
+    )
+    to_numpy = keras.ops.convert_to_numpy
+    for key, value in terms.items():
+        arrays[f"views/term/{key}"] = to_numpy(value)
+    for i, grad in enumerate(grads):
+        arrays[f"views/encoder_grad/{i}"] = to_numpy(grad)
+    for i, grad in enumerate(d_grads):
+        arrays[f"views/discriminator_grad/{i}"] = to_numpy(grad)
     np.savez(os.path.join(out_dir, f"gradients-{backend}.npz"), **arrays)
 
 

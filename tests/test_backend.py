@@ -193,8 +193,9 @@ def test_backends_agree_on_every_loss_term_and_gradient(cross_backend_runs):
     }
     reference_backend = INSTALLED[0]
     reference = results[reference_backend]
-    # 3 estimators x (7 terms + 41 encoder and 6 discriminator gradients).
-    assert len(reference) == 3 * (7 + 41 + 6)
+    # 3 estimators and multi-view x (7 terms + 41 encoder and 6
+    # discriminator gradients).
+    assert len(reference) == 4 * (7 + 41 + 6)
     # Agreement on zeros would prove little: most gradients are not zero
     # (a bias followed by batch norm has a zero gradient, mathematically).
     grads = [v for k, v in reference.items() if "grad" in k]

@@ -17,6 +17,9 @@ from dim_keras.apps.cli import main
         (["--alpha", "0", "--beta", "0"], "alpha=0.0, beta=0.0"),
         (["--batch-size", "1"], "Received: batch_size=1"),
         (["--encoder", "vgg"], "Received: encoder='vgg'"),
+        (["--views", "3"], "Received: views=3"),
+        (["--views", "2", "--occlusion"], "views=2, occlusion=True"),
+        (["--score-clip", "-1"], "Received: score_clip=-1.0"),
     ],
 )
 def test_bad_options_fail_before_any_work(tmp_path, args, message):
@@ -50,3 +53,30 @@ def test_train_end_to_end_with_config_file(tmp_path):
 
     saved = json.loads((out / "config.json").read_text())
     assert saved["estimator"] == "nce" and saved["critic_units"] == 16
+
+
+def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
+    import json
+
+    args = ["train", "--views", "2", "--epochs", "1", "--steps-per-epoch",
+            "1", "--batch-size", "4", "--critic-units", "8",
+            "--no-evaluate"]
+    out = tmp_path / "nce"
+    result = CliRunner().invoke(main, args + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "two views, each by random resized crop" in result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["views"] == 2 and saved["estimator"] == "nce"
+    # Resuming with one view is another objective: refused.
+    again = CliRunner().invoke(main, args[:1] + ["--views", "1", "--epochs",
+                                                 "2", "--out", str(out)])
+    assert again.exit_code != 0
+    assert "views" in again.output
+    config = tmp_path / "jsd.json"
+    config.write_text('{"estimator": "jsd"}')
+    out = tmp_path / "jsd"
+    result = CliRunner().invoke(
+        main, args + ["--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["views"] == 2 and saved["estimator"] == "jsd"

@@ -74,6 +74,10 @@ def test_a_config_is_never_changed_in_place():
         ({"local_critic": "concat_and_convolve", "critic_norm": "none"},
          "encode_and_dot critic only"),
         ({"dataset": "mnist"}, "Received: dataset='mnist'"),
+        ({"views": 3}, "Received: views=3"),
+        ({"views": 2, "occlusion": True}, "views=2, occlusion=True"),
+        ({"score_clip": -1.0}, "Received: score_clip=-1.0"),
+        ({"score_penalty": float("nan")}, "Received: score_penalty=nan"),
     ],
 )
 def test_bad_settings_are_named(settings, message):

@@ -183,7 +183,8 @@ def test_multi_worker_two_processes_match_one_device(tmp_path):
 
 
 def test_cli_trains_on_two_mirrored_replicas(tmp_path):
-    """`dim-keras train --distribute mirrored` end to end on 2 CPU devices."""
+    """`dim-keras train --distribute mirrored` end to end on 2 CPU devices,
+    multi-view with global negatives (each replica gets whole image pairs)."""
     out = str(tmp_path / "run")
     code = (
         "import sys, tensorflow as tf\n"
@@ -197,7 +198,7 @@ def test_cli_trains_on_two_mirrored_replicas(tmp_path):
         [sys.executable, "-c", code, "train", "--distribute", "mirrored",
          "--global-negatives", "--batch-size", "8", "--critic-units", "16",
          "--steps-per-epoch", "2", "--epochs", "1", "--no-evaluate",
-         "--out", out],
+         "--views", "2", "--out", out],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

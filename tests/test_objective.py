@@ -88,3 +88,21 @@ def test_prior_losses_closed_form():
 def test_bad_weights_are_refused(weights, match):
     with pytest.raises(ValueError, match=match):
         objective.check_weights(*weights)
+
+
+def test_soft_clip_is_c_tanh_s_over_c():
+    scores = np.array([-100.0, -1.0, 0.0, 0.5, 40.0], dtype="float32")
+    clipped = ops.convert_to_numpy(objective.soft_clip(scores, 20.0))
+    np.testing.assert_allclose(clipped, 20.0 * np.tanh(scores / 20.0),
+                               rtol=1e-6)
+    assert np.all(np.abs(clipped) < 20.0)
+    # Near zero it is the identity to first order; 0 turns it off.
+    assert clipped[3] == pytest.approx(0.5, rel=1e-3)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(objective.soft_clip(scores, 0.0)), scores)
+
+
+def test_score_penalty_is_the_mean_square():
+    scores = np.array([[1.0, -2.0], [3.0, 0.0]], dtype="float32")
+    assert float(ops.convert_to_numpy(objective.score_penalty(scores))) == (
+        pytest.approx(3.5))

@@ -103,6 +103,8 @@ def test_allowed_terms(pins, allowed):
         ({"gamma": -1}, "Received: gamma=-1.0"),
         ({"lr": 0}, "Received: lr=0.0"),
         ({"epochs": 3}, "Received: ['epochs']"),
+        ({"views": 3}, "Received: views=3"),
+        ({"score_clip": -1}, "Received: score_clip=-1.0"),
     ],
 )
 def test_bad_pins_are_refused(pins, message):
@@ -113,12 +115,22 @@ def test_bad_pins_are_refused(pins, message):
 
 def test_the_starting_point_is_declared_as_the_defaults():
     hp = kt.HyperParameters()
-    start = {"estimator": "nce", "gamma": 0.5, "lr": 1e-3}
+    start = {"estimator": "nce", "gamma": 0.5, "lr": 1e-3, "views": 2,
+             "score_clip": 20.0}
     space.declare(hp, space.check_pins({}), start)
     assert hp.values["estimator"] == "nce"
+    assert hp.values["views"] == 2 and hp.values["score_clip"] == 20.0
     assert hp.values["gamma"] == 0.5 and hp.values["lr"] == 1e-3
     # Clipped into the range.
     hp = kt.HyperParameters()
     space.declare(hp, space.check_pins({}), {"lr": 1.0, "gamma": 0.0})
     assert hp.values["lr"] == space.RANGES["lr"][1]
     assert hp.values["gamma"] == space.RANGES["gamma"][0]
+
+
+def test_views_and_score_clipping_are_searched(draws, tmp_path):
+    assert {v["views"] for _, v in draws} == set(space.VIEWS)
+    assert {v["score_clip"] for _, v in draws} == set(space.SCORE_CLIPS)
+    pinned = sample({"views": 2, "score_clip": 0}, 5, tmp_path)
+    assert {v["views"] for _, v in pinned} == {2}
+    assert {v["score_clip"] for _, v in pinned} == {0.0}

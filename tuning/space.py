@@ -1,4 +1,5 @@
-"""The search space of `dim-keras tune`: α, β, γ, the estimator, the rate.
+"""The search space of `dim-keras tune`: α, β, γ, the estimator, the rate,
+one or two views, and the soft clipping of critic scores.
 
 Which mutual-information terms train the encoder is itself a choice,
 `mi_terms` in `{"local", "global", "both"}`; α (global MI) is sampled only
@@ -7,8 +8,8 @@ each on a log scale. A term that is off has weight 0, so α + β > 0 in every
 trial without rejecting anything (KerasTuner conditional scopes). γ (prior
 matching) and the learning rate are sampled on log scales.
 
-Any of `estimator`, `alpha`, `beta`, `gamma` and `lr` can be pinned to one
-value; a pinned value is recorded as a `Fixed` hyperparameter, and the
+Any of `PINNABLE` (`estimator`, `alpha`, `beta`, `gamma`, `lr`, `views`,
+`score_clip`) can be pinned to one value; a pinned value is recorded as a `Fixed` hyperparameter, and the
 choice of `mi_terms` is narrowed to the terms the pins allow.
 """
 
@@ -17,8 +18,13 @@ import math
 from dim_keras import estimators
 from dim_keras import objective
 
-PINNABLE = ("estimator", "alpha", "beta", "gamma", "lr")
+PINNABLE = ("estimator", "alpha", "beta", "gamma", "lr", "views",
+            "score_clip")
 MI_TERMS = ("local", "global", "both")
+# Multi-view DIM (one or two views) and AMDIM's soft clipping of scores
+# (off, or c = 20) are choices of the search too.
+VIEWS = (1, 2)
+SCORE_CLIPS = (0.0, 20.0)
 RANGES = {
     "alpha": (0.05, 2.0),
     "beta": (0.05, 2.0),
@@ -59,6 +65,16 @@ def check_pins(pins):
     )
     if "lr" in pins and not (pins["lr"] > 0 and math.isfinite(pins["lr"])):
         raise ValueError(f"lr must be positive. Received: lr={pins['lr']}")
+    if "views" in pins and pins["views"] not in VIEWS:
+        raise ValueError(
+            f"views must be 1 or 2. Received: views={pins['views']!r}")
+    if "score_clip" in pins:
+        pins["score_clip"] = float(pins["score_clip"])
+        if not (pins["score_clip"] >= 0
+                and math.isfinite(pins["score_clip"])):
+            raise ValueError(
+                "score_clip must be a non-negative number (0 is off). "
+                f"Received: score_clip={pins['score_clip']}")
     return pins
 
 
@@ -87,15 +103,15 @@ def declare(hp, pins, start=None):
     Args:
         hp: `keras_tuner.HyperParameters`.
         pins: checked pins (see `check_pins`).
-        start: dict or None, the starting point: `estimator`, `gamma` and
-            `lr` values (the dataset's recipe) declared as the
-            hyperparameters' defaults (KerasTuner's `default`), each
-            clipped into its range.
+        start: dict or None, the starting point: `estimator`, `gamma`,
+            `lr`, `views` and `score_clip` values (the dataset's recipe and
+            the base settings) declared as the hyperparameters' defaults
+            (KerasTuner's `default`), each clipped into its range.
 
     Returns:
-        Dict with `estimator`, `alpha`, `beta`, `gamma` and `lr`, the
-        `TrainConfig` values of the trial (α or β is 0 where its term is
-        off).
+        Dict with `estimator`, `alpha`, `beta`, `gamma`, `lr`, `views` and
+        `score_clip`, the `TrainConfig` values of the trial (α or β is 0
+        where its term is off).
     """
 
     start = start or {}
@@ -133,10 +149,18 @@ def declare(hp, pins, start=None):
         weights[name] = value if _uses(term, mi_terms) else 0.0
     gamma = pinned_or("gamma", lambda: log_float("gamma"))
     lr = pinned_or("lr", lambda: log_float("lr"))
+    views = pinned_or("views", lambda: hp.Choice(
+        "views", list(VIEWS), default=start.get("views")))
+    score_clip = pinned_or("score_clip", lambda: hp.Choice(
+        "score_clip", list(SCORE_CLIPS),
+        default=(None if start.get("score_clip") not in SCORE_CLIPS
+                 else float(start["score_clip"]))))
     return {
         "estimator": estimator,
         "alpha": float(weights["alpha"]),
         "beta": float(weights["beta"]),
         "gamma": float(gamma),
         "lr": float(lr),
+        "views": int(views),
+        "score_clip": float(score_clip),
     }

@@ -53,7 +53,8 @@ class DIMHyperModel(kt.HyperModel):
         """Declares the space on `hp`; returns the trial's `TrainConfig`."""
         base = self.base_config
         start = {"estimator": base.estimator, "gamma": base.gamma,
-                 "lr": base.lr}
+                 "lr": base.lr, "views": base.views,
+                 "score_clip": base.score_clip}
         values = space.declare(hp, self.pins, start)
         epochs = int(hp.values.get("tuner/epochs", self.epochs_per_trial))
         return dataclasses.replace(self.base_config, epochs=epochs, **values)

@@ -81,6 +81,7 @@ def tf_data_pipeline(
     num_images=None,
     cache=None,
     repeat=False,
+    views=1,
 ):
     """Shuffled, batched, prefetched images for `DeepInfoMax.fit`.
 
@@ -96,9 +97,13 @@ def tf_data_pipeline(
             its decoded images take at most `CACHE_LIMIT_BYTES`).
         repeat: bool, repeat without end (reshuffled each pass), for
             training by a fixed number of steps per epoch.
+        views: 1, or 2 for multi-view training: each image gives two views
+            drawn by `dim_keras.data.views` (which then replaces
+            `augmentation`).
 
     Returns:
-        A `tf.data.Dataset` of uint8 `[batch_size, size, size, 3]` batches.
+        A `tf.data.Dataset` of uint8 `[batch_size, size, size, 3]` batches
+        (`[batch_size, 2, size, size, 3]` with two views).
     """
     import tensorflow as tf
 
@@ -137,7 +142,17 @@ def tf_data_pipeline(
         )
         source_size = image_size
     dataset = dataset.batch(batch_size, drop_remainder=True)
-    if augmentation.active or source_size != image_size:
+    if views == 2:
+        from dim_keras.data import views as views_lib
+
+        seeds = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True
+        ).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            views_lib.two_views_transform(image_size),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    elif augmentation.active or source_size != image_size:
         # One stateless seed per batch: reproducible, new every epoch.
         seeds = tf.data.Dataset.random(
             seed=seed, rerandomize_each_iteration=True
@@ -160,6 +175,7 @@ def training_pipeline(
     num_images=None,
     cache=None,
     repeat=False,
+    views=1,
 ):
     """Shuffled batches of images for `DeepInfoMax.fit`, suited to the backend.
 
@@ -170,7 +186,7 @@ def training_pipeline(
 
     Args:
         images, batch_size, seed, image_size, augmentation, num_images,
-            cache, repeat: as `tf_data_pipeline`.
+            cache, repeat, views: as `tf_data_pipeline`.
 
     Returns:
         A `tf.data.Dataset` or a `ShuffledBatches` of uint8
@@ -181,7 +197,7 @@ def training_pipeline(
             TensorFlow and it is not installed.
     """
     in_memory = isinstance(images, np.ndarray)
-    needs_transform = augmentation.active or (
+    needs_transform = views > 1 or augmentation.active or (
         in_memory and image_size not in (None, images.shape[1])
     )
     if keras.backend.backend() != "tensorflow":
@@ -191,7 +207,7 @@ def training_pipeline(
             import tensorflow  # noqa: F401
         except ImportError:
             raise ValueError(
-                "Streamed datasets, augmentation, resizing and "
+                "Streamed datasets, augmentation, views, resizing and "
                 "--steps-per-epoch run in tf.data and need TensorFlow: "
                 "install it, or train in-memory data with --no-augment. "
                 f"Received: augmentation={augmentation.describe()!r}, "
@@ -206,11 +222,13 @@ def training_pipeline(
         num_images=num_images,
         cache=cache,
         repeat=repeat,
+        views=views,
     )
 
 
 def dataset_pipeline(
-    dataset, batch_size, seed=None, augment_images=True, repeat=False
+    dataset, batch_size, seed=None, augment_images=True, repeat=False,
+    views=1,
 ):
     """`training_pipeline` of an `ImageDataset`'s training images.
 
@@ -223,6 +241,7 @@ def dataset_pipeline(
         seed: int or None.
         augment_images: bool; False turns the dataset's augmentation off.
         repeat: bool, repeat without end (see `tf_data_pipeline`).
+        views: 1, or 2 views of each image (see `tf_data_pipeline`).
 
     Returns:
         The batches (see `training_pipeline`).
@@ -242,4 +261,5 @@ def dataset_pipeline(
         augmentation=augmentation,
         num_images=num_images,
         repeat=repeat,
+        views=views,
     )

@@ -1,0 +1,205 @@
+"""Two views of each training image, for multi-view DIM.
+
+Each view is drawn independently from the same image by the augmentation
+of AMDIM and CMC (Bachman et al., 2019; Tian et al., 2019): a random
+resized crop, a horizontal flip, colour jitter and random greyscale. The
+transform is vectorized over a batch and stateless (one seed per batch), so
+it runs in parallel on the `tf.data` pipeline and is reproducible.
+
+TensorFlow is imported only when the transform is built.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewAugmentation:
+    """How each view of an image is drawn.
+
+    Defaults follow AMDIM's training transform.
+
+    Args:
+        crop_scale: `(low, high)`, fraction of the image's area a crop
+            covers, drawn uniformly.
+        crop_ratio: `(low, high)`, aspect ratio (width / height) of a crop,
+            drawn log-uniformly.
+        flip: float, probability of a left-right flip.
+        jitter: float, probability of colour jitter.
+        brightness: float, brightness factor drawn from `[1 - b, 1 + b]`.
+        contrast: float, contrast factor drawn from `[1 - c, 1 + c]`.
+        saturation: float, saturation factor drawn from `[1 - s, 1 + s]`.
+        hue: float, hue shift drawn from `[-h, h]` (a full turn is 1).
+        grayscale: float, probability of turning the view grey.
+    """
+
+    crop_scale: tuple = (0.3, 1.0)
+    crop_ratio: tuple = (0.7, 1.4)
+    flip: float = 0.5
+    jitter: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.1
+    grayscale: float = 0.25
+
+    def __post_init__(self):
+        low, high = self.crop_scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(
+                "crop_scale must satisfy 0 < low <= high <= 1. "
+                f"Received: crop_scale={self.crop_scale}"
+            )
+        low, high = self.crop_ratio
+        if not 0 < low <= high:
+            raise ValueError(
+                "crop_ratio must satisfy 0 < low <= high. "
+                f"Received: crop_ratio={self.crop_ratio}"
+            )
+        for name in ("flip", "jitter", "grayscale"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(
+                    f"{name} is a probability in [0, 1]. "
+                    f"Received: {name}={value}"
+                )
+
+    def describe(self):
+        """One line for the log and the docs."""
+        return (
+            f"random resized crop (area {self.crop_scale[0]:g}-"
+            f"{self.crop_scale[1]:g}, aspect {self.crop_ratio[0]:g}-"
+            f"{self.crop_ratio[1]:g}), flip p={self.flip:g}, colour jitter "
+            f"p={self.jitter:g} (brightness {self.brightness:g}, contrast "
+            f"{self.contrast:g}, saturation {self.saturation:g}, hue "
+            f"{self.hue:g}), greyscale p={self.grayscale:g}"
+        )
+
+
+DEFAULT = ViewAugmentation()
+
+
+def crop_boxes(shape, seed, scale, ratio):
+    """Random resized-crop boxes, normalized `[y1, x1, y2, x2]`.
+
+    Args:
+        shape: `[2]` int tensor `(batch, ...)`: one box per image.
+        seed: int `[2]` stateless seed.
+        scale: `(low, high)` area fraction.
+        ratio: `(low, high)` aspect ratio.
+
+    Returns:
+        float32 `[batch, 4]` boxes inside the unit square.
+    """
+    import tensorflow as tf
+
+    batch = shape[0]
+    draws = tf.random.stateless_uniform([4, batch], seed)
+    area = scale[0] + (scale[1] - scale[0]) * draws[0]
+    log_low, log_high = tf.math.log(ratio[0]), tf.math.log(ratio[1])
+    aspect = tf.exp(log_low + (log_high - log_low) * draws[1])
+    width = tf.minimum(tf.sqrt(area * aspect), 1.0)
+    height = tf.minimum(tf.sqrt(area / aspect), 1.0)
+    top = (1.0 - height) * draws[2]
+    left = (1.0 - width) * draws[3]
+    return tf.stack([top, left, top + height, left + width], axis=1)
+
+
+def _factor(seed, batch, spread):
+    import tensorflow as tf
+
+    return tf.random.stateless_uniform(
+        [batch], seed, minval=1.0 - spread, maxval=1.0 + spread
+    )
+
+
+def view_transform(image_size, augmentation=DEFAULT):
+    """The transform drawing one view of every image of a batch.
+
+    Args:
+        image_size: int, output height and width.
+        augmentation: a `ViewAugmentation`.
+
+    Returns:
+        A function `(images, seed)` of uint8 `[B, H, W, 3]` and an int
+        `[2]` seed, returning float32 `[B, image_size, image_size, 3]` in
+        0-255.
+    """
+    import tensorflow as tf
+
+    a = augmentation
+
+    def transform(images, seed):
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 9))
+        batch = tf.shape(images)[0]
+        x = tf.cast(images, tf.float32) / 255.0
+        boxes = crop_boxes(tf.shape(images), seeds[0], a.crop_scale,
+                           a.crop_ratio)
+        x = tf.image.crop_and_resize(
+            x, boxes, tf.range(batch), (image_size, image_size)
+        )
+        flips = tf.random.stateless_uniform([batch], seeds[1]) < a.flip
+        x = tf.where(flips[:, None, None, None], tf.reverse(x, axis=[2]), x)
+
+        jittered = x + (_factor(seeds[2], batch, a.brightness)[:, None, None,
+                                                              None] - 1.0)
+        mean = tf.reduce_mean(
+            tf.image.rgb_to_grayscale(jittered), axis=[1, 2, 3],
+            keepdims=True,
+        )
+        contrast = _factor(seeds[3], batch, a.contrast)[:, None, None, None]
+        jittered = tf.clip_by_value((jittered - mean) * contrast + mean,
+                                    0.0, 1.0)
+        hsv = tf.image.rgb_to_hsv(jittered)
+        shift = tf.random.stateless_uniform(
+            [batch], seeds[4], minval=-a.hue, maxval=a.hue
+        )[:, None, None]
+        saturation = _factor(seeds[5], batch, a.saturation)[:, None, None]
+        hsv = tf.stack(
+            [
+                tf.math.floormod(hsv[..., 0] + shift, 1.0),
+                tf.clip_by_value(hsv[..., 1] * saturation, 0.0, 1.0),
+                hsv[..., 2],
+            ],
+            axis=-1,
+        )
+        jittered = tf.image.hsv_to_rgb(hsv)
+        apply = tf.random.stateless_uniform([batch], seeds[6]) < a.jitter
+        x = tf.where(apply[:, None, None, None], jittered, x)
+
+        grey = tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(x))
+        greys = tf.random.stateless_uniform([batch], seeds[7]) < a.grayscale
+        x = tf.where(greys[:, None, None, None], grey, x)
+        x = tf.clip_by_value(x, 0.0, 1.0) * 255.0
+        return tf.ensure_shape(x, (None, image_size, image_size, 3))
+
+    return transform
+
+
+def two_views_transform(image_size, augmentation=DEFAULT):
+    """The batch transform of multi-view training: two views per image.
+
+    Args:
+        image_size: int, output height and width.
+        augmentation: a `ViewAugmentation`, drawn independently per view.
+
+    Returns:
+        A function `(images, seed)` of uint8 `[B, H, W, 3]` and an int
+        `[2]` seed, returning uint8 `[B, 2, image_size, image_size, 3]`:
+        both views of an image side by side, so a split of the batch over
+        replicas keeps them together.
+    """
+    import tensorflow as tf
+
+    one_view = view_transform(image_size, augmentation)
+
+    def transform(images, seed):
+        first, second = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 2)
+        )
+        views = tf.stack(
+            [one_view(images, first), one_view(images, second)], axis=1
+        )
+        views = tf.cast(tf.round(views), tf.uint8)
+        return tf.ensure_shape(views, (None, 2, image_size, image_size, 3))
+
+    return transform
