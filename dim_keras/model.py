@@ -360,6 +360,9 @@ class DeepInfoMax(Trainer, keras.Model):
         if self.global_negatives:  # Distribution: see `gather_replicas`.
             pairs = [(self.gather_replicas(local), self.gather_replicas(g))
                      for local, g in pairs]
+            # The prior sees the global batch too, as on one device (its
+            # samples are drawn for the whole batch).
+            y = self.gather_replicas(y)
         zero = ops.zeros((), dtype="float32")
         terms = {"global_mi": zero, "local_mi": zero, "prior_loss": zero}
         loss = zero
