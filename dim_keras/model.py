@@ -347,22 +347,20 @@ class DeepInfoMax(Trainer, keras.Model):
             outputs = self.encoder(both, training=training)
             locals_ = ops.split(outputs["local"], 2, axis=0)
             ys = ops.split(outputs["y"], 2, axis=0)
-            # Each view's local map against the other view's Y.
-            pairs = [(locals_[0], ys[1]), (locals_[1], ys[0])]
-            y = outputs["y"]
         else:
             outputs = self.encoder(images, training=training)
             y = outputs["y"]
             if self.occlusion and training:
                 occluded = occlude(images, self.seed_generator)
                 y = self.encoder(occluded, training=training)["y"]
-            pairs = [(outputs["local"], y)]
+            locals_, ys = [outputs["local"]], [y]
         if self.global_negatives:  # Distribution: see `gather_replicas`.
-            pairs = [(self.gather_replicas(local), self.gather_replicas(g))
-                     for local, g in pairs]
-            # The prior sees the global batch too, as on one device (its
-            # samples are drawn for the whole batch).
-            y = self.gather_replicas(y)
+            locals_ = [self.gather_replicas(x) for x in locals_]
+            ys = [self.gather_replicas(x) for x in ys]
+        # Each local map against the Y of the other view (one view: its
+        # own); the prior sees every Y.
+        pairs = list(zip(locals_, reversed(ys)))
+        y = ys[0] if len(ys) == 1 else ops.concatenate(ys, axis=0)
         zero = ops.zeros((), dtype="float32")
         terms = {"global_mi": zero, "local_mi": zero, "prior_loss": zero}
         loss = zero

@@ -109,6 +109,22 @@ def load_shared_weights(model, out_dir):
         model.save_weights(path)
 
 
+def _record_gradients(arrays, name, model, images, prior):
+    """Every loss term and both gradients of one batch, into `arrays`."""
+    import keras
+
+    terms, grads, d_grads = model.compute_dim_gradients(
+        images, prior_samples=prior
+    )
+    to_numpy = keras.ops.convert_to_numpy
+    for key, value in terms.items():
+        arrays[f"{name}/term/{key}"] = to_numpy(value)
+    for i, grad in enumerate(grads):
+        arrays[f"{name}/encoder_grad/{i}"] = to_numpy(grad)
+    for i, grad in enumerate(d_grads):
+        arrays[f"{name}/discriminator_grad/{i}"] = to_numpy(grad)
+
+
 def gradients(out_dir, backend):
     import keras
     import numpy as np
@@ -122,16 +138,7 @@ def gradients(out_dir, backend):
     for estimator in ESTIMATORS:
         # The estimator only enters the loss maths: one model serves all.
         model.estimator = estimator
-        terms, grads, d_grads = model.compute_dim_gradients(
-            images, prior_samples=prior
-        )
-        to_numpy = keras.ops.convert_to_numpy
-        for key, value in terms.items():
-            arrays[f"{estimator}/term/{key}"] = to_numpy(value)
-        for i, grad in enumerate(grads):
-            arrays[f"{estimator}/encoder_grad/{i}"] = to_numpy(grad)
-        for i, grad in enumerate(d_grads):
-            arrays[f"{estimator}/discriminator_grad/{i}"] = to_numpy(grad)
+        _record_gradients(arrays, estimator, model, images, prior)
     # Multi-view DIM (NCE with AMDIM's stabilizers) on two views of the
     # batch: the settings only enter the loss maths.
     model.estimator, model.views = "nce", 2
@@ -139,17 +146,9 @@ def gradients(out_dir, backend):
     batch = fixed_batch()
     two_views = np.stack([batch, batch[:, :, ::-1]], axis=1)
     prior = np.random.default_rng(3).uniform(size=(2 * BATCH, 64))
-    terms, grads, d_grads = model.compute_dim_gradients(
-        keras.ops.convert_to_tensor(two_views),
-        prior_samples=prior.astype("float32"),
-    )
-    to_numpy = keras.ops.convert_to_numpy
-    for key, value in terms.items():
-        arrays[f"views/term/{key}"] = to_numpy(value)
-    for i, grad in enumerate(grads):
-        arrays[f"views/encoder_grad/{i}"] = to_numpy(grad)
-    for i, grad in enumerate(d_grads):
-        arrays[f"views/discriminator_grad/{i}"] = to_numpy(grad)
+    _record_gradients(arrays, "views", model,
+                      keras.ops.convert_to_tensor(two_views),
+                      prior.astype("float32"))
     np.savez(os.path.join(out_dir, f"gradients-{backend}.npz"), **arrays)
 
 

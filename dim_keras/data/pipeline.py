@@ -142,24 +142,20 @@ def tf_data_pipeline(
         )
         source_size = image_size
     dataset = dataset.batch(batch_size, drop_remainder=True)
+    transform = None
     if views == 2:
         from dim_keras.data import views as views_lib
 
-        seeds = tf.data.Dataset.random(
-            seed=seed, rerandomize_each_iteration=True
-        ).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            views_lib.two_views_transform(image_size),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        transform = views_lib.two_views_transform(image_size)
     elif augmentation.active or source_size != image_size:
+        transform = augment.batch_transform(image_size, augmentation)
+    if transform is not None:
         # One stateless seed per batch: reproducible, new every epoch.
         seeds = tf.data.Dataset.random(
             seed=seed, rerandomize_each_iteration=True
         ).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            augment.batch_transform(image_size, augmentation),
-            num_parallel_calls=tf.data.AUTOTUNE,
+            transform, num_parallel_calls=tf.data.AUTOTUNE
         )
     if repeat:
         dataset = dataset.repeat()
