@@ -8,6 +8,7 @@ import click
 # Choices and defaults come from the library, where they are written once.
 # Neither module imports Keras: the backend is chosen after start-up.
 from dim_keras.choices import BACKENDS
+from dim_keras.choices import CHANNEL_SPLITS
 from dim_keras.choices import CRITIC_NORMS
 from dim_keras.choices import ENCODERS
 from dim_keras.choices import ESTIMATORS
@@ -176,6 +177,16 @@ def main():
 @click.option("--score-penalty", type=float,
               default=default("score_penalty"), show_default=True,
               help="Weight of the mean squared critic score (AMDIM: 0.05).")
+@click.option("--scales", default=default("scales"), show_default=True,
+              help="Predictions of local MI, comma-separated: y-local "
+                   "(DIM's), y-conv (Y against the last conv map), "
+                   "local-local (a location of one view against the other "
+                   "view's map; --views 2).")
+@click.option("--channel-split", type=Choice(CHANNEL_SPLITS),
+              default=default("channel_split"), show_default=True,
+              help="luma-chroma: CMC's two encoders, one on the luminance "
+                   "and one on the colour of each image, each against the "
+                   "other (NCE unless --estimator is given).")
 @click.option("--backend", type=Choice(BACKENDS), default=None,
               help="Keras backend (default: $KERAS_BACKEND, else Keras's).")
 @click.option("--config", "config_file", default=None,
@@ -215,7 +226,9 @@ def train(ctx, config_file, out, no_jit, no_evaluate, backend, **options):
                 given.add(name)
             if explicit or name not in values:
                 values[name] = value
-        if values.get("views") == 2 and "estimator" not in given:
+        if ((values.get("views") == 2
+                or values.get("channel_split", "none") != "none")
+                and "estimator" not in given):
             values["estimator"] = MULTI_VIEW_ESTIMATOR
         config = TrainConfig.from_dict(values).validate()
     except (ValueError, TypeError) as e:
@@ -361,6 +374,8 @@ def datasets(data_dir):
               help="Pin one view (1) or multi-view DIM (2).")
 @click.option("--score-clip", type=float, default=None,
               help="Pin the soft clipping of critic scores (0 is off).")
+@click.option("--scales", default=None,
+              help="Pin the predictions of local MI (see train --scales).")
 @click.option("--encoder", type=Choice(ENCODERS), default=None)
 @click.option("--batch-size", type=int, default=default("batch_size"),
               show_default=True)
@@ -380,8 +395,8 @@ def datasets(data_dir):
               help="Search directory; an existing search there continues.")
 def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
          val_fraction, max_failed, no_jit, verbose, **options):
-    """Search alpha, beta, gamma, estimator, lr, views and score clipping
-    by probe accuracy."""
+    """Search alpha, beta, gamma, estimator, lr, views, scales and score
+    clipping by probe accuracy."""
     from dim_keras.config import TrainConfig
     from dim_keras.runs import RunError
 
@@ -392,7 +407,7 @@ def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
         fail(f"dim-keras tune needs keras-tuner (pip install keras-tuner): {e}")
     pins = {k: options.pop(k) for k in ("estimator", "alpha", "beta",
                                         "gamma", "lr", "views",
-                                        "score_clip")}
+                                        "score_clip", "scales")}
     pins = {k: v for k, v in pins.items() if v is not None}
     try:
         settings = SearchSettings(

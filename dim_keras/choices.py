@@ -8,6 +8,8 @@ from here.
 
 BACKENDS = ("tensorflow", "jax", "torch")
 ENCODERS = ("basic32x32", "alex64x64")
+# One encoder on RGB, or CMC's form: one encoder on luminance, one on colour.
+CHANNEL_SPLITS = ("none", "luma-chroma")
 ESTIMATORS = ("jsd", "dv", "nce")
 LOCAL_CRITICS = ("encode_and_dot", "concat_and_convolve")
 # Normalizations of the encode-and-dot critic's embeddings: the reference's
@@ -19,6 +21,11 @@ PROBES = ("linear", "mlp", "knn")
 PROBED_LAYERS = ("conv", "fc", "y")
 TUNERS = ("random", "bayesian", "hyperband")
 EXPORT_FORMATS = ("saved_model", "keras")
+# The predictions of local MI across scales (`--scales`, AMDIM's 1-to-5,
+# 1-to-7 and 5-to-5 in the project's terms): Y against the local map (DIM),
+# Y against the last conv map (coarser), and one location of a view's local
+# map against the other view's local map.
+SCALES = ("y-local", "y-conv", "local-local")
 
 
 def check_choice(name, value, choices, what=None):
@@ -78,3 +85,36 @@ def check_choices(name, values, choices, what=None):
             f"Received: {name}={list(values)}"
         )
     return values
+
+
+def parse_scales(value):
+    """The predictions named by a `scales` setting, checked.
+
+    Example:
+
+    >>> parse_scales("y-local,y-conv")
+    ('y-local', 'y-conv')
+
+    Args:
+        value: str, comma-separated names of `SCALES` (or a sequence of
+            them).
+
+    Returns:
+        Tuple of distinct prediction names, in the order given.
+
+    Raises:
+        ValueError: if `value` names nothing, an unknown prediction or one
+            twice.
+    """
+    if isinstance(value, str):
+        names = tuple(v.strip() for v in value.split(",") if v.strip())
+    elif isinstance(value, (list, tuple)):
+        names = tuple(value)
+    else:
+        names = ()
+    if not names or len(set(names)) != len(names):
+        raise ValueError(
+            "scales must name each prediction once, comma-separated, from "
+            f"{', '.join(SCALES)}. Received: scales={value!r}"
+        )
+    return check_choices("scales", names, SCALES, what="scale prediction")

@@ -12,6 +12,7 @@ training recipe (`dim_keras.recipes`) for the settings left unset.
 import dataclasses
 import math
 
+from dim_keras.choices import CHANNEL_SPLITS
 from dim_keras.choices import CRITIC_NORMS
 from dim_keras.choices import ENCODERS
 from dim_keras.choices import ESTIMATORS
@@ -19,6 +20,7 @@ from dim_keras.choices import LOCAL_CRITICS
 from dim_keras.choices import PRECISIONS
 from dim_keras.choices import STRATEGIES
 from dim_keras.choices import check_choice
+from dim_keras.choices import parse_scales
 from dim_keras.recipes import RECIPE_FIELDS
 from dim_keras.recipes import REFERENCE
 
@@ -76,6 +78,15 @@ class TrainConfig:
             scores (AMDIM: 20); 0 is off.
         score_penalty: float, weight of the mean squared raw critic score
             in the loss (AMDIM: 0.05); 0 is off.
+        scales: str, the predictions of local MI, comma-separated:
+            `"y-local"` (DIM's), `"y-conv"` (Y against the last conv
+            map), `"local-local"` (a location of one view against the
+            other view's local map; needs `views=2`). See
+            `dim_keras.DeepInfoMax`.
+        channel_split: `"none"`, or `"luma-chroma"` (CMC's form: two
+            encoders, one on each image's luminance, one on its colour,
+            each scored against the other; the run saves both and their
+            concatenation as `encoder.keras`).
     """
 
     dataset: str = "digits"
@@ -103,6 +114,8 @@ class TrainConfig:
     views: int = 1
     score_clip: float = 0.0
     score_penalty: float = 0.0
+    scales: str = "y-local"
+    channel_split: str = "none"
 
     def validate(self, check_dataset=True):
         """Checks every setting that can be checked without loading data.
@@ -182,6 +195,28 @@ class TrainConfig:
                     f"{name} must be a non-negative number (0 is off). "
                     f"Received: {name}={value!r}"
                 )
+        scales = parse_scales(self.scales)
+        check_choice("channel_split", self.channel_split, CHANNEL_SPLITS)
+        split = self.channel_split != "none"
+        if split and (self.views != 1 or self.occlusion):
+            raise ValueError(
+                "channel_split's two encoders see two channel groups of one "
+                "view; it does not combine with views=2 or occlusion. "
+                f"Received: channel_split={self.channel_split!r}, "
+                f"views={self.views!r}, occlusion={self.occlusion!r}"
+            )
+        if "local-local" in scales and self.views != 2 and not split:
+            raise ValueError(
+                "The local-local prediction scores one view's local map "
+                "against another view's; it needs views=2 or a channel "
+                f"split. Received: scales={self.scales!r}, "
+                f"views={self.views!r}"
+            )
+        if self.beta == 0 and scales != ("y-local",):
+            raise ValueError(
+                "scales choose the predictions of local MI, which is off "
+                f"(beta=0). Received: scales={self.scales!r}, beta=0"
+            )
         if self.jit_compile not in (None, True, False):
             raise ValueError(
                 "jit_compile must be true, false or null (auto). "
@@ -260,6 +295,9 @@ class TrainConfig:
                 f"Unknown config keys; expected some of {sorted(field_names())}."
                 f" Received: {unknown}"
             )
+        values = dict(values)
+        if isinstance(values.get("scales"), (list, tuple)):
+            values["scales"] = ",".join(map(str, values["scales"]))
         return cls(**values)
 
 

@@ -104,6 +104,23 @@ def described(encoder):
     return keras.Model(encoder.input, encoder.output, name=name)
 
 
+def _preprocessing(encoder):
+    """What the encoder does to its input pixels, in words."""
+    names = {layer.name for layer in encoder.layers}
+    if "luma_encoder" in names:
+        return ("none needed: one inner encoder sees the YDbDr luminance "
+                "(Y), the other its colour (Db, Dr), each computed from the "
+                "RGB pixels inside the model and scaled to [-1, 1]; the "
+                "outputs concatenate both encoders' features")
+    for group, channels in (("luma", "luminance Y"),
+                            ("chroma", "colour Db, Dr")):
+        if f"{group}_channels" in names:
+            return (f"none needed: the model computes the YDbDr {channels} "
+                    "of the RGB pixels itself, scaled to [-1, 1]")
+    return ("none needed: the model scales pixels to [-1, 1] itself "
+            "(x / 127.5 - 1)")
+
+
 def encoder_metadata(encoder, outputs=None, input_dtype=None, info=None):
     """A JSON-serializable description of an encoder's input and outputs.
 
@@ -133,8 +150,7 @@ def encoder_metadata(encoder, outputs=None, input_dtype=None, info=None):
             "dtype": input_dtype or "uint8 (or float32 with the same values)",
             "value_range": [0, 255],
             "layout": "NHWC, RGB",
-            "preprocessing": "none needed: the model scales pixels to "
-            "[-1, 1] itself (x / 127.5 - 1)",
+            "preprocessing": _preprocessing(encoder),
         },
         "outputs": {
             key: {
@@ -174,6 +190,23 @@ def save_encoder(encoder, path, info=None):
     text = json.dumps(encoder_metadata(model, info=info), indent=2)
     atomic.write_text(sidecar, text + "\n")
     return sidecar
+
+
+def channel_parts(encoder):
+    """The encoders of each channel group of a channel-split encoder.
+
+    Args:
+        encoder: a Functional DIM encoder.
+
+    Returns:
+        Dict `{"luma": ..., "chroma": ...}` of the two encoders inside a
+        `dim_keras.networks.channel_split_encoder`; empty for any other
+        encoder.
+    """
+    names = {layer.name for layer in encoder.layers}
+    return {group: encoder.get_layer(f"{group}_encoder")
+            for group in ("luma", "chroma")
+            if f"{group}_encoder" in names}
 
 
 def load_encoder_file(path):

@@ -17,8 +17,12 @@ from keras import ops
 from dim_keras import estimators
 from dim_keras import objective
 from dim_keras.backend import Trainer
+from dim_keras.choices import CHANNEL_SPLITS
+from dim_keras.choices import check_choice
+from dim_keras.choices import parse_scales
 from dim_keras.networks.critics import GlobalCritic
 from dim_keras.networks.critics import build_local_critic
+from dim_keras.networks.encoders import channel_group_encoders
 from dim_keras.networks.prior import build_prior_discriminator
 
 LOG_KEYS = (
@@ -57,6 +61,28 @@ def reference_optimizer(learning_rate=1e-4):
         `keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999)`.
     """
     return keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999)
+
+
+def random_location(feature_map, seed):
+    """One location of each image's feature map, drawn at random.
+
+    AMDIM's 5-to-5 prediction scores one feature of a view's map against
+    every feature of the other view's map; the location is drawn
+    independently for every image.
+
+    Args:
+        feature_map: `[N, H, W, C]`.
+        seed: a `keras.random.SeedGenerator` or int seed.
+
+    Returns:
+        `[N, C]`: `feature_map[i, h_i, w_i]` for random `(h_i, w_i)`.
+    """
+    shape = ops.shape(feature_map)
+    n, locations = shape[0], shape[1] * shape[2]
+    rows = ops.reshape(feature_map, (n, locations, shape[3]))
+    index = keras.random.randint((n,), 0, locations, seed=seed)
+    pick = ops.one_hot(index, locations, dtype=rows.dtype)
+    return ops.einsum("nl,nlc->nc", pick, rows)
 
 
 def occlude(images, seed, block_fraction=0.5):
@@ -136,6 +162,18 @@ class DeepInfoMax(Trainer, keras.Model):
             0 turns it off.
         score_penalty: float, weight of `mean(score ** 2)` of the raw
             critic scores in the loss (AMDIM: 0.05). 0 turns it off.
+        scales: the predictions of local MI, a comma-separated string or
+            sequence of `"y-local"` (Y against the local map: DIM's),
+            `"y-conv"` (Y against the coarser map of the last conv
+            layer) and `"local-local"` (one random location of a view's
+            local map against every location of the other view's map;
+            needs two views). Each prediction has its own local critic;
+            `local_mi` is their mean (AMDIM's 1-to-5, 1-to-7 and 5-to-5).
+        channel_split: `"none"`, or `"luma-chroma"` (CMC's form): `encoder`
+            is a `dim_keras.networks.channel_split_encoder`, whose two
+            encoders see the luminance and the colour of each image; each
+            one's local map is scored against the other's Y (both
+            directions, averaged), and prior matching sees the combined Y.
         **kwargs: base `keras.Model` arguments.
     """
 
@@ -157,9 +195,28 @@ class DeepInfoMax(Trainer, keras.Model):
         views=1,
         score_clip=0.0,
         score_penalty=0.0,
+        scales="y-local",
+        channel_split="none",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        scales = parse_scales(scales)
+        check_choice("channel_split", channel_split, CHANNEL_SPLITS)
+        split = channel_split != "none"
+        if split and (views != 1 or occlusion):
+            raise ValueError(
+                "channel_split's two encoders see two channel groups of one "
+                "view; it does not combine with views=2 or occlusion. "
+                f"Received: channel_split={channel_split!r}, views={views!r}, "
+                f"occlusion={occlusion!r}"
+            )
+        if "local-local" in scales and views != 2 and not split:
+            raise ValueError(
+                "The local-local prediction scores one view's local map "
+                "against another view's; it needs views=2 or a channel "
+                f"split. Received: scales={','.join(scales)!r}, "
+                f"views={views!r}"
+            )
         if views not in (1, 2):
             raise ValueError(
                 "views must be 1 (DIM) or 2 (multi-view DIM). "
@@ -201,16 +258,25 @@ class DeepInfoMax(Trainer, keras.Model):
         self.views = int(views)
         self.score_clip = float(score_clip)
         self.score_penalty = float(score_penalty)
+        self.scales = scales
+        self.channel_split = channel_split
+        if split:
+            channel_group_encoders(encoder)  # checks that it has both
         self.representation_dim = encoder.output["y"].shape[-1]
         self.global_critic = (
             GlobalCritic(units=global_critic_units, name="global_critic")
             if self.alpha > 0
             else None
         )
-        self.local_critic = (
-            build_local_critic(local_critic, local_critic_units, critic_norm)
-            if self.beta > 0
+        # One local critic per prediction (the DIM one keeps its name).
+        self.local_critic, self.conv_critic, self.location_critic = (
+            build_local_critic(local_critic, local_critic_units, critic_norm,
+                               layer_name=layer_name)
+            if self.beta > 0 and scale in scales
             else None
+            for scale, layer_name in (("y-local", "local_critic"),
+                                      ("y-conv", "conv_critic"),
+                                      ("local-local", "location_critic"))
         )
         self.prior_discriminator = (
             build_prior_discriminator(self.representation_dim)
@@ -242,6 +308,16 @@ class DeepInfoMax(Trainer, keras.Model):
             self.build_optimizers()
 
     @property
+    def channel_encoders(self):
+        """The luminance and colour encoders of a channel split, or None.
+
+        Looked up in `encoder` (not tracked twice as attributes).
+        """
+        if self.channel_split == "none":
+            return None
+        return channel_group_encoders(self.encoder)
+
+    @property
     def metrics(self):
         return list(self.trackers.values())
 
@@ -249,7 +325,8 @@ class DeepInfoMax(Trainer, keras.Model):
     def encoder_variables(self):
         """Trainable variables of the encoder and the MI critics."""
         variables = list(self.encoder.trainable_variables)
-        for critic in (self.global_critic, self.local_critic):
+        for critic in (self.global_critic, self.local_critic,
+                       self.conv_critic, self.location_critic):
             if critic is not None:
                 variables += critic.trainable_variables
         return variables
@@ -341,46 +418,71 @@ class DeepInfoMax(Trainer, keras.Model):
             sigmoid(Y), `[N, D]` float32 (the discriminator's fake samples,
             or None when `gamma` is 0).
         """
-        if self.views == 2:
+        keys = ("local", "conv", "y") if self.conv_critic else ("local", "y")
+        if self.channel_encoders is not None:
+            # One view, two encoders: luminance and colour.
+            views = []
+            for part in self.channel_encoders:
+                outputs = part(images, training=training)
+                views.append({k: outputs[k] for k in keys})
+        elif self.views == 2:
             # Both views in one pass (one set of batch-norm statistics).
             both = ops.concatenate([images[:, 0], images[:, 1]], axis=0)
             outputs = self.encoder(both, training=training)
-            locals_ = ops.split(outputs["local"], 2, axis=0)
-            ys = ops.split(outputs["y"], 2, axis=0)
+            halves = {k: ops.split(outputs[k], 2, axis=0) for k in keys}
+            views = [{k: halves[k][v] for k in keys} for v in range(2)]
         else:
             outputs = self.encoder(images, training=training)
-            y = outputs["y"]
+            view = {k: outputs[k] for k in keys}
             if self.occlusion and training:
                 occluded = occlude(images, self.seed_generator)
-                y = self.encoder(occluded, training=training)["y"]
-            locals_, ys = [outputs["local"]], [y]
+                view["y"] = self.encoder(occluded, training=training)["y"]
+            views = [view]
         if self.global_negatives:  # Distribution: see `gather_replicas`.
-            locals_ = [self.gather_replicas(x) for x in locals_]
-            ys = [self.gather_replicas(x) for x in ys]
-        # Each local map against the Y of the other view (one view: its
-        # own); the prior sees every Y.
-        pairs = list(zip(locals_, reversed(ys)))
-        y = ys[0] if len(ys) == 1 else ops.concatenate(ys, axis=0)
+            views = [{k: self.gather_replicas(x) for k, x in view.items()}
+                     for view in views]
+        # Each view's maps against the other view (one view: itself).
+        pairs = list(zip(views, reversed(views)))
         zero = ops.zeros((), dtype="float32")
         terms = {"global_mi": zero, "local_mi": zero, "prior_loss": zero}
         loss = zero
-        for critic, estimate, weight, key in (
-            (self.global_critic, objective.global_mi, self.alpha,
-             "global_mi"),
-            (self.local_critic, objective.local_mi, self.beta, "local_mi"),
+        predictions = {"global_mi": [], "local_mi": []}
+        for view, other in pairs:
+            if self.global_critic is not None:
+                predictions["global_mi"].append(
+                    (self.global_critic, view["local"], other["y"]))
+            for critic, source, target in (
+                (self.local_critic, view.get("local"), other["y"]),
+                (self.conv_critic, view.get("conv"), other["y"]),
+                (self.location_critic, view["local"],
+                 None if self.location_critic is None
+                 else random_location(other["local"], self.seed_generator)),
+            ):
+                if critic is not None:
+                    predictions["local_mi"].append((critic, source, target))
+        for key, estimate, weight in (
+            ("global_mi", objective.global_mi, self.alpha),
+            ("local_mi", objective.local_mi, self.beta),
         ):
-            if critic is None:
+            if not predictions[key]:
                 continue
             estimates = []
-            for local, g in pairs:
-                scores = critic(local, g, training=training)
+            for critic, source, target in predictions[key]:
+                scores = critic(source, target, training=training)
                 if self.score_penalty:
-                    loss = loss + (self.score_penalty / len(pairs)) * (
-                        objective.score_penalty(scores))
+                    loss = loss + (
+                        self.score_penalty / len(predictions[key])
+                    ) * objective.score_penalty(scores)
                 scores = objective.soft_clip(scores, self.score_clip)
                 estimates.append(estimate(scores, self.estimator))
             terms[key] = sum(estimates[1:], estimates[0]) / len(estimates)
             loss = loss - weight * terms[key]
+        ys = [view["y"] for view in views]
+        if len(ys) == 1:
+            y = ys[0]
+        else:  # both views' Y; the two encoders' Y side by side
+            axis = -1 if self.channel_encoders is not None else 0
+            y = ops.concatenate(ys, axis=axis)
         code = None
         if self.prior_discriminator is not None:
             code = ops.sigmoid(ops.cast(y, "float32"))
@@ -462,6 +564,8 @@ class DeepInfoMax(Trainer, keras.Model):
                 "views": self.views,
                 "score_clip": self.score_clip,
                 "score_penalty": self.score_penalty,
+                "scales": ",".join(self.scales),
+                "channel_split": self.channel_split,
             }
         )
         return config

@@ -19,6 +19,7 @@ from dim_keras import runs
 from dim_keras.distribute import local_variables
 from dim_keras.distribute import make_distribution
 from dim_keras.distribute import unsynchronized_batch_norm
+from dim_keras.encoder_file import channel_parts
 from dim_keras.encoder_file import save_encoder
 from dim_keras.run_lock import RunLock
 from dim_keras.runs import RunError
@@ -33,9 +34,18 @@ def _save_unsynchronized(encoder, path, info=None):
     """`encoder_file.save_encoder` with batch norm unsynchronized.
 
     Synchronized batch norm is a training setting, not part of the file.
+    The two encoders of a channel split are also saved on their own, as
+    `encoder_luma.keras` and `encoder_chroma.keras` beside `path`.
     """
-    with unsynchronized_batch_norm(encoder), runs.naming(path):
-        save_encoder(encoder, path, info=info)
+    with unsynchronized_batch_norm(encoder):
+        with runs.naming(path):
+            save_encoder(encoder, path, info=info)
+        for group, part in channel_parts(encoder).items():
+            part_path = os.path.join(os.path.dirname(path),
+                                     f"encoder_{group}.keras")
+            with runs.naming(part_path):
+                save_encoder(part, part_path,
+                             info=dict(info or {}, channel_group=group))
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -121,6 +131,16 @@ def _recorded_recipe(run_dir):
             for name in RECIPE_FIELDS}
 
 
+def _describe_encoder(config):
+    text = config.encoder
+    if config.channel_split != "none":
+        text = (f"two {config.encoder} encoders (luminance, colour) "
+                "scored against each other")
+    if config.scales != "y-local":
+        text += f", local MI predictions {config.scales}"
+    return text
+
+
 def _describe_critic(config):
     width = f", {config.critic_units} units" if config.critic_units else ""
     return (f"{config.local_critic} critic{width}, "
@@ -146,7 +166,8 @@ def build_model(config, image_size, jit_compile=None):
     from dim_keras.networks.encoders import build_encoder
 
     config = config.with_recipe()  # the reference's where still unset
-    encoder = build_encoder(config.encoder, image_size=image_size)
+    encoder = build_encoder(config.encoder, image_size=image_size,
+                            channel_split=config.channel_split)
     model = DeepInfoMax(
         encoder,
         estimator=config.estimator,
@@ -163,6 +184,8 @@ def build_model(config, image_size, jit_compile=None):
         views=config.views,
         score_clip=config.score_clip,
         score_penalty=config.score_penalty,
+        scales=config.scales,
+        channel_split=config.channel_split,
     )
     if jit_compile is None:
         jit_compile = config.jit_compile
@@ -373,7 +396,8 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
                 f"Training DIM on {config.dataset} "
                 f"({dataset.num_training_images} images, "
                 f"{keras.backend.backend()} backend, "
-                f"{config.encoder}, {config.estimator}, alpha={config.alpha}, "
+                f"{_describe_encoder(config)}, {config.estimator}, "
+                f"alpha={config.alpha}, "
                 f"beta={config.beta}, gamma={config.gamma}, lr={config.lr}, "
                 f"{_describe_critic(config)}, augmentation: "
                 f"{augmentation}{', occlusion' if config.occlusion else ''}) "

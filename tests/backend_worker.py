@@ -71,8 +71,11 @@ def fixed_batch(seed=0):
     )
 
 
-def build(estimator="jsd"):
-    """A tiny DIM model with every term on (global, local, prior, penalty)."""
+def build(estimator="jsd", **settings):
+    """A tiny DIM model with every term on (global, local, prior, penalty).
+
+    `settings` are further `DeepInfoMax` arguments (views, scales, ...).
+    """
     import keras
 
     from dim_keras.model import DeepInfoMax
@@ -80,7 +83,9 @@ def build(estimator="jsd"):
     from dim_keras.networks.encoders import build_encoder
 
     keras.utils.set_random_seed(0)
-    encoder = build_encoder("basic32x32", image_size=IMAGE_SIZE)
+    encoder = build_encoder(
+        "basic32x32", image_size=IMAGE_SIZE,
+        channel_split=settings.get("channel_split", "none"))
     model = DeepInfoMax(
         encoder,
         estimator=estimator,
@@ -91,18 +96,20 @@ def build(estimator="jsd"):
         global_critic_units=16,
         gradient_penalty=1.0,
         seed=0,
+        **settings,
     )
     model.compile(
         optimizer=reference_optimizer(1e-3),
         discriminator_optimizer=reference_optimizer(1e-3),
     )
-    model.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
+    view = (IMAGE_SIZE, IMAGE_SIZE, 3)
+    model.build((None,) + ((2,) + view if model.views == 2 else view))
     model.build_optimizers()
     return model
 
 
-def load_shared_weights(model, out_dir):
-    path = os.path.join(out_dir, "init.weights.h5")
+def load_shared_weights(model, out_dir, name="init"):
+    path = os.path.join(out_dir, f"{name}.weights.h5")
     if os.path.exists(path):
         model.load_weights(path)
     else:
@@ -148,6 +155,20 @@ def gradients(out_dir, backend):
     prior = np.random.default_rng(3).uniform(size=(2 * BATCH, 64))
     _record_gradients(arrays, "views", model,
                       keras.ops.convert_to_tensor(two_views),
+                      prior.astype("float32"))
+    # Across scales: Y against the local and the conv maps (its own
+    # critic). The local-local prediction draws a random location, whose
+    # draws differ between backends, so it is left out here.
+    model = build("nce", views=2, scales="y-local,y-conv", score_clip=20.0)
+    load_shared_weights(model, out_dir, name="init-scales")
+    _record_gradients(arrays, "scales", model,
+                      keras.ops.convert_to_tensor(two_views),
+                      prior.astype("float32"))
+    # CMC's form: two encoders, on the luminance and the colour.
+    model = build("nce", channel_split="luma-chroma")
+    load_shared_weights(model, out_dir, name="init-channels")
+    prior = np.random.default_rng(4).uniform(size=(BATCH, 128))
+    _record_gradients(arrays, "channels", model, images,
                       prior.astype("float32"))
     np.savez(os.path.join(out_dir, f"gradients-{backend}.npz"), **arrays)
 

@@ -20,6 +20,11 @@ from dim_keras.apps.cli import main
         (["--views", "3"], "Received: views=3"),
         (["--views", "2", "--occlusion"], "views=2, occlusion=True"),
         (["--score-clip", "-1"], "Received: score_clip=-1.0"),
+        (["--scales", "local-local"], "needs views=2"),
+        (["--views", "2", "--scales", "y-local,y-tiny"], "y-tiny"),
+        (["--channel-split", "luma-chroma", "--views", "2"],
+         "does not combine with views=2"),
+        (["--channel-split", "lab"], "lab"),
     ],
 )
 def test_bad_options_fail_before_any_work(tmp_path, args, message):
@@ -62,11 +67,14 @@ def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
             "1", "--batch-size", "4", "--critic-units", "8",
             "--no-evaluate"]
     out = tmp_path / "nce"
-    result = CliRunner().invoke(main, args + ["--out", str(out)])
+    scales = "y-local,y-conv,local-local"  # AMDIM's three predictions
+    result = CliRunner().invoke(
+        main, args + ["--out", str(out), "--scales", scales])
     assert result.exit_code == 0, result.output
     assert "two views, each by random resized crop" in result.output
     saved = json.loads((out / "config.json").read_text())
     assert saved["views"] == 2 and saved["estimator"] == "nce"
+    assert saved["scales"] == scales
     # Resuming with one view is another objective: refused.
     again = CliRunner().invoke(main, args[:1] + ["--views", "1", "--epochs",
                                                  "2", "--out", str(out)])

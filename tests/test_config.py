@@ -78,6 +78,12 @@ def test_a_config_is_never_changed_in_place():
         ({"views": 2, "occlusion": True}, "views=2, occlusion=True"),
         ({"score_clip": -1.0}, "Received: score_clip=-1.0"),
         ({"score_penalty": float("nan")}, "Received: score_penalty=nan"),
+        ({"scales": "y-conv,y-huge"}, "Unknown scale prediction"),
+        ({"scales": "local-local"}, "needs views=2"),
+        ({"channel_split": "lab"}, "Received: channel_split='lab'"),
+        ({"channel_split": "luma-chroma", "occlusion": True},
+         "does not combine"),
+        ({"scales": "y-conv", "beta": 0.0, "alpha": 1.0}, "beta=0"),
     ],
 )
 def test_bad_settings_are_named(settings, message):
@@ -87,6 +93,8 @@ def test_bad_settings_are_named(settings, message):
 
 def test_from_dict_refuses_unknown_keys_and_non_objects():
     assert TrainConfig.from_dict({"seed": 3}).seed == 3
+    scales = TrainConfig.from_dict({"scales": ["y-local", "y-conv"]}).scales
+    assert scales == "y-local,y-conv"
     with pytest.raises(ValueError, match=r"Received: \['sede'\]"):
         TrainConfig.from_dict({"sede": 3})
     with pytest.raises(ValueError, match="Received: list"):

@@ -203,3 +203,141 @@ def test_multi_view_trains_and_round_trips():
 def test_bad_multi_view_settings_are_refused(settings, match):
     with pytest.raises(ValueError, match=match):
         DeepInfoMax(networks.basic32x32(), **settings)
+
+
+# --- Predictions across scales -----------------------------------------------
+
+
+def test_random_location_picks_one_location_of_each_image():
+    from dim_keras.model import random_location
+
+    rng = np.random.default_rng(0)
+    maps = rng.normal(size=(6, 3, 4, 5)).astype("float32")
+    picked = ops.convert_to_numpy(
+        random_location(ops.convert_to_tensor(maps), keras.random.SeedGenerator(1)))
+    assert picked.shape == (6, 5)
+    rows = maps.reshape(6, 12, 5)
+    for i in range(6):
+        distances = np.abs(rows[i] - picked[i]).max(axis=-1)
+        assert distances.min() < 1e-6  # one of image i's own locations
+
+
+def test_scales_average_every_prediction_of_both_views(monkeypatch):
+    from dim_keras import model as model_module
+    from dim_keras import objective
+
+    # The local-local source location is drawn at random; take the first.
+    monkeypatch.setattr(
+        model_module, "random_location",
+        lambda maps, seed: ops.reshape(maps, (ops.shape(maps)[0], -1,
+                                              ops.shape(maps)[-1]))[:, 0])
+    model = make_model(views=2, estimator="nce", alpha=0.0, beta=1.0,
+                       gamma=0.0, scales="y-local,y-conv,local-local")
+    assert model.conv_critic is not None and model.location_critic is not None
+    images = _two_views(seed=2)
+    terms, _ = model.compute_encoder_losses(images, training=False)
+    a = model.encoder(images[:, 0], training=False)
+    b = model.encoder(images[:, 1], training=False)
+    hand = []
+    for view, other in ((a, b), (b, a)):
+        first = ops.reshape(other["local"], (4, -1, 128))[:, 0]
+        for critic, source, target in (
+            (model.local_critic, view["local"], other["y"]),
+            (model.conv_critic, view["conv"], other["y"]),
+            (model.location_critic, view["local"], first),
+        ):
+            scores = critic(source, target, training=False)
+            hand.append(_scalar(objective.local_mi(scores, "nce")))
+    assert _scalar(terms["local_mi"]) == pytest.approx(np.mean(hand), rel=1e-5)
+    assert _scalar(terms["loss"]) == pytest.approx(-np.mean(hand), rel=1e-5)
+    # Each prediction counts: the DIM one alone differs.
+    assert abs(np.mean(hand[0::3]) - np.mean(hand)) > 1e-4
+
+
+def test_scales_train_round_trip_and_build_only_their_critics():
+    model = make_model(views=2, estimator="nce", scales="y-local,y-conv")
+    assert model.location_critic is None
+    before = weights(model.conv_critic.trainable_variables)
+    model.train_on_batch(_two_views(n=8), return_dict=True)
+    assert changed(before, weights(model.conv_critic.trainable_variables))
+    restored = DeepInfoMax.from_config(model.get_config())
+    assert restored.scales == ("y-local", "y-conv")
+    single = make_model(scales="y-conv")  # one view: Y against the conv map
+    assert single.local_critic is None and single.conv_critic is not None
+    logs = single.train_on_batch(
+        np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype(
+            "float32"), return_dict=True)
+    assert np.isfinite(float(logs["local_mi"]))
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        (dict(scales="local-local"), "needs views=2"),
+        (dict(views=2, scales="y-local,y-huge"), "Unknown scale prediction"),
+        (dict(views=2, scales="y-local,y-local"), "each prediction once"),
+        (dict(views=2, scales=""), "Received: scales=''"),
+    ],
+)
+def test_bad_scales_are_refused(settings, match):
+    with pytest.raises(ValueError, match=match):
+        DeepInfoMax(networks.basic32x32(), **settings)
+
+
+# --- Two encoders on two channel groups (CMC) ---------------------------------
+
+
+def test_channel_split_scores_each_encoder_against_the_other():
+    from dim_keras import objective
+    from dim_keras.networks.encoders import build_encoder
+
+    encoder = build_encoder("basic32x32", channel_split="luma-chroma")
+    model = DeepInfoMax(encoder, estimator="nce", alpha=0.0, beta=1.0,
+                        gamma=0.1, local_critic_units=16, seed=0,
+                        channel_split="luma-chroma")
+    model.compile(jit_compile=False)
+    model.build((None, 32, 32, 3))
+    images = np.random.default_rng(3).integers(
+        0, 256, (4, 32, 32, 3)).astype("float32")
+    terms, code = model.compute_encoder_losses(images, training=False)
+    luma, chroma = model.channel_encoders
+    a, b = luma(images, training=False), chroma(images, training=False)
+    hand = [
+        _scalar(objective.local_mi(
+            model.local_critic(lm, y, training=False), "nce"))
+        for lm, y in ((a["local"], b["y"]), (b["local"], a["y"]))
+    ]
+    assert _scalar(terms["local_mi"]) == pytest.approx(np.mean(hand), rel=1e-5)
+    # Prior matching sees the combined Y: both encoders' side by side.
+    combined = np.concatenate([ops.convert_to_numpy(a["y"]),
+                               ops.convert_to_numpy(b["y"])], axis=-1)
+    np.testing.assert_allclose(ops.convert_to_numpy(code),
+                               1 / (1 + np.exp(-combined)), rtol=1e-5,
+                               atol=1e-6)
+    # Each encoder sees only its channel group: a change of colour at
+    # constant luminance leaves the luminance encoder's Y unchanged.
+    grey = np.full((2, 32, 32, 3), 128.0, dtype="float32")
+    tinted = grey + np.array([10.0, -4.0, -5.0], dtype="float32")
+    # 0.299 * 10 - 0.587 * 4 - 0.114 * 5 = 0.072: nearly equal luminance.
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(luma(grey)["y"]),
+        ops.convert_to_numpy(luma(tinted)["y"]), atol=1e-2)
+    assert np.abs(ops.convert_to_numpy(chroma(grey)["y"])
+                  - ops.convert_to_numpy(chroma(tinted)["y"])).max() > 1e-3
+    logs = model.train_on_batch(images, return_dict=True)
+    assert np.isfinite(float(logs["loss"]))
+    restored = DeepInfoMax.from_config(model.get_config())
+    assert restored.channel_split == "luma-chroma"
+    assert len(model.weights) == len({id(w) for w in model.weights})
+
+
+def test_bad_channel_split_settings_are_refused():
+    from dim_keras.networks.encoders import build_encoder
+
+    with pytest.raises(ValueError, match="luma_encoder"):
+        DeepInfoMax(networks.basic32x32(), channel_split="luma-chroma")
+    split = build_encoder("basic32x32", channel_split="luma-chroma")
+    with pytest.raises(ValueError, match="views=2"):
+        DeepInfoMax(split, channel_split="luma-chroma", views=2)
+    with pytest.raises(ValueError, match="Received: channel_split='rgb'"):
+        DeepInfoMax(split, channel_split="rgb")

@@ -126,3 +126,43 @@ def test_saved_encoder_reloads_without_dim_keras(run_dir, tmp_path):
     assert set(reloaded.files) == {"local", "conv", "fc", "y"}
     for key in reloaded.files:
         np.testing.assert_allclose(reloaded[key], expected[key], atol=1e-5)
+
+
+def test_channel_split_run_saves_both_encoders_and_their_concatenation(
+        tmp_path):
+    import keras
+
+    run = str(tmp_path / "run")
+    train(tiny_config(channel_split="luma-chroma", estimator="nce",
+                      steps_per_epoch=2, batch_size=8),
+          run, verbose=0, log=lambda _: None)
+    images = np.random.default_rng(1).integers(
+        0, 256, (4, 32, 32, 3)).astype("uint8")
+    np.save(tmp_path / "images.npy", images)
+    script = tmp_path / "reload.py"
+    script.write_text(RELOAD)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    outputs = {}
+    for name in ("encoder", "encoder_luma", "encoder_chroma"):
+        path = os.path.join(run, f"{name}.keras")
+        with open(os.path.join(run, f"{name}.json")) as f:
+            assert json.load(f)["input"]["layout"] == "NHWC, RGB"
+        subprocess.run(  # each loads where dim_keras cannot be imported
+            [sys.executable, str(script), path, str(tmp_path / "images.npy"),
+             str(tmp_path / f"{name}.npz")],
+            cwd=tmp_path, env=env, check=True)
+        outputs[name] = dict(np.load(tmp_path / f"{name}.npz"))
+    assert outputs["encoder"]["y"].shape == (4, 128)
+    for key in ("local", "conv", "fc", "y"):
+        np.testing.assert_allclose(
+            outputs["encoder"][key],
+            np.concatenate([outputs["encoder_luma"][key],
+                            outputs["encoder_chroma"][key]], axis=-1),
+            atol=1e-5)
+    combined = keras.saving.load_model(os.path.join(run, "encoder.keras"))
+    parts = [keras.saving.load_model(os.path.join(run, f"encoder_{g}.keras"))
+             for g in ("luma", "chroma")]
+    assert combined.count_params() == sum(p.count_params() for p in parts)
+    # One input channel for the luminance encoder's first conv, two for
+    # the colour one's (64 filters of 4x4), and its colour map's 4 more.
+    assert parts[1].count_params() - parts[0].count_params() == 64 * 16 + 4

@@ -105,6 +105,8 @@ def test_allowed_terms(pins, allowed):
         ({"epochs": 3}, "Received: ['epochs']"),
         ({"views": 3}, "Received: views=3"),
         ({"score_clip": -1}, "Received: score_clip=-1.0"),
+        ({"scales": "y-huge"}, "Received: scales=['y-huge']"),
+        ({"scales": "local-local", "views": 1}, "views=1"),
     ],
 )
 def test_bad_pins_are_refused(pins, message):
@@ -134,3 +136,17 @@ def test_views_and_score_clipping_are_searched(draws, tmp_path):
     pinned = sample({"views": 2, "score_clip": 0}, 5, tmp_path)
     assert {v["views"] for _, v in pinned} == {2}
     assert {v["score_clip"] for _, v in pinned} == {0.0}
+
+
+def test_scales_are_searched_with_two_views_only(draws, tmp_path):
+    for _, v in draws:
+        if v["views"] == 1 or v["beta"] == 0:
+            assert v["scales"] == "y-local"
+    two_views = {v["scales"] for _, v in draws
+                 if v["views"] == 2 and v["beta"] > 0}
+    assert two_views == set(space.SCALE_CHOICES)
+    pinned = sample({"scales": "y-local,local-local"}, 4, tmp_path)
+    assert {(v["views"], v["scales"]) for _, v in pinned} == {
+        (2, "y-local,local-local")}
+    one_view = sample({"views": 1}, 4, tmp_path)
+    assert {v["scales"] for _, v in one_view} == {"y-local"}

@@ -1,5 +1,6 @@
 """The search space of `dim-keras tune`: α, β, γ, the estimator, the rate,
-one or two views, and the soft clipping of critic scores.
+one or two views, the scales of local MI, and the soft clipping of critic
+scores.
 
 Which mutual-information terms train the encoder is itself a choice,
 `mi_terms` in `{"local", "global", "both"}`; α (global MI) is sampled only
@@ -8,23 +9,30 @@ each on a log scale. A term that is off has weight 0, so α + β > 0 in every
 trial without rejecting anything (KerasTuner conditional scopes). γ (prior
 matching) and the learning rate are sampled on log scales.
 
+With two views, the predictions of local MI (`scales`) are a choice too:
+DIM's alone, with Y against the coarser conv map, or AMDIM's three; with
+one view they are DIM's.
+
 Any of `PINNABLE` (`estimator`, `alpha`, `beta`, `gamma`, `lr`, `views`,
-`score_clip`) can be pinned to one value; a pinned value is recorded as a `Fixed` hyperparameter, and the
+`score_clip`, `scales`) can be pinned to one value; a pinned value is recorded as a `Fixed` hyperparameter, and the
 choice of `mi_terms` is narrowed to the terms the pins allow.
 """
 
 import math
 
 from dim_keras import estimators
+from dim_keras.choices import parse_scales
 from dim_keras import objective
 
 PINNABLE = ("estimator", "alpha", "beta", "gamma", "lr", "views",
-            "score_clip")
+            "score_clip", "scales")
 MI_TERMS = ("local", "global", "both")
 # Multi-view DIM (one or two views) and AMDIM's soft clipping of scores
 # (off, or c = 20) are choices of the search too.
 VIEWS = (1, 2)
 SCORE_CLIPS = (0.0, 20.0)
+# The predictions of local MI searched with two views.
+SCALE_CHOICES = ("y-local", "y-local,y-conv", "y-local,y-conv,local-local")
 RANGES = {
     "alpha": (0.05, 2.0),
     "beta": (0.05, 2.0),
@@ -75,11 +83,19 @@ def check_pins(pins):
             raise ValueError(
                 "score_clip must be a non-negative number (0 is off). "
                 f"Received: score_clip={pins['score_clip']}")
+    if "scales" in pins:
+        pins["scales"] = ",".join(parse_scales(pins["scales"]))
+        if "local-local" in pins["scales"] and pins.get("views", 2) != 2:
+            raise ValueError(
+                "The local-local prediction needs two views. Received: "
+                f"scales={pins['scales']!r}, views={pins['views']!r}")
+        if "local-local" in pins["scales"]:
+            pins["views"] = 2
     return pins
 
 
 def allowed_mi_terms(pins):
-    """The `mi_terms` choices consistent with pinned α and β.
+    """The `mi_terms` choices consistent with pinned α, β and scales.
 
     Args:
         pins: checked pins.
@@ -93,6 +109,9 @@ def allowed_mi_terms(pins):
             continue
         if "beta" in pins and _uses("local", terms) != (pins["beta"] > 0):
             continue
+        if (pins.get("scales", "y-local") != "y-local"
+                and not _uses("local", terms)):
+            continue  # pinned predictions of local MI need it on
         allowed.append(terms)
     return tuple(allowed)
 
@@ -109,9 +128,10 @@ def declare(hp, pins, start=None):
             (KerasTuner's `default`), each clipped into its range.
 
     Returns:
-        Dict with `estimator`, `alpha`, `beta`, `gamma`, `lr`, `views` and
-        `score_clip`, the `TrainConfig` values of the trial (α or β is 0
-        where its term is off).
+        Dict with `estimator`, `alpha`, `beta`, `gamma`, `lr`, `views`,
+        `score_clip` and `scales`, the `TrainConfig` values of the trial
+        (α or β is 0 where its term is off; `scales` is DIM's with one
+        view or without local MI).
     """
 
     start = start or {}
@@ -151,6 +171,16 @@ def declare(hp, pins, start=None):
     lr = pinned_or("lr", lambda: log_float("lr"))
     views = pinned_or("views", lambda: hp.Choice(
         "views", list(VIEWS), default=start.get("views")))
+    if "scales" in pins:
+        scales = hp.Fixed("scales", pins["scales"])
+    elif "views" in pins and pins["views"] != 2:
+        scales = "y-local"
+    else:
+        with hp.conditional_scope("views", [2]):
+            sampled = hp.Choice("scales", list(SCALE_CHOICES))
+        scales = sampled if int(views) == 2 else "y-local"
+    if weights["beta"] == 0:
+        scales = "y-local"
     score_clip = pinned_or("score_clip", lambda: hp.Choice(
         "score_clip", list(SCORE_CLIPS),
         default=(None if start.get("score_clip") not in SCORE_CLIPS
@@ -163,4 +193,5 @@ def declare(hp, pins, start=None):
         "lr": float(lr),
         "views": int(views),
         "score_clip": float(score_clip),
+        "scales": str(scales),
     }

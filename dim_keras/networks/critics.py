@@ -308,7 +308,8 @@ LOCAL_CRITICS = {
 }
 
 
-def build_local_critic(name, units=None, normalization="batch_layer"):
+def build_local_critic(name, units=None, normalization="batch_layer",
+                       layer_name="local_critic"):
     """Builds a local critic by name.
 
     Args:
@@ -318,6 +319,7 @@ def build_local_critic(name, units=None, normalization="batch_layer"):
             (`"batch_layer"`, `"layer"` or `"none"`); the
             concat-and-convolve critic has none and takes only
             `"batch_layer"`, the default.
+        layer_name: str, the layer's name.
 
     Returns:
         The critic layer.
@@ -336,4 +338,4 @@ def build_local_critic(name, units=None, normalization="batch_layer"):
             "critic_norm applies to the encode_and_dot critic only. "
             f"Received: local_critic={name!r}, critic_norm={normalization!r}"
         )
-    return LOCAL_CRITICS[name](name="local_critic", **kwargs)
+    return LOCAL_CRITICS[name](name=layer_name, **kwargs)
