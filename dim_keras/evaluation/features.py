@@ -210,7 +210,9 @@ def extract_features(encoder, data, layers=("y",), batch_size=256,
             batches. Order is preserved.
         layers: names of the encoder outputs to return (`"local"`, `"conv"`,
             `"fc"`, `"y"`).
-        batch_size: int, images per batch.
+        batch_size: int, images per batch. Every batch the encoder sees
+            has this size (the last one is padded), so a few images are
+            quicker with a smaller one.
         verbose: `"auto"` (a progress bar for more than
             `AUTO_PROGRESS_BATCHES` batches or an unknown count), 0 (silent),
             1 (progress bar) or 2 (one line at the end).
@@ -242,8 +244,6 @@ def extract_features(encoder, data, layers=("y",), batch_size=256,
         encoder = load_encoder(encoder)
     features_of, shapes = _feature_function(encoder, layers)
     batches, count, num_batches = _batches(data, batch_size)
-    # One batch shape: the batch size, or all the images when fewer.
-    size = batch_size if count is None else max(1, min(batch_size, count))
     if verbose == "auto":
         large = num_batches is None or num_batches > AUTO_PROGRESS_BATCHES
         verbose = 1 if large else 0
@@ -255,7 +255,7 @@ def extract_features(encoder, data, layers=("y",), batch_size=256,
     parts = {k: [] for k in layers}
     labels = []
     seen = 0
-    for images, batch_labels, rows in fixed_size_batches(batches, size):
+    for images, batch_labels, rows in fixed_size_batches(batches, batch_size):
         features = features_of(images)
         for k in layers:
             parts[k].append(np.asarray(features[k][:rows], dtype=np.float32))
