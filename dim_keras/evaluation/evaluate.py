@@ -10,7 +10,8 @@ For a run directory written by `dim_keras.training.train`:
 4. estimate MINE I(X; Y) and the NDM of Y;
 5. do the same for the baselines: the same architecture with random
    weights, and raw pixels (linear and kNN probes);
-6. write `evaluation.json`, `evaluation.md` and PNG plots in the run
+6. map the test split's Y in 2-D (t-SNE) for DIM and random weights;
+7. write `evaluation.json`, `evaluation.md` and PNG plots in the run
    directory.
 """
 
@@ -69,6 +70,9 @@ class EvaluationConfig:
         ndm_steps: int, NDM discriminator training batches (0 skips NDM).
         ndm_batch_size: int.
         ndm_learning_rate: float.
+        embedding_points: int, test images in the t-SNE map of Y
+            (`embedding.png`), a seeded subsample when there are more;
+            0 skips the map.
     """
 
     layers: tuple = PROBED_LAYERS
@@ -95,6 +99,7 @@ class EvaluationConfig:
     ndm_steps: int = 500
     ndm_batch_size: int = 128
     ndm_learning_rate: float = 1e-4
+    embedding_points: int = 2000
 
     def validate(self):
         """Checks the settings.
@@ -121,6 +126,11 @@ class EvaluationConfig:
                     f"{name} must be non-negative. "
                     f"Received: {name}={getattr(self, name)}"
                 )
+        if self.embedding_points and self.embedding_points < 3:
+            raise ValueError(
+                "embedding_points must be 0 (no map) or at least 3. "
+                f"Received: embedding_points={self.embedding_points}"
+            )
         for name in ("mine_batch_size", "ndm_batch_size"):
             if getattr(self, name) < 2:
                 raise ValueError(
@@ -266,6 +276,15 @@ def _dependence(representation, train, test, config, log):
     return rows
 
 
+def _embedding(representation, y, labels, config, log):
+    from dim_keras.evaluation.embedding import embedding_map
+
+    log(f"  t-SNE map of {representation} Y "
+        f"({min(len(y), config.embedding_points)} test images)")
+    return _timed(embedding_map, y, labels,
+                  max_points=config.embedding_points, seed=config.seed)
+
+
 def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
                  log=print, verbose=None, data=None):
     """Evaluates a run's encoder and writes the report in its directory.
@@ -326,6 +345,7 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
     encoders = {"dim": encoder}
     if config.baselines:
         encoders["random"] = random_encoder(encoder, config.seed)
+    maps = {}
     layers = tuple(config.layers)
     feature_layers = tuple(dict.fromkeys(layers + ("y",)))
     probe_rows, dependence_rows = [], []
@@ -338,6 +358,9 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
         test = extract_features(model, test_images, feature_layers,
                                 config.batch_size, verbose=verbose,
                                 flatten=True)
+        if config.embedding_points:
+            maps[representation] = _embedding(representation, test["y"],
+                                              test_labels, config, log)
         probes = config.probes if representation == "dim" else [
             p for p in config.probes if p in config.baseline_probes]
         for layer in layers:
@@ -379,5 +402,13 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
         "dependence": dependence_rows,
         "seconds": round(time.time() - started, 1),
     }
-    results["paths"] = report.write_report(run_dir, results, history)
+    if maps:
+        results["embedding"] = {
+            "method": "t-SNE (scikit-learn), test split Y",
+            **{k: v for k, v in maps["dim"].items()
+               if k in ("points", "of", "perplexity", "seed")},
+            "seconds": {k: m["seconds"] for k, m in maps.items()},
+        }
+    results["paths"] = report.write_report(run_dir, results, history,
+                                           embeddings=maps)
     return results
