@@ -1,0 +1,90 @@
+"""The progress line: live on a terminal, one end line elsewhere."""
+
+import io
+
+import pytest
+
+from dim_keras import progress
+from dim_keras.progress import Progress
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_eta_is_the_pace_so_far():
+    assert progress.eta_seconds(250, 1000, elapsed=5.0) == pytest.approx(15.0)
+    assert progress.eta_seconds(1000, 1000, elapsed=5.0) == 0.0
+    assert progress.eta_seconds(0, 1000, elapsed=5.0) is None
+    assert progress.eta_seconds(10, None, elapsed=5.0) is None
+
+
+def test_seconds_in_words():
+    assert progress.format_seconds(3.2) == "3 s"
+    assert progress.format_seconds(0.42) == "0.4 s"
+    assert progress.format_seconds(125) == "2 min 05 s"
+    assert progress.format_seconds(3840) == "1 h 04 min"
+
+
+def test_not_a_terminal_writes_one_line_at_the_end():
+    stream, clock = io.StringIO(), Clock()
+    bar = Progress("Extracting features (test)", 1000, "images",
+                   stream=stream, clock=clock)
+    for done in (100, 500, 900, 1000):
+        clock.now += 1.0
+        bar.update(done)
+    assert stream.getvalue() == ""
+    bar.close()
+    assert stream.getvalue() == (
+        "Extracting features (test): 1000 images in 4 s\n")
+
+
+def test_log_false_is_silent_and_log_takes_the_end_line():
+    stream = io.StringIO()
+    with Progress("quiet", 10, stream=stream, log=False) as bar:
+        bar.update(10)
+    assert stream.getvalue() == ""
+    lines = []
+    with Progress("probe", stream=stream, log=lines.append) as bar:
+        pass
+    assert lines == ["probe: in 0.0 s"] and stream.getvalue() == ""
+
+
+def test_terminal_line_is_rewritten_in_place_with_an_eta():
+    stream, clock = Terminal(), Clock()
+    bar = Progress("Extracting features (test)", 1000, "images",
+                   stream=stream, clock=clock, interval=0.0)
+    clock.now += 5.0
+    bar.update(512)
+    assert bar.line() == ("Extracting features (test): 512/1000 images, "
+                          "ETA 5 s")
+    clock.now += 5.0
+    bar.update(1000)
+    bar.close(summary="done")
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert "\r" in text and "512/1000 images, ETA 5 s" in text
+    assert text.rstrip().endswith("1000 images in 10 s, done")
+
+
+def test_redraws_are_throttled():
+    stream, clock = Terminal(), Clock()
+    bar = Progress("work", 100, stream=stream, clock=clock, interval=1.0)
+    for done in range(1, 51):
+        clock.now += 0.01
+        bar.update(done)
+    assert stream.getvalue().count("\r") <= 2
+
+
+def test_negative_total_is_refused():
+    with pytest.raises(ValueError, match="Received: total=-1"):
+        Progress("x", -1)
