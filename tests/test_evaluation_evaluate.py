@@ -214,3 +214,18 @@ def test_train_ends_by_evaluating_unless_told_not_to(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["train", "--out", run_dir])
     assert result.exit_code == 0, result.output
     assert evaluated == [run_dir] and "TABLE" in result.output
+
+
+def test_each_step_ends_with_one_line_off_a_terminal(fake_run):
+    lines = []
+    evaluate_run(fake_run, config=EvaluationConfig(
+        probes=("linear", "mlp"), layers=("y",), mlp_epochs=2,
+        mine_steps=3, mine_batch_size=8, mine_units=8, ndm_steps=3,
+        ndm_batch_size=8, embedding_points=0), log=lines.append, verbose=0)
+    probe_lines = [line for line in lines if " probe on dim y" in line]
+    assert len(probe_lines) == 2
+    assert probe_lines[0].startswith("  linear probe on dim y (8 features): ")
+    assert "accuracy" in probe_lines[0] and " in " in probe_lines[0]
+    assert "(early stopping): " in probe_lines[1]
+    assert [line for line in lines if "MINE" in line][0].endswith(" nats")
+    assert not any("\r" in line for line in lines)

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from dim_keras.choices import PROBED_LAYERS  # noqa: F401
+from dim_keras.progress import Progress
 
 # `verbose="auto"` shows a progress bar above this many batches.
 AUTO_PROGRESS_BATCHES = 10
@@ -181,7 +182,8 @@ def fixed_size_batches(batches, size):
 
 
 def extract_features(encoder, data, layers=("y",), batch_size=256,
-                     verbose="auto", flatten=False):
+                     verbose="auto", flatten=False,
+                     description="Extracting features"):
     """Features of images, computed batch by batch in inference mode.
 
     Batch normalization uses its moving statistics and nothing is updated,
@@ -205,19 +207,21 @@ def extract_features(encoder, data, layers=("y",), batch_size=256,
         data: images as a numpy array `[N, H, W, 3]` (uint8 or float, pixel
             values 0-255); an `(images, labels)` tuple of arrays; or a
             `tf.data.Dataset` of images, `(image, label)` pairs or dicts with
-            `"image"` (and `"label"`) keys, batched or not. An unbatched
-            dataset is batched by `batch_size`; a batched one keeps its own
-            batches. Order is preserved.
+            `"image"` (and `"label"`) keys, batched or not. Batches are
+            cut (or made) to `batch_size` images. Order is preserved.
         layers: names of the encoder outputs to return (`"local"`, `"conv"`,
             `"fc"`, `"y"`).
         batch_size: int, images per batch. Every batch the encoder sees
             has this size (the last one is padded), so a few images are
             quicker with a smaller one.
-        verbose: `"auto"` (a progress bar for more than
-            `AUTO_PROGRESS_BATCHES` batches or an unknown count), 0 (silent),
-            1 (progress bar) or 2 (one line at the end).
+        verbose: `"auto"` (as 1 for more than `AUTO_PROGRESS_BATCHES`
+            batches or an unknown count, else 0), 0 (silent), 1 (a
+            progress line with an ETA on a terminal, one line at the end
+            elsewhere; see `dim_keras.progress`) or 2 (one line at the
+            end).
         flatten: bool, return every feature as vectors `[N, features]`
             (what the probes take) instead of the encoder's output shapes.
+        description: str, the progress line's start.
 
     Returns:
         A dict mapping each name of `layers` to a float32 numpy array
@@ -247,11 +251,10 @@ def extract_features(encoder, data, layers=("y",), batch_size=256,
     if verbose == "auto":
         large = num_batches is None or num_batches > AUTO_PROGRESS_BATCHES
         verbose = 1 if large else 0
-    progbar = None
+    progress = None
     if verbose:
-        progbar = keras.utils.Progbar(
-            count, verbose=verbose, unit_name="image"
-        )
+        progress = Progress(description, count, "images",
+                            live=None if verbose == 1 else False)
     parts = {k: [] for k in layers}
     labels = []
     seen = 0
@@ -262,11 +265,10 @@ def extract_features(encoder, data, layers=("y",), batch_size=256,
         if batch_labels is not None:
             labels.append(np.asarray(batch_labels))
         seen += rows
-        if progbar is not None:
-            progbar.update(seen)
-    if progbar is not None and count is None:
-        progbar.target = seen
-        progbar.update(seen, finalize=True)
+        if progress is not None:
+            progress.update(seen)
+    if progress is not None:
+        progress.close()
     result = {}
     for k in layers:
         if parts[k]:
