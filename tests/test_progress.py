@@ -88,3 +88,22 @@ def test_redraws_are_throttled():
 def test_negative_total_is_refused():
     with pytest.raises(ValueError, match="Received: total=-1"):
         Progress("x", -1)
+
+
+def test_keras_callback_counts_batches_and_epochs():
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((10, 2), "float32"), np.zeros((10, 1), "float32")
+    batches = Progress("fit", 2 * 5, "steps", stream=io.StringIO())
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0,
+              callbacks=[progress.keras_callback(batches, offset=5)])
+    assert batches.done == 5 + 5  # the last batch of the epoch, offset
+    epochs = Progress("fit", 3, "epochs", stream=io.StringIO())
+    model.fit(x, y, batch_size=2, epochs=3, verbose=0,
+              callbacks=[progress.keras_callback(epochs, per="epoch")])
+    assert epochs.done == 3
+    with pytest.raises(ValueError, match="Received: per='step'"):
+        progress.keras_callback(epochs, per="step")
