@@ -93,6 +93,7 @@ class Progress:
         self.interval = interval
         self.done = 0
         self.started = clock()
+        self._first = None  # (time, done) of the first update with work
         self._drawn_at = None
         self._width = 0
         self._closed = False
@@ -105,7 +106,18 @@ class Progress:
         return self.clock() - self.started
 
     def eta(self):
-        """Seconds left at the pace so far, or None."""
+        """Seconds left at the pace so far, or None.
+
+        The pace is measured from the first update on, once there are two:
+        the first unit often pays for set-up (tracing, compiling), which
+        would inflate the ETA.
+        """
+        if self._first is not None and self.done > self._first[1]:
+            since, before = self._first
+            return eta_seconds(self.done - before,
+                               None if self.total is None
+                               else self.total - before,
+                               self.clock() - since)
         return eta_seconds(self.done, self.total, self.elapsed)
 
     def line(self):
@@ -123,6 +135,8 @@ class Progress:
     def update(self, done):
         """Sets the units finished (redrawn at most every `interval`)."""
         self.done = done
+        if self._first is None and done > 0:
+            self._first = (self.clock(), done)
         if self.live and not self._closed:
             now = self.clock()
             if self._drawn_at is None or now - self._drawn_at >= self.interval:

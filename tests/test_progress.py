@@ -107,3 +107,14 @@ def test_keras_callback_counts_batches_and_epochs():
     assert epochs.done == 3
     with pytest.raises(ValueError, match="Received: per='step'"):
         progress.keras_callback(epochs, per="step")
+
+
+def test_eta_leaves_out_the_set_up_of_the_first_unit():
+    clock = Clock()
+    bar = Progress("fit", 100, "steps", stream=io.StringIO(), clock=clock)
+    clock.now += 60.0  # the first step traces the function
+    bar.update(1)
+    assert bar.eta() == pytest.approx(60.0 * 99)
+    clock.now += 1.0  # then 10 steps a second
+    bar.update(11)
+    assert bar.eta() == pytest.approx(8.9)
