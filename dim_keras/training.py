@@ -233,7 +233,7 @@ def _restore(model, resume_points, log):
     raise runs.no_checkpoint_readable(failed)
 
 
-def train(config, run_dir, verbose=None, log=print):
+def train(config, run_dir, verbose=None, log=print, callbacks=None):
     """Trains DIM as `config` says, saving and resuming in `run_dir`.
 
     Args:
@@ -243,6 +243,8 @@ def train(config, run_dir, verbose=None, log=print):
         verbose: Keras `fit` verbosity; None shows a progress bar on a
             terminal and one line per epoch otherwise.
         log: callable for one-line messages.
+        callbacks: list of extra Keras callbacks for `fit` (e.g. a
+            progress line), or None.
 
     Returns:
         Dict with the run's `paths`, `epochs_done`, `history`, whether it
@@ -293,13 +295,13 @@ def train(config, run_dir, verbose=None, log=print):
         lock = contextlib.nullcontext()
     with lock:
         result = _train_locked(config, run_dir, dataset, distribution,
-                               verbose, log, writer)
+                               verbose, log, writer, callbacks)
     distribution.finish()
     return result
 
 
 def _train_locked(config, run_dir, dataset, distribution, verbose, log,
-                  writer=True):
+                  writer=True, callbacks=None):
     """`train` from reading the run directory on, holding its lock.
 
     A process that is not a `writer` (a JAX worker other than process 0)
@@ -413,7 +415,7 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
                 epochs=config.epochs,
                 initial_epoch=epochs_done,
                 steps_per_epoch=config.steps_per_epoch,
-                callbacks=[checkpoint],
+                callbacks=[checkpoint] + list(callbacks or ()),
                 shuffle=False,  # the pipeline shuffles
                 verbose=verbose,
             )

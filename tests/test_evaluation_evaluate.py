@@ -13,6 +13,7 @@ from dim_keras import data
 from dim_keras.data import ImageDataset
 from dim_keras.evaluation import EvaluationConfig
 from dim_keras.evaluation import evaluate_run
+from dim_keras.evaluation.evaluate import random_encoder
 from dim_keras.networks import basic32x32
 from dim_keras.runs import RunError
 
@@ -69,8 +70,12 @@ def test_evaluate_run_writes_every_number_and_the_tables(fake_run):
     results = evaluate_run(fake_run, config=EvaluationConfig(**TINY),
                            log=lambda message: None, verbose=0)
     for name in ("evaluation.json", "evaluation.md", "probes.png",
-                 "history.png"):
-        assert os.path.getsize(os.path.join(fake_run, name)) > 0
+                 "history.png", "embedding.png"):
+        with open(os.path.join(fake_run, name), "rb") as f:
+            content = f.read()
+        assert len(content) > 1000
+        if name.endswith(".png"):
+            assert content.startswith(b"\x89PNG\r\n\x1a\n")
     with open(os.path.join(fake_run, "evaluation.json")) as f:
         written = json.load(f)
     probes = written["probes"]
@@ -99,6 +104,42 @@ def test_evaluate_run_writes_every_number_and_the_tables(fake_run):
                if line.startswith("| MLP")][0]
     assert mlp_row.count("—") == 4  # random conv, fc, y and pixels
     assert results["paths"]["json"].endswith("evaluation.json")
+
+
+def test_the_map_is_of_the_test_split_y_of_both_encoders(fake_run,
+                                                          monkeypatch):
+    from dim_keras.evaluation import embedding
+    from dim_keras.evaluation.features import extract_features
+    from dim_keras.runs import load_encoder
+
+    mapped = []
+    real_map = embedding.embedding_map
+
+    def recording_map(y, labels=None, **kwargs):
+        mapped.append((np.array(y), np.array(labels), kwargs))
+        return real_map(y, labels, **kwargs)
+
+    monkeypatch.setattr(embedding, "embedding_map", recording_map)
+    results = evaluate_run(
+        fake_run, config=EvaluationConfig(probes=("knn",), layers=("y",),
+                                          mine_steps=0, ndm_steps=0,
+                                          embedding_points=20),
+        log=lambda message: None, verbose=0)
+    test_images, test_labels = data.get_dataset(
+        "fake", image_size=SIZE).arrays("test")
+    encoder = load_encoder(fake_run)
+    assert len(mapped) == 2  # DIM, then random weights
+    for (y, _, _), model in zip(mapped, (
+            encoder, random_encoder(encoder, seed=0))):
+        expected = extract_features(model, test_images, layers=("y",))["y"]
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+    for y, labels, kwargs in mapped:
+        assert y.shape == (24, 8)
+        np.testing.assert_array_equal(labels, test_labels)
+        assert kwargs["max_points"] == 20
+    assert results["embedding"]["points"] == 20
+    assert results["embedding"]["of"] == 24
+    assert os.path.exists(results["paths"]["embedding_plot"])
 
 
 def test_easy_classes_are_probed_well_from_pixels(fake_run):
@@ -173,3 +214,18 @@ def test_train_ends_by_evaluating_unless_told_not_to(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["train", "--out", run_dir])
     assert result.exit_code == 0, result.output
     assert evaluated == [run_dir] and "TABLE" in result.output
+
+
+def test_each_step_ends_with_one_line_off_a_terminal(fake_run):
+    lines = []
+    evaluate_run(fake_run, config=EvaluationConfig(
+        probes=("linear", "mlp"), layers=("y",), mlp_epochs=2,
+        mine_steps=3, mine_batch_size=8, mine_units=8, ndm_steps=3,
+        ndm_batch_size=8, embedding_points=0), log=lines.append, verbose=0)
+    probe_lines = [line for line in lines if " probe on dim y" in line]
+    assert len(probe_lines) == 2
+    assert probe_lines[0].startswith("  linear probe on dim y (8 features): ")
+    assert "accuracy" in probe_lines[0] and " in " in probe_lines[0]
+    assert "(early stopping): " in probe_lines[1]
+    assert [line for line in lines if "MINE" in line][0].endswith(" nats")
+    assert not any("\r" in line for line in lines)

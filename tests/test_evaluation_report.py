@@ -61,3 +61,36 @@ def test_no_baselines_no_verdict():
     data["probes"] = [r for r in data["probes"]
                       if r["representation"] == "dim"]
     assert report.verdict_lines(data) == []
+
+
+def _history_png(tmp_path, csv_text):
+    from dim_keras.runs import read_history
+
+    csv_path = tmp_path / "history.csv"
+    csv_path.write_text(csv_text)
+    history = read_history(str(csv_path))
+    path = str(tmp_path / "history.png")
+    report.plot_history(history, path)
+    with open(path, "rb") as f:
+        content = f.read()
+    assert content.startswith(b"\x89PNG\r\n\x1a\n") and len(content) > 5000
+    return history
+
+
+def test_history_plot_without_accuracy_columns(tmp_path):
+    history = _history_png(
+        tmp_path, "epoch,loss,local_mi\n1,3.0,-3.0\n2,2.0,-2.5\n")
+    assert report.history_columns(history) == (["loss", "local_mi"], [])
+
+
+def test_history_plot_with_accuracy_columns(tmp_path):
+    history = _history_png(
+        tmp_path,
+        "epoch,loss,online_probe_acc,knn_acc,prior_loss\n"
+        "1,3.0,0.4,nan,0.7\n2,2.0,0.6,0.5,0.6\n")
+    assert report.history_columns(history) == (
+        ["loss", "prior_loss"], ["online_probe_acc", "knn_acc"])
+
+
+def test_history_plot_of_one_epoch(tmp_path):
+    _history_png(tmp_path, "epoch,loss\n1,3.0\n")

@@ -389,3 +389,16 @@ def test_hyperband_trial_continues_the_run_it_was_promoted_from(tmp_path):
     assert [r["epoch"] for r in history("3")] == ["1", "2", "3"]
     assert history("3")[0] == history(past)[0]  # epoch 1 is the past run's
     assert promoted[0]["epochs"] == 3
+
+
+def test_search_eta_counts_ended_trials_at_this_pace():
+    from types import SimpleNamespace
+
+    from dim_keras.tuning.tuner import search_eta
+
+    trials = [SimpleNamespace(status=s) for s in
+              ("COMPLETED", "FAILED", "RUNNING")]
+    assert search_eta(trials, 5, [30.0, 90.0]) == (
+        "; 2 of 5 trials ended, ETA 3 min 00 s")
+    assert search_eta(trials, None, [30.0]) == ""
+    assert search_eta(trials, 2, [30.0]) == "; 2 of 2 trials ended"

@@ -157,6 +157,7 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
         self.log = log
         self.train_verbose = train_verbose
         self._started = {}
+        self._trial_seconds = []
         super().__init__(
             oracle,
             hypermodel=hypermodel,
@@ -218,6 +219,8 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
                 the features are not finite.
         """
         from dim_keras import runs
+        from dim_keras.progress import Progress
+        from dim_keras.progress import keras_callback
         from dim_keras.training import train
 
         start = time.time()
@@ -225,9 +228,18 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
         config = self.trial_config(trial)
         run_dir = self.trial_run_dir(trial.trial_id)
         self._continue_from_past_trial(trial, run_dir)
+        # On a terminal a line with the trial's epochs and ETA; elsewhere
+        # nothing (`on_trial_end` logs the trial's line).
+        progress = Progress(f"Trial {trial.trial_id}", config.epochs,
+                            "epochs", live=None if not self.train_verbose
+                            else False, log=False)
         try:
-            result = train(config, run_dir, verbose=self.train_verbose,
-                           log=lambda message: None)
+            with progress:
+                result = train(config, run_dir, verbose=self.train_verbose,
+                               log=lambda message: None,
+                               callbacks=[keras_callback(progress,
+                                                         per="epoch")])
+                progress.update(config.epochs)
             encoder = runs.load_encoder(run_dir)
             score = self.scorer(encoder)
         except (runs.RunError, FloatingPointError) as e:
@@ -262,19 +274,26 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
             )
         super().on_trial_end(trial)
         seconds = time.time() - self._started.pop(trial.trial_id, time.time())
+        self._trial_seconds.append(seconds)
         ended = self.oracle.get_trial(trial.trial_id)
         if ended.status == kt.engine.trial.TrialStatus.COMPLETED:
             best = self.oracle.get_best_trials(1)[0]
             self.log(
                 f"Trial {trial.trial_id} done in {seconds:.0f}s: "
                 f"{OBJECTIVE.name}={ended.score:.4f} (best so far "
-                f"{best.score:.4f}, trial {best.trial_id})"
+                f"{best.score:.4f}, trial {best.trial_id}){self._eta()}"
             )
         else:
             self.log(
                 f"Trial {trial.trial_id} {ended.status.lower()} after "
                 f"{seconds:.0f}s: {failure_reason(ended.message or trial.message)}"
             )
+
+    def _eta(self):
+        """`"; 3 of 20 trials ended, ETA 12 min"` at this process's pace."""
+        return search_eta(self.oracle.trials.values(),
+                          getattr(self.oracle, "max_trials", None),
+                          self._trial_seconds)
 
     def trial_failure(self, trial):
         """Why a trial failed (one line), or "" if unknown."""
@@ -290,6 +309,32 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
         from dim_keras import runs
 
         return runs.load_encoder(self.trial_run_dir(trial.trial_id))
+
+
+def search_eta(trials, max_trials, trial_seconds):
+    """How many trials ended and the search's ETA, as a line's ending.
+
+    Args:
+        trials: the oracle's trials.
+        max_trials: int or None, the trials the search runs in all.
+        trial_seconds: list of seconds of the trials this process ran.
+
+    Returns:
+        str, e.g. `"; 3 of 20 trials ended, ETA 12 min"`, or "" when
+        `max_trials` is unknown.
+    """
+    from dim_keras.progress import format_seconds
+
+    if not max_trials:
+        return ""
+    ended = sum(t.status in ("COMPLETED", "FAILED", "INVALID")
+                for t in trials)
+    text = f"; {ended} of {max_trials} trials ended"
+    left = max(0, max_trials - ended)
+    if left and trial_seconds:
+        mean = sum(trial_seconds) / len(trial_seconds)
+        text += f", ETA {format_seconds(mean * left)}"
+    return text
 
 
 def describe(config):

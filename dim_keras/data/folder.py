@@ -91,15 +91,23 @@ def decode(path, image_size):
         ) from None
 
 
-def decode_all(paths, image_size, workers=None):
-    """Decodes `paths` in parallel threads (Pillow releases the GIL)."""
+def decode_all(paths, image_size, workers=None,
+               description="Decoding images"):
+    """Decodes `paths` in parallel threads (Pillow releases the GIL).
+
+    A progress line with an ETA shows on a terminal (nothing elsewhere).
+    """
+    from dim_keras.progress import Progress
+
     out = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool, Progress(
+            description, len(paths), "images", log=False) as progress:
         for i, image in enumerate(
             pool.map(lambda p: decode(p, image_size), paths)
         ):
             out[i] = image
+            progress.update(i + 1)
     return out
 
 
@@ -173,12 +181,15 @@ def load_folder(root, image_size=None, test_fraction=0.2, seed=0):
             [index[n] if n is not None else -1 for n in names_], dtype=np.int64
         )
 
-    images = decode_all(paths, image_size)
+    images = decode_all(paths, image_size,
+                        description=f"Decoding {train_dir} (train)")
     labels = labels_of(names)
     if test_dir is not None:
         splits = {
             "train": (images, labels),
-            "test": (decode_all(test_paths, image_size), labels_of(test_names)),
+            "test": (decode_all(test_paths, image_size,
+                                description=f"Decoding {test_dir} (test)"),
+                     labels_of(test_names)),
         }
     else:
         rng = np.random.default_rng(seed)

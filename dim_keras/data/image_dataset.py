@@ -214,11 +214,18 @@ class TFDSImageDataset(ImageDataset):
     def arrays(self, split):
         """A split as numpy arrays (read once, then kept)."""
         if split not in self._arrays:
+            from dim_keras.progress import Progress
+
             images, labels = [], []
             batches = self.labelled_dataset(split).batch(1024)
-            for x, y in batches.as_numpy_iterator():
-                images.append(x)
-                labels.append(y)
+            # On a terminal only: reading a large split takes a while.
+            with Progress(f"Reading {self.name} ({split})",
+                          self.num_examples(split), "images",
+                          log=False) as progress:
+                for x, y in batches.as_numpy_iterator():
+                    images.append(x)
+                    labels.append(y)
+                    progress.advance(len(x))
             self._arrays[split] = (
                 np.concatenate(images).astype(np.uint8),
                 np.concatenate(labels).astype(np.int64),
@@ -231,5 +238,13 @@ class TFDSImageDataset(ImageDataset):
         dataset = self.training_dataset(shuffle_files=False)
         if self.source_size != size:
             dataset = dataset.map(lambda x: augment.resize_uint8(x, size))
-        batches = list(dataset.batch(1024).as_numpy_iterator())
+        from dim_keras.progress import Progress
+
+        batches = []
+        with Progress(f"Reading {self.name} (training images)",
+                      self.num_training_images, "images",
+                      log=False) as progress:
+            for batch in dataset.batch(1024).as_numpy_iterator():
+                batches.append(batch)
+                progress.advance(len(batch))
         return np.concatenate(batches).astype(np.uint8)

@@ -80,7 +80,8 @@ class ObjectiveModel(keras.Model):
         return -self.objective(y_pred)
 
 
-def fit_objective(network, objective, batches, learning_rate, verbose=0):
+def fit_objective(network, objective, batches, learning_rate, verbose=0,
+                  callbacks=None):
     """Maximizes `objective` over `batches` with Adam.
 
     Args:
@@ -89,13 +90,14 @@ def fit_objective(network, objective, batches, learning_rate, verbose=0):
         batches: a `RandomBatches` (one pass is run).
         learning_rate: float, Adam learning rate.
         verbose: Keras `fit` verbosity.
+        callbacks: list of Keras callbacks, or None.
 
     Returns:
         The trained network.
     """
     model = ObjectiveModel(network, objective)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    model.fit(batches, epochs=1, verbose=verbose)
+    model.fit(batches, epochs=1, verbose=verbose, callbacks=callbacks)
     return network
 
 

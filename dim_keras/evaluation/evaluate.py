@@ -10,7 +10,8 @@ For a run directory written by `dim_keras.training.train`:
 4. estimate MINE I(X; Y) and the NDM of Y;
 5. do the same for the baselines: the same architecture with random
    weights, and raw pixels (linear and kNN probes);
-6. write `evaluation.json`, `evaluation.md` and PNG plots in the run
+6. map the test split's Y in 2-D (t-SNE) for DIM and random weights;
+7. write `evaluation.json`, `evaluation.md` and PNG plots in the run
    directory.
 """
 
@@ -26,6 +27,8 @@ from dim_keras.choices import check_choices
 from dim_keras.evaluation import report
 from dim_keras.choices import PROBED_LAYERS
 from dim_keras.evaluation.features import extract_features
+from dim_keras.progress import Progress
+from dim_keras.progress import is_terminal
 from dim_keras.runs import RunError
 
 
@@ -69,6 +72,9 @@ class EvaluationConfig:
         ndm_steps: int, NDM discriminator training batches (0 skips NDM).
         ndm_batch_size: int.
         ndm_learning_rate: float.
+        embedding_points: int, test images in the t-SNE map of Y
+            (`embedding.png`), a seeded subsample when there are more;
+            0 skips the map.
     """
 
     layers: tuple = PROBED_LAYERS
@@ -95,6 +101,7 @@ class EvaluationConfig:
     ndm_steps: int = 500
     ndm_batch_size: int = 128
     ndm_learning_rate: float = 1e-4
+    embedding_points: int = 2000
 
     def validate(self):
         """Checks the settings.
@@ -121,6 +128,11 @@ class EvaluationConfig:
                     f"{name} must be non-negative. "
                     f"Received: {name}={getattr(self, name)}"
                 )
+        if self.embedding_points and self.embedding_points < 3:
+            raise ValueError(
+                "embedding_points must be 0 (no map) or at least 3. "
+                f"Received: embedding_points={self.embedding_points}"
+            )
         for name in ("mine_batch_size", "ndm_batch_size"):
             if getattr(self, name) < 2:
                 raise ValueError(
@@ -212,7 +224,8 @@ def _timed(fn, *args, **kwargs):
     return result
 
 
-def _probe(name, train_x, train_y, test_x, test_y, config, num_classes):
+def _probe(name, train_x, train_y, test_x, test_y, config, num_classes,
+           progress=None):
     from dim_keras.evaluation import probes
 
     if name == "linear":
@@ -227,43 +240,85 @@ def _probe(name, train_x, train_y, test_x, test_y, config, num_classes):
             batch_size=config.mlp_batch_size, epochs=config.mlp_epochs,
             patience=config.mlp_patience,
             validation_fraction=config.validation_fraction,
-            num_classes=num_classes,
+            num_classes=num_classes, progress=progress,
         )
     return probes.knn_probe(
         train_x, train_y, test_x, test_y, k=config.knn_k,
-        temperature=config.knn_temperature,
+        temperature=config.knn_temperature, progress=progress,
     )
 
 
-def _dependence(representation, train, test, config, log):
+# Units a probe's progress line counts: (total of the config, unit).
+def _probe_progress(name, description, config, test_size, live, log):
+    total, unit = {
+        "linear": (None, ""),
+        "mlp": (config.mlp_epochs, "epochs"),
+        "knn": (test_size, "test images"),
+    }[name]
+    if name == "mlp":
+        description += " (early stopping)"
+    return Progress(description, total, unit, live=live, log=log)
+
+
+def _run_probe(name, description, train_x, train_y, test_x, test_y, config,
+               num_classes, live, log):
+    """Runs a probe under a progress line; its end line has the accuracy."""
+    progress = _probe_progress(name, description, config, len(test_y),
+                               live, log)
+    with progress:
+        result = _timed(_probe, name, train_x, train_y, test_x, test_y,
+                        config, num_classes, progress)
+        progress.close(summary=f"accuracy {100 * result['accuracy']:.2f}%")
+    return result
+
+
+def _dependence(representation, train, test, config, log, live=False):
     from dim_keras.evaluation.mine import mine
     from dim_keras.evaluation.ndm import ndm
 
     rows = []
     if config.mine_steps:
-        log(f"  MINE I(X; Y) of {representation} "
-            f"(at most {config.mine_steps} steps, early stopping)")
-        result = _timed(
-            mine, train["images"], train["y"], test["images"], test["y"],
-            steps=config.mine_steps, batch_size=config.mine_batch_size,
-            units=config.mine_units,
-            learning_rate=config.mine_learning_rate,
-            validation_fraction=config.validation_fraction,
-            eval_every=config.mine_eval_every,
-            patience=config.mine_patience, seed=config.seed,
-        )
+        progress = Progress(
+            f"  MINE I(X; Y) of {representation} (early stopping)",
+            config.mine_steps, "steps", live=live, log=log)
+        with progress:
+            result = _timed(
+                mine, train["images"], train["y"], test["images"],
+                test["y"], steps=config.mine_steps,
+                batch_size=config.mine_batch_size, units=config.mine_units,
+                learning_rate=config.mine_learning_rate,
+                validation_fraction=config.validation_fraction,
+                eval_every=config.mine_eval_every,
+                patience=config.mine_patience, seed=config.seed,
+                progress=progress,
+            )
+            progress.close(summary=f"{result['estimate']:.3f} nats")
         rows.append({"representation": representation, "layer": "y",
                      **result})
     if config.ndm_steps:
-        log(f"  NDM of {representation} Y ({config.ndm_steps} steps)")
-        result = _timed(
-            ndm, train["y"], test["y"], steps=config.ndm_steps,
-            batch_size=config.ndm_batch_size,
-            learning_rate=config.ndm_learning_rate, seed=config.seed,
-        )
+        progress = Progress(f"  NDM of {representation} Y",
+                            config.ndm_steps, "steps", live=live, log=log)
+        with progress:
+            result = _timed(
+                ndm, train["y"], test["y"], steps=config.ndm_steps,
+                batch_size=config.ndm_batch_size,
+                learning_rate=config.ndm_learning_rate, seed=config.seed,
+                progress=progress,
+            )
+            progress.close(summary=f"{result['estimate']:.3f} nats")
         rows.append({"representation": representation, "layer": "y",
                      **result})
     return rows
+
+
+def _embedding(representation, y, labels, config, log, live=False):
+    from dim_keras.evaluation.embedding import embedding_map
+
+    with Progress(f"  t-SNE map of {representation} Y "
+                  f"({min(len(y), config.embedding_points)} test images)",
+                  live=live, log=log):
+        return _timed(embedding_map, y, labels,
+                      max_points=config.embedding_points, seed=config.seed)
 
 
 def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
@@ -277,8 +332,10 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
             run's.
         config: `EvaluationConfig` or None for the defaults.
         log: callable for one-line progress messages.
-        verbose: 1 shows progress bars while extracting features, 0 does
-            not; None shows them on a terminal only.
+        verbose: 1 rewrites a progress line with an ETA in place on a
+            terminal for each step (features, probes, t-SNE, MINE, NDM)
+            and writes one end line per step elsewhere; 0 only the end
+            lines, through `log`; None is 1 on a terminal, else 0.
         data: the loaded `ImageDataset` to evaluate on, or None to load
             it by name (`dim-keras train` passes the one it trained on).
 
@@ -293,7 +350,8 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
 
     config = (config or EvaluationConfig()).validate()
     if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 0
+        verbose = 1 if is_terminal(sys.stdout) else 0
+    live = None if verbose else False  # None: live on a terminal
     started = time.time()
     run_config = runs.read_run_config(run_dir)
     # Every file of the run is read before the work starts.
@@ -326,41 +384,48 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
     encoders = {"dim": encoder}
     if config.baselines:
         encoders["random"] = random_encoder(encoder, config.seed)
+    maps = {}
     layers = tuple(config.layers)
     feature_layers = tuple(dict.fromkeys(layers + ("y",)))
     probe_rows, dependence_rows = [], []
     for representation, model in encoders.items():
         log(f"Features of the {representation} encoder "
             f"({', '.join(layers)}):")
-        train = extract_features(model, train_images, feature_layers,
-                                 config.batch_size, verbose=verbose,
-                                 flatten=True)
-        test = extract_features(model, test_images, feature_layers,
-                                config.batch_size, verbose=verbose,
-                                flatten=True)
+        train = extract_features(
+            model, train_images, feature_layers, config.batch_size,
+            verbose=verbose, flatten=True,
+            description=f"  Extracting features ({representation}, train)")
+        test = extract_features(
+            model, test_images, feature_layers, config.batch_size,
+            verbose=verbose, flatten=True,
+            description=f"  Extracting features ({representation}, test)")
+        if config.embedding_points:
+            maps[representation] = _embedding(representation, test["y"],
+                                              test_labels, config, log, live)
         probes = config.probes if representation == "dim" else [
             p for p in config.probes if p in config.baseline_probes]
         for layer in layers:
             for probe in probes:
-                log(f"  {probe} probe on {representation} {layer} "
-                    f"({train[layer].shape[1]} features)")
-                result = _timed(_probe, probe, train[layer], train_labels,
-                                test[layer], test_labels, config,
-                                num_classes)
+                result = _run_probe(
+                    probe, f"  {probe} probe on {representation} {layer} "
+                    f"({train[layer].shape[1]} features)", train[layer],
+                    train_labels, test[layer], test_labels, config,
+                    num_classes, live, log)
                 probe_rows.append({"representation": representation,
                                    "layer": layer, **result})
         train["images"], test["images"] = train_images, test_images
         dependence_rows += _dependence(representation, train, test,
-                                       config, log)
+                                       config, log, live)
     if config.baselines:
         flat_train = train_images.reshape(len(train_images), -1)
         flat_test = test_images.reshape(len(test_images), -1)
         for probe in config.probes:
             if probe not in config.baseline_probes:
                 continue
-            log(f"  {probe} probe on pixels ({flat_train.shape[1]} values)")
-            result = _timed(_probe, probe, flat_train, train_labels,
-                            flat_test, test_labels, config, num_classes)
+            result = _run_probe(
+                probe, f"  {probe} probe on pixels ({flat_train.shape[1]} "
+                "values)", flat_train, train_labels, flat_test, test_labels,
+                config, num_classes, live, log)
             probe_rows.append({"representation": "pixels",
                                "layer": "pixels", **result})
 
@@ -379,5 +444,13 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
         "dependence": dependence_rows,
         "seconds": round(time.time() - started, 1),
     }
-    results["paths"] = report.write_report(run_dir, results, history)
+    if maps:
+        results["embedding"] = {
+            "method": "t-SNE (scikit-learn), test split Y",
+            **{k: v for k, v in maps["dim"].items()
+               if k in ("points", "of", "perplexity", "seed")},
+            "seconds": {k: m["seconds"] for k, m in maps.items()},
+        }
+    results["paths"] = report.write_report(run_dir, results, history,
+                                           embeddings=maps)
     return results

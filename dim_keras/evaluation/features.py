@@ -4,14 +4,23 @@ It runs an encoder (or any callable returning a dict of tensors) batch by
 batch in inference mode over numpy images or a `tf.data.Dataset`. The
 paper probes the last convolutional map (`conv`), the last hidden dense
 layer (`fc`) and the representation (`y`): `PROBED_LAYERS`.
+
+Every batch reaching the encoder has one shape (the last one is padded and
+its padding dropped), and the sub-model of a Keras encoder's requested
+outputs is built once per encoder and kept, so its compiled predict
+function is traced once however many batches and extractions it serves.
+(A new sub-model per call, and a short last batch, each traced the
+function again: TensorFlow's "triggered tf.function retracing" warnings.)
 """
 
 import os
+import weakref
 
 import keras
 import numpy as np
 
 from dim_keras.choices import PROBED_LAYERS  # noqa: F401
+from dim_keras.progress import Progress
 
 # `verbose="auto"` shows a progress bar above this many batches.
 AUTO_PROGRESS_BATCHES = 10
@@ -91,6 +100,31 @@ def _dataset_batches(dataset, batch_size):
     return iterate(), None, batches
 
 
+# Encoder -> {layers: sub-model}; an entry goes when its encoder does.
+_FEATURE_MODELS = weakref.WeakKeyDictionary()
+
+
+def feature_model(encoder, layers):
+    """The sub-model of `encoder` returning `layers`, built once and kept.
+
+    Reusing it reuses its compiled predict function: extracting features
+    of several splits traces it once, not once per call.
+
+    Args:
+        encoder: a Functional `keras.Model` with a dict of outputs.
+        layers: tuple of output names.
+
+    Returns:
+        A `keras.Model` mapping images to `{name: output}` for `layers`.
+    """
+    models = _FEATURE_MODELS.setdefault(encoder, {})
+    if layers not in models:
+        models[layers] = keras.Model(
+            encoder.input, {k: encoder.output[k] for k in layers}
+        )
+    return models[layers]
+
+
 def _feature_function(encoder, layers):
     """A callable mapping an image batch to a dict of numpy features."""
     if isinstance(encoder, keras.Model) and isinstance(
@@ -102,9 +136,7 @@ def _feature_function(encoder, layers):
                 f"Unknown encoder outputs; expected some of "
                 f"{', '.join(encoder.output)}. Received: layers={missing}"
             )
-        sub = keras.Model(
-            encoder.input, {k: encoder.output[k] for k in layers}
-        )
+        sub = feature_model(encoder, layers)
         shapes = {k: tuple(encoder.output[k].shape[1:]) for k in layers}
         return sub.predict_on_batch, shapes
 
@@ -121,8 +153,37 @@ def _feature_function(encoder, layers):
     return call, None
 
 
+def fixed_size_batches(batches, size):
+    """Cuts batches into `size` rows each, padding the last one.
+
+    The padding repeats the batch's last row; inference-mode rows do not
+    interact, so dropping the padded rows' outputs leaves the others as
+    they were.
+
+    Args:
+        batches: iterable of `(images, labels or None)` numpy batches, of
+            any sizes.
+        size: int, rows of every batch yielded.
+
+    Yields:
+        `(images [size, ...], labels or None, rows)`: `rows` of the images
+        (and all the labels) are real, the rest padding.
+    """
+    for images, labels in batches:
+        images = np.asarray(images)
+        for start in range(0, len(images), size):
+            chunk = images[start:start + size]
+            rows = len(chunk)
+            if rows < size:
+                chunk = np.concatenate(
+                    [chunk, np.repeat(chunk[-1:], size - rows, axis=0)])
+            yield chunk, (None if labels is None
+                          else np.asarray(labels)[start:start + rows]), rows
+
+
 def extract_features(encoder, data, layers=("y",), batch_size=256,
-                     verbose="auto", flatten=False):
+                     verbose="auto", flatten=False,
+                     description="Extracting features"):
     """Features of images, computed batch by batch in inference mode.
 
     Batch normalization uses its moving statistics and nothing is updated,
@@ -146,17 +207,21 @@ def extract_features(encoder, data, layers=("y",), batch_size=256,
         data: images as a numpy array `[N, H, W, 3]` (uint8 or float, pixel
             values 0-255); an `(images, labels)` tuple of arrays; or a
             `tf.data.Dataset` of images, `(image, label)` pairs or dicts with
-            `"image"` (and `"label"`) keys, batched or not. An unbatched
-            dataset is batched by `batch_size`; a batched one keeps its own
-            batches. Order is preserved.
+            `"image"` (and `"label"`) keys, batched or not. Batches are
+            cut (or made) to `batch_size` images. Order is preserved.
         layers: names of the encoder outputs to return (`"local"`, `"conv"`,
             `"fc"`, `"y"`).
-        batch_size: int, images per batch.
-        verbose: `"auto"` (a progress bar for more than
-            `AUTO_PROGRESS_BATCHES` batches or an unknown count), 0 (silent),
-            1 (progress bar) or 2 (one line at the end).
+        batch_size: int, images per batch. Every batch the encoder sees
+            has this size (the last one is padded), so a few images are
+            quicker with a smaller one.
+        verbose: `"auto"` (as 1 for more than `AUTO_PROGRESS_BATCHES`
+            batches or an unknown count, else 0), 0 (silent), 1 (a
+            progress line with an ETA on a terminal, one line at the end
+            elsewhere; see `dim_keras.progress`) or 2 (one line at the
+            end).
         flatten: bool, return every feature as vectors `[N, features]`
             (what the probes take) instead of the encoder's output shapes.
+        description: str, the progress line's start.
 
     Returns:
         A dict mapping each name of `layers` to a float32 numpy array
@@ -186,26 +251,24 @@ def extract_features(encoder, data, layers=("y",), batch_size=256,
     if verbose == "auto":
         large = num_batches is None or num_batches > AUTO_PROGRESS_BATCHES
         verbose = 1 if large else 0
-    progbar = None
+    progress = None
     if verbose:
-        progbar = keras.utils.Progbar(
-            count, verbose=verbose, unit_name="image"
-        )
+        progress = Progress(description, count, "images",
+                            live=None if verbose == 1 else False)
     parts = {k: [] for k in layers}
     labels = []
     seen = 0
-    for images, batch_labels in batches:
+    for images, batch_labels, rows in fixed_size_batches(batches, batch_size):
         features = features_of(images)
         for k in layers:
-            parts[k].append(np.asarray(features[k], dtype=np.float32))
+            parts[k].append(np.asarray(features[k][:rows], dtype=np.float32))
         if batch_labels is not None:
             labels.append(np.asarray(batch_labels))
-        seen += len(images)
-        if progbar is not None:
-            progbar.update(seen)
-    if progbar is not None and count is None:
-        progbar.target = seen
-        progbar.update(seen, finalize=True)
+        seen += rows
+        if progress is not None:
+            progress.update(seen)
+    if progress is not None:
+        progress.close()
     result = {}
     for k in layers:
         if parts[k]:

@@ -144,7 +144,7 @@ def _split_validation(n, fraction, batch_size, seed):
 
 def mine(x, y, eval_x=None, eval_y=None, steps=2000, batch_size=128,
          units=128, learning_rate=1e-3, validation_fraction=0.1,
-         eval_every=100, patience=4, seed=0, verbose=0):
+         eval_every=100, patience=4, seed=0, verbose=0, progress=None):
     """Trains a MINE critic on `(x, y)` and reports its DV bound in nats.
 
     Example:
@@ -174,6 +174,8 @@ def mine(x, y, eval_x=None, eval_y=None, steps=2000, batch_size=128,
             training stops.
         seed: int, seeds the weights, the split and the batches.
         verbose: Keras `fit` verbosity.
+        progress: a `dim_keras.progress.Progress` advanced by the
+            training steps done, or None.
 
     Returns:
         Dict with `estimate` (the bound on the evaluation pairs, nats),
@@ -225,7 +227,12 @@ def mine(x, y, eval_x=None, eval_y=None, steps=2000, batch_size=128,
         chunk = min(eval_every, steps - steps_run)
         batches = RandomBatches(train, size, chunk, seed=seed,
                                 first=steps_run)
-        model.fit(batches, epochs=1, verbose=verbose)
+        callbacks = []
+        if progress is not None:
+            from dim_keras.progress import keras_callback
+
+            callbacks.append(keras_callback(progress, offset=steps_run))
+        model.fit(batches, epochs=1, verbose=verbose, callbacks=callbacks)
         steps_run += chunk
         value = evaluate_dv(critic, val["x"], val["y"], size)
         if np.isfinite(value) and value > best:

@@ -76,7 +76,8 @@ def _shuffle_batch(batch, rng):
 
 
 def ndm(y, eval_y=None, steps=1000, batch_size=128, learning_rate=1e-4,
-        hidden_units=(1000, 200), eval_repeats=4, seed=0, verbose=0):
+        hidden_units=(1000, 200), eval_repeats=4, seed=0, verbose=0,
+        progress=None):
     """Trains the NDM discriminator on `y` and reports its DV value.
 
     Example:
@@ -97,6 +98,8 @@ def ndm(y, eval_y=None, steps=1000, batch_size=128, learning_rate=1e-4,
             averaged over.
         seed: int, seeds the weights, batches and shufflings.
         verbose: Keras `fit` verbosity.
+        progress: a `dim_keras.progress.Progress` advanced by the
+            training steps done, or None.
 
     Returns:
         Dict with `estimate` (nats, on the evaluation set), sizes and
@@ -121,8 +124,13 @@ def ndm(y, eval_y=None, steps=1000, batch_size=128, learning_rate=1e-4,
     discriminator = build_ndm_discriminator(train.shape[1], hidden_units)
     batches = RandomBatches({"real": train}, batch_size, steps, seed=seed,
                             transform=_shuffle_batch)
+    callbacks = []
+    if progress is not None:
+        from dim_keras.progress import keras_callback
+
+        callbacks.append(keras_callback(progress))
     fit_objective(discriminator, jsd_objective, batches, learning_rate,
-                  verbose=verbose)
+                  verbose=verbose, callbacks=callbacks)
     rng = np.random.default_rng([seed, 1])
     values = []
     for _ in range(eval_repeats):

@@ -171,7 +171,7 @@ def stratified_split(x, y, fraction, seed):
 def mlp_probe(train_x, train_y, test_x, test_y, seed=0, hidden_units=200,
               dropout=0.1, learning_rate=1e-4, batch_size=64, epochs=100,
               patience=10, validation_fraction=0.1, num_classes=None,
-              verbose=0):
+              verbose=0, progress=None):
     """The paper's shallow network on frozen, standardized features.
 
     A `validation_fraction` of the training data (stratified, seeded) is
@@ -196,6 +196,8 @@ def mlp_probe(train_x, train_y, test_x, test_y, seed=0, hidden_units=200,
             held out for early stopping.
         num_classes: int or None; None takes `max(labels) + 1`.
         verbose: Keras `fit` verbosity.
+        progress: a `dim_keras.progress.Progress` advanced each epoch, or
+            None.
 
     Returns:
         Dict with `accuracy`, `validation_accuracy` (best epoch),
@@ -229,13 +231,18 @@ def mlp_probe(train_x, train_y, test_x, test_y, seed=0, hidden_units=200,
         patience=patience,
         restore_best_weights=True,
     )
+    callbacks = [stopping]
+    if progress is not None:
+        from dim_keras.progress import keras_callback
+
+        callbacks.append(keras_callback(progress, per="epoch"))
     history = model.fit(
         fit_z,
         fit_y,
         batch_size=batch_size,
         epochs=epochs,
         validation_data=(val_z, val_y),
-        callbacks=[stopping],
+        callbacks=callbacks,
         shuffle=True,
         verbose=verbose,
     )
@@ -276,7 +283,7 @@ def _unit_rows(x):
 
 
 def knn_probe(train_x, train_y, test_x, test_y, k=20, temperature=0.07,
-              chunk_size=1024):
+              chunk_size=1024, progress=None):
     """Weighted k-nearest-neighbour vote on cosine similarity.
 
     Each test point takes its `k` most cosine-similar training points; each
@@ -291,6 +298,8 @@ def knn_probe(train_x, train_y, test_x, test_y, k=20, temperature=0.07,
         k: int, neighbours (clipped to `N`).
         temperature: float > 0, sharpness of the vote weights.
         chunk_size: int, test points compared at once (bounds memory).
+        progress: a `dim_keras.progress.Progress` advanced by the test
+            points done, or None.
 
     Returns:
         Dict with `accuracy`, sizes and the settings.
@@ -320,6 +329,8 @@ def knn_probe(train_x, train_y, test_x, test_y, k=20, temperature=0.07,
         np.add.at(votes, (rows, train_index[nearest].ravel()),
                   weights.ravel())
         predicted[start:start + len(test_u)] = classes[np.argmax(votes, 1)]
+        if progress is not None:
+            progress.update(start + len(test_u))
     return {
         "probe": "knn",
         "accuracy": _accuracy(predicted, test_y),

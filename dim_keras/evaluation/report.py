@@ -5,7 +5,9 @@
   probed layers of the DIM encoder, then of the random-weight baseline,
   then raw pixels; and a table of MINE and NDM (nats);
 - `history.png`: the training curves of `history.csv`;
-- `probes.png`: probe accuracies as bars, beside the baselines.
+- `probes.png`: probe accuracies as bars, beside the baselines;
+- `embedding.png`: t-SNE maps of the test split's Y, DIM beside random
+  weights (see `dim_keras.evaluation.embedding`).
 
 Plots use matplotlib's Agg canvas directly (no `pyplot`, no display).
 """
@@ -16,6 +18,8 @@ import os
 from dim_keras.runs import HISTORY_FILE
 from dim_keras.runs import read_history
 from dim_keras import atomic
+from dim_keras.evaluation.figures import new_figure
+from dim_keras.evaluation.figures import save_figure
 
 REPRESENTATIONS = ("dim", "random", "pixels")
 TITLES = {"dim": "DIM", "random": "Random", "pixels": "Pixels"}
@@ -228,38 +232,56 @@ def markdown(results):
     return "\n".join(parts)
 
 
-def _new_figure(width, height):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
+# History columns holding accuracies (fractions), drawn on their own axes.
+ACCURACY_MARKERS = ("online_probe", "knn")
 
 
-def _save_figure(figure, path):
-    figure.tight_layout()
-    atomic.save(path, lambda tmp: figure.savefig(tmp, format="png"))
+def history_columns(history):
+    """Splits a history's columns into loss terms and accuracies.
+
+    Args:
+        history: dict of column to values, from `read_history`.
+
+    Returns:
+        `(loss_columns, accuracy_columns)`, lists of names in file order;
+        an accuracy column's name contains one of `ACCURACY_MARKERS`.
+    """
+    names = [k for k in history if k != "epoch"]
+    accuracies = [k for k in names
+                  if any(marker in k for marker in ACCURACY_MARKERS)]
+    return [k for k in names if k not in accuracies], accuracies
 
 
 def plot_history(history, path):
-    """Plots every training curve against the epoch (one panel each).
+    """Plots the training curves against the epoch.
+
+    One panel per loss term (their scales differ), then one panel holding
+    every accuracy column (names containing `online_probe` or `knn`), if
+    the history has any. Missing values (NaN) leave gaps.
 
     Args:
         history: dict from `read_history`, with an `epoch` column.
         path: str, the PNG to write.
     """
-    keys = [k for k in history if k != "epoch"]
-    cols = min(3, len(keys))
-    rows = (len(keys) + cols - 1) // cols
-    figure = _new_figure(4 * cols, 3 * rows)
-    for i, key in enumerate(keys):
+    losses, accuracies = history_columns(history)
+    panels = [[k] for k in losses] + ([accuracies] if accuracies else [])
+    cols = max(1, min(3, len(panels)))
+    rows = max(1, (len(panels) + cols - 1) // cols)
+    figure = new_figure(4 * cols, 3 * rows)
+    for i, keys in enumerate(panels):
         axes = figure.add_subplot(rows, cols, i + 1)
-        axes.plot(history["epoch"], history[key], marker="o", markersize=3)
-        axes.set_title(key)
+        for key in keys:
+            axes.plot(history["epoch"], history[key], marker="o",
+                      markersize=3, label=key)
+        if keys is accuracies:
+            axes.set_title("accuracy")
+            axes.set_ylabel("accuracy")
+            axes.legend(fontsize="small")
+        else:
+            axes.set_title(keys[0])
         axes.set_xlabel("epoch")
         axes.grid(alpha=0.3)
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def plot_probes(results, path):
@@ -278,7 +300,7 @@ def plot_probes(results, path):
         row["layer"] for row in rows if row["representation"] != "pixels"))
     encoders = [r for r in ("dim", "random")
                 if any(row["representation"] == r for row in rows)]
-    figure = _new_figure(4 * len(probes), 3.5)
+    figure = new_figure(4 * len(probes), 3.5)
     width = 0.8 / max(1, len(encoders))
     for p, probe in enumerate(probes):
         axes = figure.add_subplot(1, len(probes), p + 1)
@@ -312,8 +334,7 @@ def plot_probes(results, path):
             legend.setdefault(label, handle)
     figure.legend(legend.values(), legend.keys(), loc="lower center",
                   ncol=len(legend), fontsize="small")
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
-    atomic.save(path, lambda tmp: figure.savefig(tmp, format="png"))
+    save_figure(figure, path, rect=(0, 0.08, 1, 1))
 
 
 def read_run_history(run_dir):
@@ -326,7 +347,11 @@ def read_run_history(run_dir):
     return read_history(path) if os.path.exists(path) else {}
 
 
-def write_report(run_dir, results, history=None):
+# Panel titles of the embedding maps.
+EMBEDDING_TITLES = {"dim": "DIM (trained)", "random": "Random weights"}
+
+
+def write_report(run_dir, results, history=None, embeddings=None):
     """Writes `evaluation.json`, `evaluation.md` and the plots.
 
     Args:
@@ -334,6 +359,9 @@ def write_report(run_dir, results, history=None):
         results: the evaluation results dict (without `paths`).
         history: dict from `runs.read_history`, or None to read the run's
             `history.csv` (if any).
+        embeddings: dict of representation (`"dim"`, `"random"`) to an
+            `embedding.embedding_map` result, drawn as `embedding.png`;
+            None or empty draws none.
 
     Returns:
         Dict of what was written to its path.
@@ -344,6 +372,13 @@ def write_report(run_dir, results, history=None):
         "probes_plot": os.path.join(run_dir, "probes.png"),
     }
     plot_probes(results, paths["probes_plot"])
+    if embeddings:
+        from dim_keras.evaluation.embedding import plot_embeddings
+
+        paths["embedding_plot"] = os.path.join(run_dir, "embedding.png")
+        plot_embeddings(
+            {EMBEDDING_TITLES.get(k, k): v for k, v in embeddings.items()},
+            paths["embedding_plot"])
     if history is None:
         history = read_run_history(run_dir)
     if len(history) > 1:
