@@ -518,7 +518,9 @@ def probe_run(run_dir, trained, cache, settings, seed, clock):
                                 clock)
     dim_mine = mine_estimate("dim", features, splits, settings, seed, clock)
     policy = getattr(encoder.dtype_policy, "name", "float32")
-    key = f"{config.encoder}/{size}px/{policy}/seed{seed}"
+    # The architecture as trained: a channel split has two encoders.
+    key = (f"{config.encoder}/{config.channel_split}/{size}px/{policy}/"
+           f"seed{seed}")
     if key not in cache["random"]:
         cache["random"][key] = random_baseline(encoder, splits, settings,
                                                seed, clock)

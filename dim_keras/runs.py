@@ -167,12 +167,18 @@ def write_config(run_dir, config):
 
 
 def history_csv(rows):
-    """Renders history rows (dicts with an `epoch` key) as CSV text."""
+    """Renders history rows (dicts with an `epoch` key) as CSV text.
+
+    A column that some rows lack (logged only from a later version or
+    epoch on) is `nan` there.
+    """
     if not rows:
         return ""
-    keys = ["epoch"] + sorted(k for k in rows[0] if k != "epoch")
+    names = {k for row in rows for k in row if k != "epoch"}
+    keys = ["epoch"] + sorted(names)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=keys, restval="nan",
+                            lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

@@ -21,6 +21,10 @@ from dim_keras.distribute import make_distribution
 from dim_keras.distribute import unsynchronized_batch_norm
 from dim_keras.encoder_file import channel_parts
 from dim_keras.encoder_file import save_encoder
+from dim_keras.monitors import EXAMPLE_IMAGES
+from dim_keras.monitors import Throughput
+from dim_keras.monitors import tensorboard_callbacks
+from dim_keras.monitors import write_example_inputs
 from dim_keras.run_lock import RunLock
 from dim_keras.runs import RunError
 
@@ -129,6 +133,29 @@ def _recorded_recipe(run_dir):
         return None
     return {name: values.get(name, REFERENCE[name])
             for name in RECIPE_FIELDS}
+
+
+def _tensorboard(config, dataset, run_dir, epochs_done, log):
+    """TensorBoard callbacks of a run, and a few example inputs written.
+
+    Returns:
+        The callbacks (none without TensorFlow, said in one line).
+    """
+    board = tensorboard_callbacks(run_dir)
+    if not board:
+        log("TensorBoard logs are off: they need TensorFlow's summary "
+            "writer (pip install tensorflow-cpu tensorboard).")
+        return board
+    from dim_keras.data.pipeline import dataset_pipeline
+
+    # The examples come from a pipeline of their own, so that the training
+    # pipeline's shuffling and augmentation draws are left as they are.
+    examples = dataset_pipeline(
+        dataset, min(config.batch_size, EXAMPLE_IMAGES), seed=config.seed,
+        augment_images=config.augment, repeat=False, views=config.views)
+    batch = next(iter(examples))
+    write_example_inputs(run_dir, np.asarray(batch), step=epochs_done)
+    return board
 
 
 def _describe_encoder(config):
@@ -410,12 +437,17 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
                 run_dir if writer else None, model.encoder, history,
                 info={"dataset": config.dataset},
             )
+            # Before the checkpoint: it writes the logs they add.
+            monitors = [Throughput(config.batch_size)]
+            board = _tensorboard(config, dataset, run_dir, epochs_done,
+                                 log) if writer else []
             model.fit(
                 pipeline,
                 epochs=config.epochs,
                 initial_epoch=epochs_done,
                 steps_per_epoch=config.steps_per_epoch,
-                callbacks=[checkpoint] + list(callbacks or ()),
+                callbacks=monitors + [checkpoint] + board
+                + list(callbacks or ()),
                 shuffle=False,  # the pipeline shuffles
                 verbose=verbose,
             )
