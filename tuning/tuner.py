@@ -290,7 +290,13 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
             )
 
     def _eta(self):
-        """`"; 3 of 20 trials ended, ETA 12 min"` at this process's pace."""
+        """`"; 3 of 20 trials ended, ETA 12 min"` at this process's pace.
+
+        Empty in a distributed search's worker, whose oracle client holds
+        no trial table.
+        """
+        if not isinstance(self.oracle, kt.engine.oracle.Oracle):
+            return ""
         return search_eta(self.oracle.trials.values(),
                           getattr(self.oracle, "max_trials", None),
                           self._trial_seconds)
