@@ -26,6 +26,9 @@ EXAMPLE_IMAGES = 4
 class Throughput(keras.callbacks.Callback):
     """Adds `images_per_second` to the logs of every epoch.
 
+    It also turns every log value into a Python float (a mirrored
+    strategy logs shape-[1] values, which TensorBoard refuses).
+
     Measured from the epoch's start to its end by the host clock, over the
     epoch's steps times the global batch size (no per-batch hook, so no
     step waits on it).
@@ -43,8 +46,13 @@ class Throughput(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        # Some strategies log shape-[1] values; TensorBoard takes scalars.
+        for key, value in logs.items():
+            logs[key] = float(np.asarray(value, dtype="float64").reshape(-1)[0])
         steps = (self.params or {}).get("steps")
-        if logs is None or self._started is None or not steps:
+        if self._started is None or not steps:
             return
         elapsed = time.perf_counter() - self._started
         logs["images_per_second"] = steps * self.batch_size / max(
@@ -52,6 +60,22 @@ class Throughput(keras.callbacks.Callback):
 
     def get_config(self):
         return {"batch_size": self.batch_size}
+
+
+def _scalars(logs):
+    return {key: float(np.asarray(value, dtype="float64").reshape(-1)[0])
+            for key, value in (logs or {}).items()}
+
+
+class ScalarTensorBoard(keras.callbacks.TensorBoard):
+    """Keras's `TensorBoard`, given every log value as a scalar.
+
+    Under a mirrored strategy the epoch logs hold shape-[1] values, which
+    TensorBoard's scalar summary refuses.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, _scalars(logs))
 
 
 def tensorboard_available():
@@ -71,7 +95,7 @@ def tensorboard_callbacks(run_dir):
     """
     if not tensorboard_available():
         return []
-    return [keras.callbacks.TensorBoard(
+    return [ScalarTensorBoard(
         log_dir=os.path.join(run_dir, TENSORBOARD_DIR),
         write_graph=False,
         update_freq="epoch",

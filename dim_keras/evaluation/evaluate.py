@@ -399,7 +399,8 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
             model, test_images, feature_layers, config.batch_size,
             verbose=verbose, flatten=True,
             description=f"  Extracting features ({representation}, test)")
-        if config.embedding_points:
+        # A map of fewer than 3 test images says nothing: none is drawn.
+        if config.embedding_points and len(test["y"]) >= 3:
             maps[representation] = _embedding(representation, test["y"],
                                               test_labels, config, log, live)
         probes = config.probes if representation == "dim" else [
