@@ -427,7 +427,7 @@ def test_jax_two_process_cli_run_is_written_by_process_0_and_resumes(
     assert sorted(os.listdir(out)) == sorted([
         "checkpoint.previous.weights.h5", "checkpoint.weights.h5",
         "config.json", "encoder.json", "encoder.keras", "history.csv",
-        "state.json",
+        "state.json", "tensorboard",
     ])
     assert _epochs_done(out) == epochs
     with open(os.path.join(out, "history.csv")) as f:
