@@ -187,6 +187,15 @@ def main():
               help="luma-chroma: CMC's two encoders, one on the luminance "
                    "and one on the colour of each image, each against the "
                    "other (NCE unless --estimator is given).")
+@click.option("--online-probe/--no-online-probe",
+              default=default("online_probe"), show_default=True,
+              help="Train a linear probe on the detached Y and conv during "
+                   "training and log its held-out accuracy every epoch "
+                   "(labelled data).")
+@click.option("--knn-every", type=int, default=default("knn_every"),
+              help="Epochs between kNN accuracies of Y and conv on the "
+                   "held-out part (default: chosen to cost under 10% of "
+                   "training; 0 is off).")
 @click.option("--backend", type=Choice(BACKENDS), default=None,
               help="Keras backend (default: $KERAS_BACKEND, else Keras's).")
 @click.option("--config", "config_file", default=None,

@@ -87,6 +87,13 @@ class TrainConfig:
             encoders, one on each image's luminance, one on its colour,
             each scored against the other; the run saves both and their
             concatenation as `encoder.keras`).
+        online_probe: bool, train linear classifiers on the detached Y
+            and conv during training (labelled data only), each with its
+            own optimizer, and log their accuracy on a held-out part of
+            the training split every epoch (`dim_keras.monitors`).
+        knn_every: int or None, the kNN monitor's period in epochs (kNN
+            accuracy of Y and conv on the held-out part); None picks one
+            that costs under a tenth of the training time; 0 is off.
     """
 
     dataset: str = "digits"
@@ -116,6 +123,8 @@ class TrainConfig:
     score_penalty: float = 0.0
     scales: str = "y-local"
     channel_split: str = "none"
+    online_probe: bool = True
+    knn_every: int = None
 
     def validate(self, check_dataset=True):
         """Checks every setting that can be checked without loading data.
@@ -216,6 +225,17 @@ class TrainConfig:
             raise ValueError(
                 "scales choose the predictions of local MI, which is off "
                 f"(beta=0). Received: scales={self.scales!r}, beta=0"
+            )
+        if self.online_probe not in (True, False):
+            raise ValueError(
+                "online_probe must be true or false. "
+                f"Received: online_probe={self.online_probe!r}"
+            )
+        if self.knn_every is not None and not (
+                isinstance(self.knn_every, int) and self.knn_every >= 0):
+            raise ValueError(
+                "knn_every must be a number of epochs (0 is off). "
+                f"Received: knn_every={self.knn_every!r}"
             )
         if self.jit_compile not in (None, True, False):
             raise ValueError(

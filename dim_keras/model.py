@@ -17,6 +17,7 @@ from keras import ops
 from dim_keras import estimators
 from dim_keras import objective
 from dim_keras.backend import Trainer
+from dim_keras.backend.common import PROBE_LOSS_KEY
 from dim_keras.choices import CHANNEL_SPLITS
 from dim_keras.choices import check_choice
 from dim_keras.choices import parse_scales
@@ -33,6 +34,13 @@ LOG_KEYS = (
     "discriminator_loss",
     "gradient_penalty",
 )
+# Logged too when the online probe is on (`PROBE_LOSS_KEY`): its training
+# cross-entropy (the sum over the probed layers) on each batch's labelled
+# images.
+# The layers the online probe reads, and the names of its heads.
+PROBED_ONLINE = ("y", "conv")
+# The online probe's default optimizer: Adam at this learning rate.
+ONLINE_PROBE_LR = 1e-2
 
 
 class _SymbolicDIMLosses(keras.Operation):
@@ -174,6 +182,12 @@ class DeepInfoMax(Trainer, keras.Model):
             encoders see the luminance and the colour of each image; each
             one's local map is scored against the other's Y (both
             directions, averaged), and prior matching sees the combined Y.
+        online_probe_classes: int; above 0, linear classifiers of that
+            many classes (`online_probe_y`, `online_probe_conv`) learn
+            from the gradient-stopped Y and conv of each training batch's
+            labelled images (label -1: unlabelled) with their own
+            optimizer, leaving the encoder's update unchanged (the online
+            probe of solo-learn). 0 is off.
         **kwargs: base `keras.Model` arguments.
     """
 
@@ -197,9 +211,16 @@ class DeepInfoMax(Trainer, keras.Model):
         score_penalty=0.0,
         scales="y-local",
         channel_split="none",
+        online_probe_classes=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not (isinstance(online_probe_classes, int)
+                and online_probe_classes >= 0):
+            raise ValueError(
+                "online_probe_classes must be a number of classes (0 is "
+                f"off). Received: online_probe_classes={online_probe_classes!r}"
+            )
         scales = parse_scales(scales)
         check_choice("channel_split", channel_split, CHANNEL_SPLITS)
         split = channel_split != "none"
@@ -283,9 +304,17 @@ class DeepInfoMax(Trainer, keras.Model):
             if self.gamma > 0
             else None
         )
+        self.online_probe_classes = online_probe_classes
+        self.online_probe_y, self.online_probe_conv = (
+            keras.layers.Dense(online_probe_classes, name=f"online_probe_{k}")
+            if online_probe_classes else None
+            for k in PROBED_ONLINE
+        )
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = {k: keras.metrics.Mean(name=k) for k in LOG_KEYS}
+        keys = LOG_KEYS + ((PROBE_LOSS_KEY,) if online_probe_classes else ())
+        self.trackers = {k: keras.metrics.Mean(name=k) for k in keys}
         self.discriminator_optimizer = None
+        self.probe_optimizer = None
 
     def call(self, images, training=False):
         return self.encoder(images, training=training)
@@ -301,6 +330,10 @@ class DeepInfoMax(Trainer, keras.Model):
             shape = (2,) + shape  # given the shape of one view
         images = keras.KerasTensor((2,) + shape, "float32")
         _SymbolicDIMLosses(self)(images)
+        if self.online_probe_classes:
+            for layer, head in self.online_probe_heads.items():
+                width = self._probe_width[layer]
+                head.build((None, width))
         self.built = True
         if getattr(self, "discriminator_optimizer", None) is not None:
             # Compiled before built: give each optimizer its own variables
@@ -332,6 +365,21 @@ class DeepInfoMax(Trainer, keras.Model):
         return variables
 
     @property
+    def online_probe_heads(self):
+        """`{"y": Dense, "conv": Dense}` of the online probe, or `{}`."""
+        if not self.online_probe_classes:
+            return {}
+        return {"y": self.online_probe_y, "conv": self.online_probe_conv}
+
+    @property
+    def probe_variables(self):
+        """Trainable variables of the online probe's heads."""
+        variables = []
+        for head in self.online_probe_heads.values():
+            variables += head.trainable_variables
+        return variables
+
+    @property
     def discriminator_variables(self):
         """Trainable variables of the prior discriminator."""
         if self.prior_discriminator is None:
@@ -343,15 +391,18 @@ class DeepInfoMax(Trainer, keras.Model):
         optimizer=None,
         discriminator_optimizer=None,
         jit_compile="auto",
+        probe_optimizer=None,
         **kwargs,
     ):
-        """Configures training with two optimizers.
+        """Configures training with two optimizers (three with the probe).
 
         Args:
             optimizer: optimizer of the encoder and MI critics; defaults to
                 the reference Adam (lr 1e-4, betas 0.5 / 0.999).
             discriminator_optimizer: optimizer of the prior discriminator;
                 same default.
+            probe_optimizer: optimizer of the online probe's heads;
+                defaults to Adam (lr `ONLINE_PROBE_LR`).
             jit_compile: passed to `keras.Model.compile`.
             **kwargs: other `keras.Model.compile` arguments.
         """
@@ -363,6 +414,11 @@ class DeepInfoMax(Trainer, keras.Model):
         self.discriminator_optimizer = (
             discriminator_optimizer or reference_optimizer()
         )
+        self.probe_optimizer = None
+        if self.online_probe_classes:
+            self.probe_optimizer = (
+                probe_optimizer or keras.optimizers.Adam(ONLINE_PROBE_LR)
+            )
         if self.built:
             self.build_optimizers()
 
@@ -372,8 +428,11 @@ class DeepInfoMax(Trainer, keras.Model):
             self.optimizer.build(self.encoder_variables)
         if self.gamma > 0 and not self.discriminator_optimizer.built:
             self.discriminator_optimizer.build(self.discriminator_variables)
+        if self.probe_optimizer is not None and not self.probe_optimizer.built:
+            self.probe_optimizer.build(self.probe_variables)
 
-    def compute_dim_losses(self, images, training=True, prior_samples=None):
+    def compute_dim_losses(self, images, training=True, prior_samples=None,
+                           labels=None):
         """Every loss term of one batch, shared by all backends.
 
         The encoder side and the discriminator side are computed by
@@ -386,13 +445,19 @@ class DeepInfoMax(Trainer, keras.Model):
             training: bool, batch-norm mode.
             prior_samples: `[N, D]` samples of the prior, or None to draw
                 them from Uniform[0, 1]^D with the model's seed generator.
+            labels: `[N]` int class ids (-1: unlabelled), or None; with
+                the online probe on, its loss is `PROBE_LOSS_KEY`.
 
         Returns:
             Dict with `"loss"` (encoder + critics objective),
-            `"discriminator_total"` (discriminator objective) and the logged
-            terms of `LOG_KEYS`, all float32 scalars.
+            `"discriminator_total"` (discriminator objective), the logged
+            terms of `LOG_KEYS` and, with the online probe on,
+            `PROBE_LOSS_KEY` (zero without labels), all float32 scalars.
         """
-        terms, code = self.compute_encoder_losses(images, training=training)
+        terms, code, features = self.compute_encoder_losses(
+            images, training=training, return_features=True)
+        if self.online_probe_classes:
+            terms.update(self.compute_probe_losses(features, labels))
         if code is not None:
             code = ops.stop_gradient(code)
         terms.update(
@@ -404,21 +469,29 @@ class DeepInfoMax(Trainer, keras.Model):
         )
         return terms
 
-    def compute_encoder_losses(self, images, training=True):
+    def compute_encoder_losses(self, images, training=True,
+                               return_features=False):
         """The objective of the encoder and the MI critics.
 
         Args:
             images: `[N, H, W, 3]` raw images; with `views=2`,
                 `[N, 2, H, W, 3]`, two views of each image.
             training: bool, batch-norm mode.
+            return_features: bool, also return what the online probe
+                reads.
 
         Returns:
             `(terms, code)`: `terms` holds `"loss"`, `"global_mi"`,
             `"local_mi"` and `"prior_loss"` (float32 scalars); `code` is
             sigmoid(Y), `[N, D]` float32 (the discriminator's fake samples,
-            or None when `gamma` is 0).
+            or None when `gamma` is 0). With `return_features`, `(terms,
+            code, features)`: `features` maps `"y"` and `"conv"` to the
+            first view's (or both encoders' side by side) gradient-stopped
+            float32 `[N, width]`, or is `{}` with the online probe off.
         """
-        keys = ("local", "conv", "y") if self.conv_critic else ("local", "y")
+        probing = bool(self.online_probe_classes)
+        keys = (("local", "conv", "y") if self.conv_critic or probing
+                else ("local", "y"))
         if self.channel_encoders is not None:
             # One view, two encoders: luminance and colour.
             views = []
@@ -438,6 +511,16 @@ class DeepInfoMax(Trainer, keras.Model):
                 occluded = occlude(images, self.seed_generator)
                 view["y"] = self.encoder(occluded, training=training)["y"]
             views = [view]
+        features = {}
+        if probing:
+            parts = views if self.channel_encoders is not None else views[:1]
+            for key in PROBED_ONLINE:
+                flat = [ops.reshape(ops.cast(part[key], "float32"),
+                                    (ops.shape(part[key])[0], -1))
+                        for part in parts]
+                features[key] = ops.stop_gradient(
+                    ops.concatenate(flat, axis=-1) if len(flat) > 1
+                    else flat[0])
         if self.global_negatives:  # Distribution: see `gather_replicas`.
             views = [{k: self.gather_replicas(x) for k, x in view.items()}
                      for view in views]
@@ -491,7 +574,50 @@ class DeepInfoMax(Trainer, keras.Model):
             )
             loss = loss + self.gamma * terms["prior_loss"]
         terms["loss"] = loss
+        if return_features:
+            return terms, code, features
         return terms, code
+
+    @property
+    def _probe_width(self):
+        """Input width of each online probe head (flattened features)."""
+        widths = {}
+        parts = self.channel_encoders or (self.encoder,)
+        for key in PROBED_ONLINE:
+            total = 0
+            for part in parts:
+                size = 1
+                for dim in part.output[key].shape[1:]:
+                    size *= int(dim)
+                total += size
+            widths[key] = total
+        return widths
+
+    def compute_probe_losses(self, features, labels):
+        """The online probe's cross-entropy on the labelled images.
+
+        Args:
+            features: `compute_encoder_losses`'s gradient-stopped features.
+            labels: `[N]` int class ids, -1 for unlabelled images, or None.
+
+        Returns:
+            `{PROBE_LOSS_KEY: loss}`: the sum over the probed layers of the
+            mean cross-entropy of the labelled images (0 without any).
+        """
+        zero = ops.zeros((), dtype="float32")
+        if labels is None or not self.online_probe_classes:
+            return {PROBE_LOSS_KEY: zero}
+        labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
+        labelled = ops.cast(labels >= 0, "float32")
+        safe = ops.where(labels >= 0, labels, ops.zeros_like(labels))
+        count = ops.maximum(ops.sum(labelled), 1.0)
+        loss = zero
+        for key, head in self.online_probe_heads.items():
+            logits = ops.cast(head(features[key]), "float32")
+            cross_entropy = keras.losses.sparse_categorical_crossentropy(
+                safe, logits, from_logits=True)
+            loss = loss + ops.sum(cross_entropy * labelled) / count
+        return {PROBE_LOSS_KEY: loss}
 
     def sample_prior(self, shape):
         """Samples of the prior, Uniform[0, 1]^D, from the seed generator."""
@@ -566,6 +692,7 @@ class DeepInfoMax(Trainer, keras.Model):
                 "score_penalty": self.score_penalty,
                 "scales": ",".join(self.scales),
                 "channel_split": self.channel_split,
+                "online_probe_classes": self.online_probe_classes,
             }
         )
         return config

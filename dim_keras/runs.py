@@ -56,7 +56,8 @@ HISTORY_FILE = "history.csv"
 # Attribute of the checkpoint file holding its epochs done and history.
 STATE_ATTR = "dim_keras_state"
 # Settings that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("epochs", "data_dir", "distribute", "jit_compile")
+RESUMABLE_CHANGES = ("epochs", "data_dir", "distribute", "jit_compile",
+                     "knn_every")
 
 
 class RunError(Exception):
@@ -547,6 +548,10 @@ def read_config(path):
 def _comparable(config_dict, recorded=True):
     # Fill in defaults, so runs written before a setting existed compare;
     # a recipe setting a recorded run lacks is the reference's it used.
+    if recorded and "online_probe" not in config_dict:
+        # Runs recorded before the online probe existed trained without it
+        # (their checkpoints hold no probe weights).
+        config_dict = dict(config_dict, online_probe=False)
     config = TrainConfig.from_dict(config_dict)
     if recorded:
         config = config.with_recipe()

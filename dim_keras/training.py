@@ -25,6 +25,7 @@ from dim_keras.monitors import EXAMPLE_IMAGES
 from dim_keras.monitors import Throughput
 from dim_keras.monitors import tensorboard_callbacks
 from dim_keras.monitors import write_example_inputs
+from dim_keras.online_monitors import OnlineMonitors
 from dim_keras.run_lock import RunLock
 from dim_keras.runs import RunError
 
@@ -108,8 +109,9 @@ class RunCheckpoint(keras.callbacks.Callback):
 def _training_state(model):
     """Every variable a checkpoint holds: weights and both optimizers'."""
     variables = list(model.weights) + list(model.optimizer.variables)
-    if model.discriminator_optimizer is not None:
-        variables += list(model.discriminator_optimizer.variables)
+    for optimizer in (model.discriminator_optimizer, model.probe_optimizer):
+        if optimizer is not None:
+            variables += list(optimizer.variables)
     return variables
 
 
@@ -158,6 +160,38 @@ def _tensorboard(config, dataset, run_dir, epochs_done, log):
     return board
 
 
+def _monitored_part(config, dataset, distribution, log):
+    """The held-out part of the online monitors, or None (said why).
+
+    Args:
+        config: the run's resolved `TrainConfig`.
+        dataset: the `ImageDataset`.
+        distribution: the run's `Distribution`.
+        log: callable for one-line messages.
+
+    Returns:
+        A `dim_keras.online_monitors.HeldOutPart`, or None when the
+        monitors are off (by the settings, for unlabelled or streamed data,
+        or across processes sharing one state).
+    """
+    from dim_keras.online_monitors import held_out_part
+
+    if not config.online_probe and config.knn_every == 0:
+        return None
+    if not dataset.num_classes:
+        return None  # unlabelled data: nothing to monitor
+    if not dataset.in_memory:
+        log("The online probe and kNN monitor read in-memory datasets; "
+            f"{config.dataset} is streamed, so they are off.")
+        return None
+    if distribution.shares_state and distribution.num_workers > 1:
+        log("The online probe and kNN monitor are off across several "
+            "processes; evaluate the run afterwards.")
+        return None
+    images, labels = dataset.arrays("train")
+    return held_out_part(images, labels, seed=config.seed)
+
+
 def tf_strategy(distribution):
     """Whether training runs under a `tf.distribute` strategy."""
     return (keras.backend.backend() == "tensorflow"
@@ -180,7 +214,7 @@ def _describe_critic(config):
             f"{config.critic_norm} normalization")
 
 
-def build_model(config, image_size, jit_compile=None):
+def build_model(config, image_size, jit_compile=None, num_classes=0):
     """Builds and compiles the `DeepInfoMax` model a config describes.
 
     Call it under the wanted dtype policy and distribution scope.
@@ -190,6 +224,8 @@ def build_model(config, image_size, jit_compile=None):
         image_size: int, input height and width.
         jit_compile: bool or None; None takes `config.jit_compile` (and
             None there: Keras's "auto", XLA on a GPU only).
+        num_classes: int, classes of the online probe (0: none; it is
+            also off when `config.online_probe` is).
 
     Returns:
         A compiled, built `DeepInfoMax` with both optimizers built.
@@ -219,6 +255,8 @@ def build_model(config, image_size, jit_compile=None):
         score_penalty=config.score_penalty,
         scales=config.scales,
         channel_split=config.channel_split,
+        online_probe_classes=int(num_classes or 0) if config.online_probe
+        else 0,
     )
     if jit_compile is None:
         jit_compile = config.jit_compile
@@ -365,6 +403,7 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
                     history=history)
 
     keras.utils.set_random_seed(config.seed)
+    part = _monitored_part(config, dataset, distribution, log)
     pipeline = dataset_pipeline(
         dataset,
         config.batch_size,
@@ -372,6 +411,8 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
         augment_images=config.augment,
         repeat=config.steps_per_epoch is not None,
         views=config.views,
+        labels=(part.probe_labels if part is not None and config.online_probe
+                else None),
     )
     pipeline = distribution.adapt_pipeline(pipeline)
     if config.views == 2:
@@ -392,14 +433,16 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
                     log("XLA compilation is off under tf.distribute "
                         "strategies.")
                 jit_compile = False
-            model = build_model(config, dataset.image_size, jit_compile)
+            classes = 0 if part is None else dataset.num_classes
+            model = build_model(config, dataset.image_size, jit_compile,
+                                classes)
             distribution.prepare_model(model, config.batch_size)
             restored = model
             if resume_points and distribution.shares_state:
                 # The chief alone restores: into a model of its own.
                 with local_variables():
                     restored = build_model(config, dataset.image_size,
-                                           jit_compile)
+                                           jit_compile, classes)
                     epochs_done, history = _restore(restored, resume_points,
                                                     log)
             elif resume_points:
@@ -445,6 +488,10 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
             )
             # Before the checkpoint: it writes the logs they add.
             monitors = [Throughput(config.batch_size)]
+            if part is not None:
+                monitors.append(OnlineMonitors(
+                    part, model.online_probe_heads,
+                    knn_every=config.knn_every, log=log))
             board = []
             if writer and tf_strategy(distribution):
                 # Its epoch logs hold per-replica values that TensorBoard's

@@ -120,7 +120,7 @@ def _record_gradients(arrays, name, model, images, prior):
     """Every loss term and both gradients of one batch, into `arrays`."""
     import keras
 
-    terms, grads, d_grads = model.compute_dim_gradients(
+    terms, grads, d_grads, _ = model.compute_dim_gradients(
         images, prior_samples=prior
     )
     to_numpy = keras.ops.convert_to_numpy

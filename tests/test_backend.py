@@ -82,7 +82,7 @@ def test_discriminator_gradient_is_that_of_its_own_objective_only():
         0, 256, size=(4, 32, 32, 3), dtype=np.uint8
     )
     prior = np.random.default_rng(1).uniform(size=(4, 64)).astype("float32")
-    terms, grads, d_grads = model.compute_dim_gradients(
+    terms, grads, d_grads, _ = model.compute_dim_gradients(
         keras.ops.convert_to_tensor(images), prior_samples=prior
     )
     outputs = model.encoder(images, training=True)

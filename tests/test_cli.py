@@ -25,6 +25,7 @@ from dim_keras.apps.cli import main
         (["--channel-split", "luma-chroma", "--views", "2"],
          "does not combine with views=2"),
         (["--channel-split", "lab"], "lab"),
+        (["--knn-every", "-1"], "Received: knn_every=-1"),
     ],
 )
 def test_bad_options_fail_before_any_work(tmp_path, args, message):
@@ -58,6 +59,22 @@ def test_train_end_to_end_with_config_file(tmp_path):
 
     saved = json.loads((out / "config.json").read_text())
     assert saved["estimator"] == "nce" and saved["critic_units"] == 16
+    assert saved["online_probe"] is True and saved["knn_every"] is None
+    assert "kNN monitor:" in result.output  # the period it measured
+
+
+def test_monitor_options_reach_the_run(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "train", "--out", str(out), "--epochs", "1", "--critic-units", "16",
+        "--steps-per-epoch", "2", "--no-online-probe", "--knn-every", "0",
+        "--no-evaluate"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["online_probe"] is False and saved["knn_every"] == 0
+    assert "knn" not in (out / "history.csv").read_text()
 
 
 def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):

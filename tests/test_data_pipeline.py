@@ -89,3 +89,42 @@ def test_augmentation_differs_between_epochs_but_repeats_with_the_seed():
     assert not np.array_equal(first, second)
     again = epochs(0)
     np.testing.assert_array_equal(first, again[0])
+
+
+def _ids(batch_images):
+    # The brightest pixel of image i is i (crops pad with zeros).
+    return np.asarray(batch_images).reshape(len(batch_images), -1).max(axis=1)
+
+
+@pytest.mark.parametrize("augmentation", [
+    augment.NONE,
+    augment.Augmentation(random_crop=True, crop_padding=2, flip=True),
+])
+def test_labels_stay_with_their_images(augmentation):
+    images = _images(12)
+    labels = np.arange(12, dtype=np.int64)
+    batches = list(pipeline.tf_data_pipeline(
+        images, 4, seed=0, augmentation=augmentation, labels=labels))
+    assert len(batches) == 3
+    for batch_images, batch_labels in batches:
+        assert batch_images.shape == (4, 8, 8, 3)
+        np.testing.assert_array_equal(_ids(batch_images), batch_labels)
+    in_memory = pipeline.ShuffledBatches(images, 5, seed=1, labels=labels)
+    for index in range(len(in_memory)):
+        batch_images, batch_labels = in_memory[index]
+        np.testing.assert_array_equal(_ids(batch_images), batch_labels)
+
+
+def test_two_views_carry_one_label_per_image():
+    images = _images(8, size=32)
+    batch_images, batch_labels = next(iter(pipeline.tf_data_pipeline(
+        images, 4, seed=0, views=2, labels=np.arange(8, dtype=np.int64))))
+    assert batch_images.shape == (4, 2, 32, 32, 3)
+    assert batch_labels.shape == (4,)
+
+
+def test_labels_must_match_the_images():
+    with pytest.raises(ValueError, match="3 labels for 4 images"):
+        pipeline.ShuffledBatches(_images(4), 2, labels=np.zeros(3))
+    with pytest.raises(ValueError, match="3 labels for 4 images"):
+        pipeline.tf_data_pipeline(_images(4), 2, labels=np.zeros(3))

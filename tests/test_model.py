@@ -341,3 +341,74 @@ def test_bad_channel_split_settings_are_refused():
         DeepInfoMax(split, channel_split="luma-chroma", views=2)
     with pytest.raises(ValueError, match="Received: channel_split='rgb'"):
         DeepInfoMax(split, channel_split="rgb")
+
+
+# --- The online probe --------------------------------------------------------
+
+
+def _probe_pair(**kwargs):
+    """A model without the online probe and one with it, same weights."""
+    plain = make_model(**kwargs)
+    probed = make_model(online_probe_classes=3, **kwargs)
+    for source, target in zip(
+        plain.encoder_variables + plain.discriminator_variables,
+        probed.encoder_variables + probed.discriminator_variables,
+    ):
+        target.assign(source)
+    return plain, probed
+
+
+@pytest.mark.parametrize("views", [1, 2])
+def test_the_online_probe_leaves_the_encoder_update_unchanged(views):
+    plain, probed = _probe_pair(views=views)
+    rng = np.random.default_rng(0)
+    shape = (8, 2, 32, 32, 3) if views == 2 else (8, 32, 32, 3)
+    images = rng.integers(0, 256, shape).astype("float32")
+    labels = np.array([0, 1, 2, -1, 0, 1, 2, -1])
+    probe_before = weights(probed.probe_variables)
+    plain.train_on_batch(images)
+    logs = probed.train_on_batch(images, labels, return_dict=True)
+    for a, b in zip(weights(plain.encoder_variables),
+                    weights(probed.encoder_variables)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(weights(plain.discriminator_variables),
+                    weights(probed.discriminator_variables)):
+        np.testing.assert_array_equal(a, b)
+    assert changed(probe_before, weights(probed.probe_variables))
+    assert logs["online_probe_loss"] > 0
+
+
+def test_online_probe_loss_of_zero_heads_is_log_classes_per_layer():
+    model = make_model(online_probe_classes=4)
+    for variable in model.probe_variables:
+        variable.assign(np.zeros(variable.shape, "float32"))
+    features = {"y": ops.ones((3, 64)), "conv": ops.ones((3, 4096))}
+    # Zero logits: every labelled image's cross-entropy is log(4); the mean
+    # over the labelled images, summed over the two heads, is 2 log 4.
+    loss = model.compute_probe_losses(features, np.array([1, -1, 3]))
+    assert float(ops.convert_to_numpy(loss["online_probe_loss"])) == \
+        pytest.approx(2 * np.log(4), rel=1e-5)
+    none = model.compute_probe_losses(features, np.array([-1, -1, -1]))
+    assert float(ops.convert_to_numpy(none["online_probe_loss"])) == 0.0
+
+
+def test_unlabelled_batches_leave_the_online_probe_alone():
+    model = make_model(online_probe_classes=3)
+    images = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3))
+    before = weights(model.probe_variables)
+    model.train_on_batch(images.astype("float32"), np.full(8, -1))
+    assert not changed(before, weights(model.probe_variables))
+    model.train_on_batch(images.astype("float32"))  # no labels at all
+    assert not changed(before, weights(model.probe_variables))
+
+
+def test_online_probe_heads_read_y_and_the_flat_conv_map():
+    model = make_model(online_probe_classes=5)
+    heads = model.online_probe_heads
+    assert sorted(heads) == ["conv", "y"]
+    assert tuple(heads["y"].kernel.shape) == (64, 5)
+    assert tuple(heads["conv"].kernel.shape) == (4 * 4 * 256, 5)
+    assert model.get_config()["online_probe_classes"] == 5
+    assert make_model().online_probe_heads == {}
+    with pytest.raises(ValueError, match="online_probe_classes=-1"):
+        DeepInfoMax(networks.basic32x32(), online_probe_classes=-1)

@@ -47,9 +47,36 @@ def test_run_directory_holds_every_file(run_dir):
     with open(os.path.join(run_dir, "history.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1"]
-    for key in ("loss", "local_mi", "prior_loss", "discriminator_loss"):
+    for key in ("loss", "local_mi", "prior_loss", "discriminator_loss",
+                "online_probe_loss", "monitor_seconds"):
         assert np.isfinite(float(rows[0][key]))
+    # The online monitors, on digits' held-out part (the kNN period is
+    # measured on the first epoch, so that one has kNN).
+    for key in ("online_probe_y_acc", "online_probe_conv_acc", "knn_y_acc",
+                "knn_conv_acc"):
+        assert 0.0 <= float(rows[0][key]) <= 1.0, key
     assert not [n for n in os.listdir(run_dir) if "partial" in n]
+
+
+def test_monitors_off(tmp_path):
+    result = train(tiny_config(online_probe=False, knn_every=0),
+                   str(tmp_path), verbose=0, log=lambda _: None)
+    assert result["model"].online_probe_heads == {}
+    row = result["history"][0]
+    assert not [k for k in row if "probe" in k or "knn" in k]
+    assert "monitor_seconds" not in row
+
+
+def test_a_run_recorded_before_the_online_probe_resumes_without_it(run_dir,
+                                                                   tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    del config["online_probe"], config["knn_every"]
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match="other settings \\(online_probe\\)"):
+        train(tiny_config(), str(old), verbose=0)
 
 
 def test_finished_run_does_nothing(run_dir):

@@ -15,6 +15,25 @@ import keras
 from keras import ops
 
 
+# The online probe's logged loss (`dim_keras.model.PROBE_LOSS_KEY`).
+PROBE_LOSS_KEY = "online_probe_loss"
+
+
+def split_batch(data):
+    """`(images, labels or None)` of a batch `fit` hands the train step.
+
+    Args:
+        data: images, or a tuple or list whose first item is the images
+            and second (when there is one) the labels.
+
+    Returns:
+        `(images, labels)`, labels None when the batch has none.
+    """
+    if isinstance(data, (tuple, list)):
+        return data[0], (data[1] if len(data) > 1 else None)
+    return data, None
+
+
 def adapt_pipeline(dataset, name):
     """The input pipeline unchanged (no backend needs more by default)."""
     del name

@@ -26,7 +26,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from dim_keras.backend.common import PROBE_LOSS_KEY
 from dim_keras.backend.common import TrainerBase
+from dim_keras.backend.common import split_batch
 from dim_keras.backend.common import adapt_pipeline  # noqa: F401
 from dim_keras.backend.common import prepare_model  # noqa: F401
 from dim_keras.backend.common import supports_jit  # noqa: F401
@@ -264,23 +266,40 @@ class Trainer(TrainerBase):
 
     @property
     def metrics_variables(self):
-        """The trackers' variables, then the discriminator optimizer's."""
+        """The trackers' variables, then the discriminator optimizer's and
+        the online probe optimizer's."""
         variables = []
         for metric in self.metrics:
             variables.extend(metric.variables)
+        return variables + self._riding_optimizer_variables()[0]
+
+    def _riding_optimizer_variables(self):
+        """The other optimizers' variables threaded with the metrics'.
+
+        Returns:
+            `(variables, discriminator_count)`: the discriminator
+            optimizer's variables, then the probe optimizer's, and how
+            many are the discriminator's.
+        """
+        discriminator, probe = [], []
         optimizer = getattr(self, "discriminator_optimizer", None)
         if optimizer is not None and self.prior_discriminator is not None:
-            variables.extend(optimizer.variables)
-        return variables
+            discriminator = list(optimizer.variables)
+        optimizer = getattr(self, "probe_optimizer", None)
+        if optimizer is not None and self.online_probe_classes:
+            probe = list(optimizer.variables)
+        return discriminator + probe, len(discriminator)
 
     def _variable_positions(self):
-        """Positions of encoder and discriminator variables in the state."""
+        """Positions of encoder, discriminator and probe variables in the
+        state."""
         position = {id(v): i for i, v in enumerate(self.trainable_variables)}
         encoder = [position[id(v)] for v in self.encoder_variables]
         discriminator = [
             position[id(v)] for v in self.discriminator_variables
         ]
-        return encoder, discriminator
+        probe = [position[id(v)] for v in self.probe_variables]
+        return encoder, discriminator, probe
 
     def stateless_dim_gradients(
         self,
@@ -288,24 +307,29 @@ class Trainer(TrainerBase):
         non_trainable_values,
         images,
         prior_samples=None,
+        labels=None,
     ):
-        """Loss terms and both gradients from variable values.
+        """Loss terms and the gradients from variable values.
 
         Args:
             trainable_values: values of `self.trainable_variables`.
             non_trainable_values: values of `self.non_trainable_variables`.
             images: `[N, H, W, 3]` raw images.
             prior_samples: `[N, D]` prior samples, or None to draw them.
+            labels: `[N]` class ids (-1: unlabelled) for the online probe,
+                or None.
 
         Returns:
-            `(terms, encoder_grads, discriminator_grads,
+            `(terms, encoder_grads, discriminator_grads, probe_grads,
             non_trainable_values)`: gradients in the order of
-            `encoder_variables` and `discriminator_variables`, and the new
-            non-trainable values (batch-norm statistics, seed state).
+            `encoder_variables`, `discriminator_variables` and
+            `probe_variables` (empty without the probe or labels), and the
+            new non-trainable values (batch-norm statistics, seed state).
         """
         trainable = self.trainable_variables
         non_trainable = self.non_trainable_variables
-        encoder_pos, discriminator_pos = self._variable_positions()
+        encoder_pos, discriminator_pos, probe_pos = (
+            self._variable_positions())
         encoder_vars = [trainable[i] for i in encoder_pos]
         discriminator_vars = [trainable[i] for i in discriminator_pos]
         encoder_values = [trainable_values[i] for i in encoder_pos]
@@ -318,15 +342,15 @@ class Trainer(TrainerBase):
                 + list(zip(non_trainable, non_trainable_values))
             )
             with keras.StatelessScope(state_mapping=mapping) as scope:
-                terms, code = self.compute_encoder_losses(
-                    images, training=True
+                terms, code, features = self.compute_encoder_losses(
+                    images, training=True, return_features=True
                 )
             updated = [scope.get_current_value(v) for v in non_trainable]
-            return terms["loss"], (terms, code, updated)
+            return terms["loss"], (terms, code, features, updated)
 
-        (_, (terms, code, non_trainable_values)), grads = jax.value_and_grad(
-            encoder_objective, has_aux=True
-        )(encoder_values, non_trainable_values)
+        (_, (terms, code, features, non_trainable_values)), grads = (
+            jax.value_and_grad(encoder_objective, has_aux=True)(
+                encoder_values, non_trainable_values))
 
         d_grads = []
         if self.prior_discriminator is not None:
@@ -353,10 +377,29 @@ class Trainer(TrainerBase):
             terms.update(d_terms)
         else:
             terms.update(self.compute_discriminator_losses(None))
-        return terms, grads, d_grads, non_trainable_values
 
-    def compute_dim_gradients(self, images, prior_samples=None):
-        """Loss terms and both gradients of one batch (no weight update).
+        p_grads = []
+        if self.online_probe_classes:
+            if labels is None:
+                terms.update(self.compute_probe_losses(features, None))
+            else:
+                features = jax.lax.stop_gradient(features)
+                probe_vars = [trainable[i] for i in probe_pos]
+
+                def probe_objective(probe_values):
+                    mapping = list(zip(probe_vars, probe_values))
+                    with keras.StatelessScope(state_mapping=mapping):
+                        p_terms = self.compute_probe_losses(features, labels)
+                    return p_terms[PROBE_LOSS_KEY], p_terms
+
+                (_, p_terms), p_grads = jax.value_and_grad(
+                    probe_objective, has_aux=True
+                )([trainable_values[i] for i in probe_pos])
+                terms.update(p_terms)
+        return terms, grads, d_grads, p_grads, non_trainable_values
+
+    def compute_dim_gradients(self, images, prior_samples=None, labels=None):
+        """Loss terms and the gradients of one batch (no weight update).
 
         Like the TensorFlow and PyTorch versions, it updates the batch-norm
         statistics and the seed state.
@@ -364,24 +407,26 @@ class Trainer(TrainerBase):
         Args:
             images: `[N, H, W, 3]` raw images.
             prior_samples: `[N, D]` prior samples, or None to draw them.
+            labels: `[N]` class ids for the online probe, or None.
 
         Returns:
-            `(terms, encoder_grads, discriminator_grads)`.
+            `(terms, encoder_grads, discriminator_grads, probe_grads)`.
         """
         # A fresh function each call: a cached trace would keep settings
         # (such as `estimator`) changed since.
         step = jax.jit(lambda *args: self.stateless_dim_gradients(*args))
-        terms, grads, d_grads, non_trainable_values = step(
+        terms, grads, d_grads, p_grads, non_trainable_values = step(
             [v.value for v in self.trainable_variables],
             [v.value for v in self.non_trainable_variables],
             ops.convert_to_tensor(images),
             prior_samples,
+            None if labels is None else ops.convert_to_tensor(labels),
         )
         for variable, value in zip(
             self.non_trainable_variables, non_trainable_values
         ):
             variable.assign(value)
-        return terms, grads, d_grads
+        return terms, grads, d_grads, p_grads
 
     def train_step(self, state, data):
         (
@@ -390,13 +435,14 @@ class Trainer(TrainerBase):
             optimizer_values,
             metrics_values,
         ) = state
-        images = data[0] if isinstance(data, (tuple, list)) else data
-        terms, grads, d_grads, non_trainable_values = (
+        images, labels = split_batch(data)
+        terms, grads, d_grads, p_grads, non_trainable_values = (
             self.stateless_dim_gradients(
-                trainable_values, non_trainable_values, images
+                trainable_values, non_trainable_values, images,
+                labels=labels,
             )
         )
-        encoder_pos, discriminator_pos = self._variable_positions()
+        encoder_pos, discriminator_pos, probe_pos = self._variable_positions()
         trainable_values = list(trainable_values)
 
         encoder_values, optimizer_values = self.optimizer.stateless_apply(
@@ -416,7 +462,11 @@ class Trainer(TrainerBase):
             logs[key] = tracker.stateless_result(values)
             tracker_values.extend(values)
             offset += count
-        d_optimizer_values = list(metrics_values[offset:])
+        _, discriminator_count = self._riding_optimizer_variables()
+        d_optimizer_values = list(
+            metrics_values[offset : offset + discriminator_count])
+        p_optimizer_values = list(
+            metrics_values[offset + discriminator_count :])
 
         if self.prior_discriminator is not None:
             d_values, d_optimizer_values = (
@@ -429,10 +479,22 @@ class Trainer(TrainerBase):
             for i, value in zip(discriminator_pos, d_values):
                 trainable_values[i] = value
 
+        if p_grads:
+            p_values, p_optimizer_values = (
+                self.probe_optimizer.stateless_apply(
+                    p_optimizer_values,
+                    p_grads,
+                    [trainable_values[i] for i in probe_pos],
+                )
+            )
+            for i, value in zip(probe_pos, p_values):
+                trainable_values[i] = value
+
         state = (
             trainable_values,
             non_trainable_values,
             optimizer_values,
-            tracker_values + list(d_optimizer_values),
+            tracker_values + list(d_optimizer_values)
+            + list(p_optimizer_values),
         )
         return logs, state

@@ -7,7 +7,9 @@ import os
 import tensorflow as tf
 from keras import ops
 
+from dim_keras.backend.common import PROBE_LOSS_KEY
 from dim_keras.backend.common import TrainerBase
+from dim_keras.backend.common import split_batch
 from dim_keras.backend.common import set_batch_norm_synchronized
 
 
@@ -60,10 +62,11 @@ def adapt_pipeline(dataset, name):
     """Casts images to float32 under MultiWorkerMirroredStrategy.
 
     It runs collective ops on the input, which do not take uint8 (the
-    encoder takes both).
+    encoder takes both). Labels, where batches carry them, pass unchanged.
     """
     if name == "multi-worker":
-        return dataset.map(lambda x: tf.cast(x, "float32"))
+        return dataset.map(lambda x, *labels: (tf.cast(x, "float32"),)
+                           + labels if labels else tf.cast(x, "float32"))
     return dataset
 
 
@@ -136,8 +139,8 @@ class Trainer(TrainerBase):
             images = tf.ensure_shape(images, [size] + images.shape[1:])
         return images
 
-    def compute_dim_gradients(self, images, prior_samples=None):
-        """Loss terms and both gradients of one batch (no update).
+    def compute_dim_gradients(self, images, prior_samples=None, labels=None):
+        """Loss terms and the gradients of one batch (no update).
 
         Under a multi-replica strategy each replica's losses are divided by
         the number of replicas (the optimizers sum the replicas'
@@ -147,38 +150,50 @@ class Trainer(TrainerBase):
         Args:
             images: `[N, H, W, 3]` raw images.
             prior_samples: `[N, D]` prior samples, or None to draw them.
+            labels: `[N]` class ids (-1: unlabelled) for the online probe,
+                or None.
 
         Returns:
-            `(terms, encoder_grads, discriminator_grads)`, the gradients in
-            the order of `encoder_variables` and `discriminator_variables`,
-            ready for the optimizers' `apply`.
+            `(terms, encoder_grads, discriminator_grads, probe_grads)`,
+            the gradients in the order of `encoder_variables`,
+            `discriminator_variables` and `probe_variables` (empty without
+            the probe or labels), ready for the optimizers' `apply`.
         """
         context = tf.distribute.get_replica_context()
         replicas = 1 if context is None else context.num_replicas_in_sync
-        with tf.GradientTape() as tape, tf.GradientTape() as d_tape:
+        with tf.GradientTape() as tape, tf.GradientTape() as d_tape, \
+                tf.GradientTape() as p_tape:
             terms = self.compute_dim_losses(
-                images, training=True, prior_samples=prior_samples
+                images, training=True, prior_samples=prior_samples,
+                labels=labels,
             )
             # scale_loss: loss scaling of mixed_float16 (identity otherwise).
             loss = self.optimizer.scale_loss(terms["loss"] / replicas)
             d_loss = self.discriminator_optimizer.scale_loss(
                 terms["discriminator_total"] / replicas
             )
+            p_loss = terms.get(PROBE_LOSS_KEY, 0.0) / replicas
         grads = tape.gradient(loss, self.encoder_variables)
         d_grads = []
         if self.prior_discriminator is not None:
             d_grads = d_tape.gradient(d_loss, self.discriminator_variables)
-        return terms, grads, d_grads
+        p_grads = []
+        if self.online_probe_classes and labels is not None:
+            p_grads = p_tape.gradient(p_loss, self.probe_variables)
+        return terms, grads, d_grads, p_grads
 
     def train_step(self, data):
-        images = data[0] if isinstance(data, (tuple, list)) else data
+        images, labels = split_batch(data)
         images = self._static_replica_batch(images)
-        terms, grads, d_grads = self.compute_dim_gradients(images)
+        terms, grads, d_grads, p_grads = self.compute_dim_gradients(
+            images, labels=labels)
         self.optimizer.apply(grads, self.encoder_variables)
         if self.prior_discriminator is not None:
             self.discriminator_optimizer.apply(
                 d_grads, self.discriminator_variables
             )
+        if p_grads:
+            self.probe_optimizer.apply(p_grads, self.probe_variables)
         logs = self.update_trackers(terms)
         if tf.distribute.has_strategy():
             # keras#20585: Keras reduces per-replica logs along axis 0, which

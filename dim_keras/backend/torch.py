@@ -10,7 +10,9 @@ gradient w.r.t. its own variables cannot.
 import torch
 from keras import ops
 
+from dim_keras.backend.common import PROBE_LOSS_KEY
 from dim_keras.backend.common import TrainerBase
+from dim_keras.backend.common import split_batch
 from dim_keras.backend.common import adapt_pipeline  # noqa: F401
 from dim_keras.backend.common import prepare_model  # noqa: F401
 from dim_keras.backend.common import supports_jit  # noqa: F401
@@ -61,44 +63,57 @@ class Trainer(TrainerBase):
             (grads,) = torch.autograd.grad(total, inputs, create_graph=True)
         return grads
 
-    def compute_dim_gradients(self, images, prior_samples=None):
-        """Loss terms and both gradients of one batch (no update).
+    def compute_dim_gradients(self, images, prior_samples=None, labels=None):
+        """Loss terms and the gradients of one batch (no update).
 
         Args:
             images: `[N, H, W, 3]` raw images.
             prior_samples: `[N, D]` prior samples, or None to draw them.
+            labels: `[N]` class ids (-1: unlabelled) for the online probe,
+                or None.
 
         Returns:
-            `(terms, encoder_grads, discriminator_grads)`, the gradients in
-            the order of `encoder_variables` and `discriminator_variables`.
+            `(terms, encoder_grads, discriminator_grads, probe_grads)`,
+            the gradients in the order of `encoder_variables`,
+            `discriminator_variables` and `probe_variables` (empty without
+            the probe or labels).
         """
+        probing = bool(self.online_probe_classes) and labels is not None
         with torch.enable_grad():
             terms = self.compute_dim_losses(
-                images, training=True, prior_samples=prior_samples
+                images, training=True, prior_samples=prior_samples,
+                labels=labels,
             )
             has_discriminator = self.prior_discriminator is not None
             grads = _gradients(
                 terms["loss"],
                 self.encoder_variables,
-                retain_graph=has_discriminator,
+                retain_graph=has_discriminator or probing,
             )
             d_grads = []
             if has_discriminator:
                 d_grads = _gradients(
                     terms["discriminator_total"],
                     self.discriminator_variables,
-                    retain_graph=False,
+                    retain_graph=probing,
                 )
+            p_grads = []
+            if probing:
+                p_grads = _gradients(terms[PROBE_LOSS_KEY],
+                                     self.probe_variables, retain_graph=False)
         terms = {k: v.detach() for k, v in terms.items()}
-        return terms, grads, d_grads
+        return terms, grads, d_grads, p_grads
 
     def train_step(self, data):
-        images = data[0] if isinstance(data, (tuple, list)) else data
-        terms, grads, d_grads = self.compute_dim_gradients(images)
+        images, labels = split_batch(data)
+        terms, grads, d_grads, p_grads = self.compute_dim_gradients(
+            images, labels=labels)
         with torch.no_grad():
             self.optimizer.apply(grads, self.encoder_variables)
             if self.prior_discriminator is not None:
                 self.discriminator_optimizer.apply(
                     d_grads, self.discriminator_variables
                 )
+            if p_grads:
+                self.probe_optimizer.apply(p_grads, self.probe_variables)
             return self.update_trackers(terms)

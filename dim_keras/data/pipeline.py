@@ -46,12 +46,16 @@ class ShuffledBatches(keras.utils.PyDataset):
         images: uint8 `[N, H, W, 3]` numpy array.
         batch_size: int, at least 2 and at most `N`.
         seed: int or None, shuffling seed.
+        labels: int64 `[N]` numpy array or None; given, batches are
+            `(images, labels)` pairs (for the online probe).
     """
 
-    def __init__(self, images, batch_size, seed=None):
+    def __init__(self, images, batch_size, seed=None, labels=None):
         super().__init__()
         _check_batch_size(batch_size, len(images))
+        _check_labels(labels, len(images))
         self.images = images
+        self.labels = labels
         self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(images))
@@ -66,10 +70,21 @@ class ShuffledBatches(keras.utils.PyDataset):
                 f"Received: index={index}"
             )
         start = index * self.batch_size
-        return self.images[self.order[start : start + self.batch_size]]
+        rows = self.order[start : start + self.batch_size]
+        if self.labels is None:
+            return self.images[rows]
+        return self.images[rows], self.labels[rows]
 
     def on_epoch_end(self):
         self.order = self.rng.permutation(len(self.images))
+
+
+def _check_labels(labels, num_images):
+    if labels is not None and len(labels) != num_images:
+        raise ValueError(
+            "labels must match the images one to one. "
+            f"Received: {len(labels)} labels for {num_images} images"
+        )
 
 
 def tf_data_pipeline(
@@ -82,6 +97,7 @@ def tf_data_pipeline(
     cache=None,
     repeat=False,
     views=1,
+    labels=None,
 ):
     """Shuffled, batched, prefetched images for `DeepInfoMax.fit`.
 
@@ -100,18 +116,24 @@ def tf_data_pipeline(
         views: 1, or 2 for multi-view training: each image gives two views
             drawn by `dim_keras.data.views` (which then replaces
             `augmentation`).
+        labels: int64 `[N]` numpy array matching in-memory `images`, or
+            None; a `tf.data.Dataset` of `(image, label)` pairs carries
+            its own. With labels, batches are `(images, labels)` pairs.
 
     Returns:
         A `tf.data.Dataset` of uint8 `[batch_size, size, size, 3]` batches
-        (`[batch_size, 2, size, size, 3]` with two views).
+        (`[batch_size, 2, size, size, 3]` with two views), or of
+        `(images, labels)` pairs of batches.
     """
     import tensorflow as tf
 
     if isinstance(images, np.ndarray):
         num_images = len(images)
         _check_batch_size(batch_size, num_images)
+        _check_labels(labels, num_images)
         source_size = images.shape[1]
-        dataset = tf.data.Dataset.from_tensor_slices(images)
+        dataset = tf.data.Dataset.from_tensor_slices(
+            images if labels is None else (images, labels))
         dataset = dataset.shuffle(
             num_images, seed=seed, reshuffle_each_iteration=True
         )
@@ -122,7 +144,9 @@ def tf_data_pipeline(
                 "Received: num_images=None"
             )
         _check_batch_size(batch_size, num_images)
-        source_size = images.element_spec.shape[0]
+        spec = images.element_spec
+        labelled = isinstance(spec, tuple)
+        source_size = (spec[0] if labelled else spec).shape[0]
         dataset = images
         if cache is None:
             pixels = (source_size or image_size or 64) ** 2 * 3
@@ -134,10 +158,18 @@ def tf_data_pipeline(
             seed=seed,
             reshuffle_each_iteration=True,
         )
+    labelled = isinstance(dataset.element_spec, tuple)
+
+    def on_images(function):
+        """`function` of the images, labels (if any) passed through."""
+        if labelled:
+            return lambda x, y, *rest: (function(x, *rest), y)
+        return function
+
     image_size = image_size or source_size
     if source_size is None:  # images of varying sizes: resize each first
         dataset = dataset.map(
-            lambda x: augment.resize_uint8(x, image_size),
+            on_images(lambda x: augment.resize_uint8(x, image_size)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         source_size = image_size
@@ -154,9 +186,16 @@ def tf_data_pipeline(
         seeds = tf.data.Dataset.random(
             seed=seed, rerandomize_each_iteration=True
         ).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            transform, num_parallel_calls=tf.data.AUTOTUNE
-        )
+        if labelled:
+            pairs = tf.data.Dataset.zip((dataset, seeds))
+            dataset = pairs.map(
+                lambda batch, seed: (transform(batch[0], seed), batch[1]),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        else:
+            dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+                transform, num_parallel_calls=tf.data.AUTOTUNE
+            )
     if repeat:
         dataset = dataset.repeat()
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -172,6 +211,7 @@ def training_pipeline(
     cache=None,
     repeat=False,
     views=1,
+    labels=None,
 ):
     """Shuffled batches of images for `DeepInfoMax.fit`, suited to the backend.
 
@@ -182,7 +222,7 @@ def training_pipeline(
 
     Args:
         images, batch_size, seed, image_size, augmentation, num_images,
-            cache, repeat, views: as `tf_data_pipeline`.
+            cache, repeat, views, labels: as `tf_data_pipeline`.
 
     Returns:
         A `tf.data.Dataset` or a `ShuffledBatches` of uint8
@@ -198,7 +238,8 @@ def training_pipeline(
     )
     if keras.backend.backend() != "tensorflow":
         if in_memory and not needs_transform and not repeat:
-            return ShuffledBatches(images, batch_size, seed=seed)
+            return ShuffledBatches(images, batch_size, seed=seed,
+                                   labels=labels)
         try:
             import tensorflow  # noqa: F401
         except ImportError:
@@ -219,12 +260,13 @@ def training_pipeline(
         cache=cache,
         repeat=repeat,
         views=views,
+        labels=labels,
     )
 
 
 def dataset_pipeline(
     dataset, batch_size, seed=None, augment_images=True, repeat=False,
-    views=1,
+    views=1, labels=None,
 ):
     """`training_pipeline` of an `ImageDataset`'s training images.
 
@@ -238,6 +280,9 @@ def dataset_pipeline(
         augment_images: bool; False turns the dataset's augmentation off.
         repeat: bool, repeat without end (see `tf_data_pipeline`).
         views: 1, or 2 views of each image (see `tf_data_pipeline`).
+        labels: int64 `[N]` labels of an in-memory dataset's training
+            images (-1: unlabelled), or None; given, batches are
+            `(images, labels)` pairs.
 
     Returns:
         The batches (see `training_pipeline`).
@@ -258,4 +303,5 @@ def dataset_pipeline(
         num_images=num_images,
         repeat=repeat,
         views=views,
+        labels=labels,
     )

@@ -233,7 +233,9 @@ def markdown(results):
 
 
 # History columns holding accuracies (fractions), drawn on their own axes.
-ACCURACY_MARKERS = ("online_probe", "knn")
+# Accuracy columns (the online monitors': `online_probe_y_acc`,
+# `knn_conv_acc`, ...) end with this.
+ACCURACY_SUFFIX = "_acc"
 
 
 def history_columns(history):
@@ -244,11 +246,10 @@ def history_columns(history):
 
     Returns:
         `(loss_columns, accuracy_columns)`, lists of names in file order;
-        an accuracy column's name contains one of `ACCURACY_MARKERS`.
+        an accuracy column's name ends with `ACCURACY_SUFFIX`.
     """
     names = [k for k in history if k != "epoch"]
-    accuracies = [k for k in names
-                  if any(marker in k for marker in ACCURACY_MARKERS)]
+    accuracies = [k for k in names if k.endswith(ACCURACY_SUFFIX)]
     return [k for k in names if k not in accuracies], accuracies
 
 
@@ -256,7 +257,7 @@ def plot_history(history, path):
     """Plots the training curves against the epoch.
 
     One panel per loss term (their scales differ), then one panel holding
-    every accuracy column (names containing `online_probe` or `knn`), if
+    every accuracy column (the online probe's and the kNN monitor's), if
     the history has any. Missing values (NaN) leave gaps.
 
     Args:

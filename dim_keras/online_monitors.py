@@ -1,0 +1,186 @@
+"""What the representation is worth while it trains: the online probe's and
+a kNN classifier's accuracy, every epoch (as solo-learn and lightly show).
+
+Where the training split has labels, a fixed, seeded part of it is held
+out (`held_out_part`): the online probe trains on the other images' labels
+only (`DeepInfoMax(online_probe_classes=...)`; the held-out images keep
+training the encoder, unlabelled), and `OnlineMonitors` scores the probe's
+heads on the held-out images at the end of every epoch
+(`online_probe_y_acc`, `online_probe_conv_acc`) and, every `knn_every`
+epochs, a k-nearest-neighbour classifier of the held-out features among a
+bank of the other images' features (`knn_y_acc`, `knn_conv_acc`). The test
+split is never looked at. The seconds the monitors took are logged as
+`monitor_seconds`, so their cost is in `history.csv`.
+"""
+
+import dataclasses
+import math
+import time
+
+import keras
+import numpy as np
+
+from dim_keras.evaluation.probes import knn_probe
+
+# The held-out part: this fraction of the labelled training images, at
+# most `HELD_OUT_LIMIT`.
+HELD_OUT_FRACTION = 0.1
+HELD_OUT_LIMIT = 1000
+# The kNN monitor's bank: at most this many of the other labelled images.
+KNN_BANK_LIMIT = 5000
+# The automatic kNN period keeps the monitors under this share of the
+# training time.
+MONITOR_BUDGET = 0.1
+MONITORED_LAYERS = ("y", "conv")
+
+
+@dataclasses.dataclass
+class HeldOutPart:
+    """The training split seen by the online monitors.
+
+    Attributes:
+        probe_labels: int64 `[N]`, the training labels the online probe
+            learns from: the held-out images' (and unlabelled ones') are -1.
+        images: the held-out images, uint8 `[M, H, W, 3]`.
+        labels: their labels, int64 `[M]`.
+        bank_images: the kNN monitor's bank, other labelled training
+            images, uint8 `[B, H, W, 3]`.
+        bank_labels: their labels, int64 `[B]`.
+    """
+
+    probe_labels: np.ndarray
+    images: np.ndarray
+    labels: np.ndarray
+    bank_images: np.ndarray
+    bank_labels: np.ndarray
+
+
+def held_out_part(images, labels, seed=0, fraction=HELD_OUT_FRACTION,
+                  limit=HELD_OUT_LIMIT, bank_limit=KNN_BANK_LIMIT):
+    """Holds out a seeded part of the labelled training images.
+
+    Args:
+        images: uint8 `[N, H, W, 3]` training images.
+        labels: int64 `[N]` labels, -1 for unlabelled images.
+        seed: int, seed of the draw.
+        fraction: float, share of the labelled images held out.
+        limit: int, most images held out.
+        bank_limit: int, most images in the kNN bank.
+
+    Returns:
+        A `HeldOutPart`, or None when fewer than 2 images are labelled
+        (nothing to learn from or to score).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) != len(images):
+        raise ValueError(
+            "images and labels differ in length. "
+            f"Received: {len(images)} images, {len(labels)} labels"
+        )
+    labelled = np.flatnonzero(labels >= 0)
+    if len(labelled) < 2:
+        return None
+    order = np.random.default_rng(seed).permutation(labelled)
+    count = int(min(limit, max(1, round(fraction * len(labelled)))))
+    held = np.sort(order[:count])
+    bank = np.sort(order[count:count + bank_limit])
+    probe_labels = labels.copy()
+    probe_labels[held] = -1
+    return HeldOutPart(probe_labels, images[held], labels[held],
+                       images[bank], labels[bank])
+
+
+def automatic_knn_every(monitor_seconds, epoch_seconds,
+                        budget=MONITOR_BUDGET):
+    """The kNN period that keeps the monitors under `budget` of the time.
+
+    Args:
+        monitor_seconds: float, what one kNN evaluation took.
+        epoch_seconds: float, what one training epoch took.
+        budget: float, the share of the training time allowed.
+
+    Returns:
+        int, at least 1: run the kNN monitor every that many epochs.
+    """
+    if epoch_seconds <= 0:
+        return 1
+    return max(1, math.ceil(monitor_seconds / (budget * epoch_seconds)))
+
+
+def _flat(array):
+    return np.asarray(array, dtype=np.float32).reshape(len(array), -1)
+
+
+class OnlineMonitors(keras.callbacks.Callback):
+    """Adds the online probe's and the kNN monitor's accuracies to the logs.
+
+    Put it after `dim_keras.monitors.Throughput` (which times the epoch
+    without it) and before the callbacks that write the logs.
+
+    Args:
+        part: the `HeldOutPart`.
+        probe_heads: dict of layer name to the model's online probe head
+            (`DeepInfoMax.online_probe_heads`), or `{}` without the probe.
+        knn_every: int or None: the kNN monitor's period in epochs; None
+            measures the first epoch and picks `automatic_knn_every`; 0
+            is off.
+        batch_size: int, images per feature-extraction batch.
+        log: callable for one-line messages.
+    """
+
+    def __init__(self, part, probe_heads, knn_every=None, batch_size=256,
+                 log=print):
+        super().__init__()
+        self.part = part
+        self.probe_heads = dict(probe_heads)
+        self.knn_every = knn_every
+        self.batch_size = int(batch_size)
+        self.log = log
+        self._epoch_started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+
+    def _features(self, images):
+        from dim_keras.evaluation.features import extract_features
+
+        encoder = self.model.encoder
+        features = extract_features(encoder, images, MONITORED_LAYERS,
+                                    batch_size=self.batch_size, verbose=0)
+        return {k: _flat(v) for k, v in features.items()}
+
+    def _due_for_knn(self, epoch):
+        if self.knn_every == 0 or not len(self.part.bank_labels):
+            return False
+        if self.knn_every is None:
+            return True  # measured now, then `knn_every` is chosen
+        return (epoch + 1) % self.knn_every == 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        epoch_seconds = time.perf_counter() - (self._epoch_started or 0.0)
+        started = time.perf_counter()
+        held = self._features(self.part.images)
+        for layer, head in self.probe_heads.items():
+            logits = keras.ops.convert_to_numpy(head(held[layer]))
+            logs[f"online_probe_{layer}_acc"] = float(
+                np.mean(np.argmax(logits, axis=-1) == self.part.labels))
+        if self._due_for_knn(epoch):
+            bank = self._features(self.part.bank_images)
+            for layer in MONITORED_LAYERS:
+                # The evaluation's kNN probe: k=20, cosine similarity,
+                # votes weighted by exp(similarity / 0.07).
+                logs[f"knn_{layer}_acc"] = knn_probe(
+                    bank[layer], self.part.bank_labels, held[layer],
+                    self.part.labels)["accuracy"]
+            if self.knn_every is None:
+                knn_seconds = time.perf_counter() - started
+                self.knn_every = automatic_knn_every(knn_seconds,
+                                                     epoch_seconds)
+                self.log(
+                    f"kNN monitor: {knn_seconds:.1f} s against "
+                    f"{epoch_seconds:.1f} s of training; every "
+                    f"{self.knn_every} epoch(s) keeps it under "
+                    f"{MONITOR_BUDGET:.0%} (--knn-every sets it).")
+        logs["monitor_seconds"] = time.perf_counter() - started

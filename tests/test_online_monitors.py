@@ -1,0 +1,122 @@
+"""The online monitors: the held-out part, the kNN period, the callback."""
+
+import keras
+import numpy as np
+import pytest
+
+from dim_keras import DeepInfoMax
+from dim_keras import networks
+from dim_keras import online_monitors
+from dim_keras.online_monitors import OnlineMonitors
+from dim_keras.online_monitors import automatic_knn_every
+from dim_keras.online_monitors import held_out_part
+
+
+def _images(n, size=4):
+    return np.repeat(np.arange(n, dtype=np.uint8), size * size * 3).reshape(
+        n, size, size, 3)
+
+
+def test_held_out_part_hides_its_labels_from_the_probe():
+    labels = np.array([0, 1, 2, -1] * 25, dtype=np.int64)
+    part = held_out_part(_images(100), labels, seed=3, fraction=0.1)
+    # 10% of the 75 labelled images, rounded: 8 held out.
+    assert len(part.labels) == 8
+    held = part.images[:, 0, 0, 0].astype(int)
+    bank = part.bank_images[:, 0, 0, 0].astype(int)
+    assert not set(held) & set(bank)
+    assert len(bank) == 75 - 8
+    assert (labels[held] >= 0).all() and (labels[bank] >= 0).all()
+    np.testing.assert_array_equal(part.labels, labels[held])
+    np.testing.assert_array_equal(part.bank_labels, labels[bank])
+    expected = labels.copy()
+    expected[held] = -1
+    np.testing.assert_array_equal(part.probe_labels, expected)
+    again = held_out_part(_images(100), labels, seed=3, fraction=0.1)
+    np.testing.assert_array_equal(again.labels, part.labels)
+
+
+def test_held_out_part_limits_and_unlabelled_data():
+    labels = np.arange(50, dtype=np.int64) % 5
+    part = held_out_part(_images(50), labels, limit=3, bank_limit=10)
+    assert len(part.labels) == 3 and len(part.bank_labels) == 10
+    assert held_out_part(_images(5), np.full(5, -1)) is None
+    with pytest.raises(ValueError, match="4 images, 3 labels"):
+        held_out_part(_images(4), np.zeros(3))
+
+
+@pytest.mark.parametrize("monitor, epoch, expected", [
+    (1.0, 100.0, 1),   # 1% of an epoch: every epoch
+    (10.0, 100.0, 1),  # exactly 10%
+    (10.5, 100.0, 2),
+    (35.0, 10.0, 35),
+    (1.0, 0.0, 1),
+])
+def test_automatic_knn_every_keeps_the_cost_under_a_tenth(monitor, epoch,
+                                                          expected):
+    assert automatic_knn_every(monitor, epoch) == expected
+
+
+def _model(classes):
+    keras.utils.set_random_seed(0)
+    model = DeepInfoMax(networks.basic32x32(), alpha=0.0, beta=1.0,
+                        gamma=0.0, local_critic_units=8, seed=0,
+                        online_probe_classes=classes)
+    model.compile(jit_compile=False)
+    model.build((None, 32, 32, 3))
+    model.build_optimizers()
+    return model
+
+
+def test_callback_logs_probe_accuracy_every_epoch_and_knn_every_k():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 32, 32, 3)).astype(np.uint8)
+    labels = np.arange(40, dtype=np.int64) % 2
+    part = held_out_part(images, labels, seed=0, fraction=0.25)
+    model = _model(2)
+    messages = []
+    monitors = OnlineMonitors(part, model.online_probe_heads, knn_every=2,
+                              batch_size=8, log=messages.append)
+    history = model.fit(images, part.probe_labels, batch_size=8, epochs=4,
+                        callbacks=[monitors], verbose=0, shuffle=False)
+    logs = history.history
+    for layer in ("y", "conv"):
+        accuracy = logs[f"online_probe_{layer}_acc"]
+        assert len(accuracy) == 4 and all(0 <= a <= 1 for a in accuracy)
+    # kNN at epochs 2 and 4 only: History keeps the keys of every epoch it
+    # saw, so the 2nd and 4th epoch rows are the ones with kNN.
+    assert len(logs["knn_y_acc"]) == 2 and len(logs["knn_conv_acc"]) == 2
+    assert all(s >= 0 for s in logs["monitor_seconds"])
+    assert messages == []
+
+
+def test_callback_with_automatic_period_says_what_it_chose():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+    part = held_out_part(images, np.arange(24) % 3, fraction=0.25)
+    model = _model(0)
+    messages = []
+    monitors = OnlineMonitors(part, {}, knn_every=None, batch_size=8,
+                              log=messages.append)
+    history = model.fit(images, batch_size=8, epochs=1,
+                        callbacks=[monitors], verbose=0)
+    assert "online_probe_y_acc" not in history.history  # no probe
+    assert len(history.history["knn_y_acc"]) == 1
+    assert monitors.knn_every >= 1
+    assert len(messages) == 1 and "kNN monitor:" in messages[0]
+    assert f"every {monitors.knn_every} epoch" in messages[0]
+
+
+def test_knn_off_with_zero():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3)).astype(np.uint8)
+    part = held_out_part(images, np.arange(16) % 2, fraction=0.25)
+    model = _model(2)
+    history = model.fit(images, part.probe_labels, batch_size=8, epochs=1,
+                        callbacks=[OnlineMonitors(part,
+                                                  model.online_probe_heads,
+                                                  knn_every=0)],
+                        verbose=0)
+    assert "knn_y_acc" not in history.history
+    assert "online_probe_y_acc" in history.history
+    assert online_monitors.MONITOR_BUDGET == 0.1
