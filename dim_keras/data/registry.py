@@ -196,6 +196,17 @@ def load_image_folder(path, data_dir=None, image_size=None):
         raise DatasetError(str(e)) from None
 
 
+def load_folder(path, data_dir=None, image_size=None):
+    """`folder:PATH`: speech (`dim_keras.data.audio_folder`) when PATH holds
+    audio files and no images, else images (`dim_keras.data.folder`)."""
+    from dim_keras.data import audio_folder
+
+    root = os.path.expanduser(path)
+    if audio_folder.holds_audio(root):
+        return audio_folder.load_audio_folder(root)
+    return load_image_folder(path, data_dir, image_size)
+
+
 DATASETS = {
     "digits": DatasetSpec(
         "digits", 32, {"train": 1437, "test": 360}, 10, augment.NONE,
@@ -272,7 +283,5 @@ def get_dataset(name, data_dir=None, image_size=None):
     """
     check_name(name)
     if name.startswith(FOLDER_PREFIX):
-        return load_image_folder(
-            name[len(FOLDER_PREFIX):], data_dir, image_size
-        )
+        return load_folder(name[len(FOLDER_PREFIX):], data_dir, image_size)
     return DATASETS[name].loader(data_dir=data_dir, image_size=image_size)
