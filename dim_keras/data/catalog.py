@@ -95,7 +95,11 @@ def describe_all(data_dir=None):
             f"{'':14s} data: {'present' if state['present'] else 'absent'}"
             f" - {state['where']}"
         )
-        lines.append(f"{'':14s} recipe: {recipes.describe(spec.recipe)}")
+        recipe = (
+            "none of its own yet (speech)" if spec.modality == "audio"
+            else recipes.describe(spec.recipe)
+        )
+        lines.append(f"{'':14s} recipe: {recipe}")
     lines.append(
         f"{'folder:PATH':14s} 32x32 or 64x64 (from the images, or the "
         "encoder's)  one class per sub-folder (or none)  splits: "
