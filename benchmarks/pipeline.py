@@ -140,6 +140,8 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="dim-bench-")
     names = [("digits", None)]
     for name in DATASETS:
+        if DATASETS[name].modality != "image":
+            continue  # the pipeline benchmarked here is the images' one
         if name != "digits" and status(name, args.data_dir)["present"]:
             names.append((name, args.data_dir))
     folders = args.folder or [make_folder(os.path.join(tmp, "folder"))]

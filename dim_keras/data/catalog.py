@@ -33,6 +33,10 @@ def status(name, data_dir=None):
 
     spec = registry.DATASETS[name]
     splits = dict(spec.splits)
+    if name == "librispeech":
+        from dim_keras.data import librispeech
+
+        return dict(librispeech.status(data_dir), splits=splits)
     if name == "digits":
         return {"present": True, "where": spec.source, "splits": splits}
     if name == "tiny_imagenet":
@@ -74,23 +78,35 @@ def describe_all(data_dir=None):
     lines = []
     for name, spec in registry.DATASETS.items():
         state = status(name, data_dir)
-        splits = ", ".join(f"{k} {v:,}" for k, v in state["splits"].items())
-        lines.append(
-            f"{name:14s} {spec.image_size}x{spec.image_size}  "
-            f"{spec.num_classes} classes  splits: {splits}  "
-            f"augmentation (when on): {spec.augmentation.describe()}"
-        )
+        if spec.modality == "audio":
+            lines.append(
+                f"{name:14s} speech, 16 kHz, 1 s chunks  one class per "
+                "speaker  splits: 20% of each speaker's utterances held out"
+            )
+        else:
+            splits = ", ".join(
+                f"{k} {v:,}" for k, v in state["splits"].items())
+            lines.append(
+                f"{name:14s} {spec.image_size}x{spec.image_size}  "
+                f"{spec.num_classes} classes  splits: {splits}  "
+                f"augmentation (when on): {spec.augmentation.describe()}"
+            )
         lines.append(
             f"{'':14s} data: {'present' if state['present'] else 'absent'}"
             f" - {state['where']}"
         )
-        lines.append(f"{'':14s} recipe: {recipes.describe(spec.recipe)}")
+        recipe = (
+            "none of its own yet (speech)" if spec.modality == "audio"
+            else recipes.describe(spec.recipe)
+        )
+        lines.append(f"{'':14s} recipe: {recipe}")
     lines.append(
         f"{'folder:PATH':14s} 32x32 or 64x64 (from the images, or the "
         "encoder's)  one class per sub-folder (or none)  splits: "
         "PATH/train + PATH/test (or val), else 20% held out"
     )
-    lines.append(f"{'':14s} data: your images under PATH (any common format)")
+    lines.append(f"{'':14s} data: your images under PATH (any common format),"
+                 " or speech: PATH/<speaker>/**/*.wav|flac|ogg|mp3")
     lines.append(f"{'':14s} recipe: 32x32: {recipes.describe(recipes.CIFAR_LIKE)};"
                  f" 64x64: {recipes.describe(recipes.REFERENCE)}")
     return lines

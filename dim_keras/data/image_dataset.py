@@ -37,6 +37,7 @@ class ImageDataset:
             set them; None or missing ones take the reference's.
     """
 
+    modality = "image"
     in_memory = True
 
     def __init__(

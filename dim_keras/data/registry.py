@@ -1,6 +1,8 @@
 """Dataset names accepted by `--dataset`, and how each one is loaded.
 
-Every dataset is an `ImageDataset`: images are uint8 `[H, W, 3]` with pixel
+Speech datasets (`librispeech`, and `folder:PATH` when PATH holds audio
+files and no images) are `dim_keras.data.audio.AudioDataset`s. Every other
+dataset is an `ImageDataset`: images are uint8 `[H, W, 3]` with pixel
 values 0-255 (the encoder scales them itself), labels are int64 class ids
 (-1 where unlabelled). Small datasets (`digits`, `folder:PATH`) are held in
 memory as numpy arrays and need no TensorFlow; TFDS datasets (`cifar10`,
@@ -84,6 +86,8 @@ class DatasetSpec:
         loader: callable `(data_dir, image_size) -> ImageDataset`.
         recipe: dict, the training recipe its runs default to
             (`dim_keras.recipes`; empty: the reference's).
+        modality: `"image"` (an `ImageDataset`) or `"audio"` (an
+            `dim_keras.data.audio.AudioDataset`; `image_size` is None).
     """
 
     name: str
@@ -94,6 +98,7 @@ class DatasetSpec:
     source: str
     loader: object
     recipe: dict = dataclasses.field(default_factory=dict)
+    modality: str = "image"
 
 
 _CIFAR_AUGMENT = augment.Augmentation(random_crop=True, crop_padding=4, flip=True)
@@ -196,6 +201,25 @@ def load_image_folder(path, data_dir=None, image_size=None):
         raise DatasetError(str(e)) from None
 
 
+def load_folder(path, data_dir=None, image_size=None):
+    """`folder:PATH`: speech (`dim_keras.data.audio_folder`) when PATH holds
+    audio files and no images, else images (`dim_keras.data.folder`)."""
+    from dim_keras.data import audio_folder
+
+    root = os.path.expanduser(path)
+    if audio_folder.holds_audio(root):
+        return audio_folder.load_audio_folder(root)
+    return load_image_folder(path, data_dir, image_size)
+
+
+def load_librispeech(data_dir=None, image_size=None):
+    """LibriSpeech speakers (see `dim_keras.data.librispeech`)."""
+    from dim_keras.data import librispeech
+
+    del image_size
+    return librispeech.load_librispeech(data_dir)
+
+
 DATASETS = {
     "digits": DatasetSpec(
         "digits", 32, {"train": 1437, "test": 360}, 10, augment.NONE,
@@ -230,6 +254,15 @@ DATASETS = {
         "tiny-imagenet-200.zip), validation used as test",
         load_tiny_imagenet,
     ),
+    "librispeech": DatasetSpec(
+        "librispeech", None, {"train": None, "test": None}, None,
+        augment.NONE,
+        "OpenSLR LibriSpeech (https://www.openslr.org/12): train-clean-100, "
+        "dev-clean, test-clean found in --data-dir (or prepared by TFDS), "
+        "else dev-clean downloaded",
+        load_librispeech,
+        modality="audio",
+    ),
 }
 
 FOLDER_PREFIX = "folder:"
@@ -263,7 +296,8 @@ def get_dataset(name, data_dir=None, image_size=None):
             their own size.
 
     Returns:
-        An `ImageDataset`.
+        An `ImageDataset`, or an `AudioDataset` for speech (its
+        `modality` says which).
 
     Raises:
         ValueError: for an unknown name.
@@ -272,7 +306,5 @@ def get_dataset(name, data_dir=None, image_size=None):
     """
     check_name(name)
     if name.startswith(FOLDER_PREFIX):
-        return load_image_folder(
-            name[len(FOLDER_PREFIX):], data_dir, image_size
-        )
+        return load_folder(name[len(FOLDER_PREFIX):], data_dir, image_size)
     return DATASETS[name].loader(data_dir=data_dir, image_size=image_size)
