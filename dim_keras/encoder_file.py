@@ -27,7 +27,8 @@ METADATA_FILE = "encoder.json"
 NAME_PREFIX = "dim_encoder_"
 
 _OUTPUT_MEANINGS = {
-    "local": "local feature map (M x M x C) that local DIM maximizes MI with",
+    "local": "local feature map (M x M x C; speech: T x 1 x C) that local "
+             "DIM maximizes MI with",
     "conv": "last convolutional feature map",
     "fc": "hidden dense layer before the representation",
     "y": "global representation Y",
@@ -71,6 +72,11 @@ def image_shape(encoder):
     return tuple(encoder.input.shape[1:])
 
 
+def is_audio(encoder):
+    """Whether an encoder takes waveforms `[batch, samples, 1]` (not images)."""
+    return len(image_shape(encoder)) == 2
+
+
 def descriptive_name(encoder):
     """The self-describing model name a saved encoder gets.
 
@@ -79,12 +85,14 @@ def descriptive_name(encoder):
 
     Returns:
         str such as
-        `dim_encoder_basic32x32__input_32x32x3_pixels_0-255__outputs_conv_fc_y_local`.
+        `dim_encoder_basic32x32__input_32x32x3_pixels_0-255__outputs_conv_fc_y_local`
+        (for a speech encoder: `..._input_16000x1_waveform__...`).
     """
     shape = "x".join(str(d) for d in image_shape(encoder))
     outputs = "_".join(output_keys(encoder))
+    values = "waveform" if is_audio(encoder) else "pixels_0-255"
     return (
-        f"{NAME_PREFIX}{architecture(encoder)}__input_{shape}_pixels_0-255"
+        f"{NAME_PREFIX}{architecture(encoder)}__input_{shape}_{values}"
         f"__outputs_{outputs}"
     )
 
@@ -134,24 +142,40 @@ def encoder_metadata(encoder, outputs=None, input_dtype=None, info=None):
     Returns:
         A dict.
     """
-    height, width, channels = image_shape(encoder)
     name = architecture(encoder)
     outputs = list(outputs or output_keys(encoder))
-    metadata = {
-        "format": "dim-keras encoder",
-        "dim_keras_version": __version__,
-        "keras_version": keras.__version__,
-        "name": descriptive_name(encoder),
-        "architecture": name,
-        "description": encoder_description(name, height),
-        "input": {
+    if is_audio(encoder):
+        length, channels = image_shape(encoder)
+        description = encoder_description(name, length)
+        model_input = {
+            "name": encoder.input.name,
+            "shape": [None, length, channels],
+            "dtype": input_dtype or "float32",
+            "value_range": None,
+            "layout": "NTC, mono waveform",
+            "preprocessing": "none needed: the model standardizes each "
+                             "chunk over time itself (zero mean, unit "
+                             "variance)",
+        }
+    else:
+        height, width, channels = image_shape(encoder)
+        description = encoder_description(name, height)
+        model_input = {
             "name": encoder.input.name,
             "shape": [None, height, width, channels],
             "dtype": input_dtype or "uint8 (or float32 with the same values)",
             "value_range": [0, 255],
             "layout": "NHWC, RGB",
             "preprocessing": _preprocessing(encoder),
-        },
+        }
+    metadata = {
+        "format": "dim-keras encoder",
+        "dim_keras_version": __version__,
+        "keras_version": keras.__version__,
+        "name": descriptive_name(encoder),
+        "architecture": name,
+        "description": description,
+        "input": model_input,
         "outputs": {
             key: {
                 "shape": [None] + list(encoder.output[key].shape[1:]),

@@ -34,7 +34,8 @@ def test_the_names_match_what_implements_them():
     from dim_keras.networks import encoders
 
     assert tuple(critics.LOCAL_CRITICS) == choices.LOCAL_CRITICS
-    assert set(encoders.ENCODER_IMAGE_SIZE) == set(choices.ENCODERS)
+    assert set(encoders.ENCODER_IMAGE_SIZE) | set(
+        encoders.AUDIO_ENCODERS) == set(choices.ENCODERS)
 
 
 def test_choices_and_settings_import_without_keras():

@@ -42,3 +42,27 @@ def test_bad_files_are_refused(tmp_path, encoder):
     broken.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="Cannot load a Keras model"):
         encoder_file.load_encoder_file(str(broken))
+
+
+def test_a_speech_encoder_is_described_as_taking_waveforms(tmp_path):
+    import keras
+    import numpy as np
+
+    from dim_keras.networks import wave1d
+
+    speech = wave1d(chunk_length=320, representation_dim=8)
+    path = str(tmp_path / "encoder.keras")
+    with open(encoder_file.save_encoder(speech, path)) as f:
+        metadata = json.load(f)
+    assert metadata["name"] == (
+        "dim_encoder_wave1d__input_320x1_waveform__outputs_conv_fc_y_local")
+    assert metadata["input"]["shape"] == [None, 320, 1]
+    assert metadata["input"]["layout"] == "NTC, mono waveform"
+    assert metadata["outputs"]["local"]["shape"] == [None, 4, 1, 256]
+    assert "[batch, 320, 1]" in metadata["description"]
+    loaded = keras.saving.load_model(path)  # plain Keras, safe mode
+    waves = np.random.default_rng(0).normal(size=(3, 320, 1))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(waves.astype("float32"))["y"]),
+        keras.ops.convert_to_numpy(speech(waves.astype("float32"))["y"]),
+        atol=1e-5)

@@ -47,6 +47,34 @@ def test_encoder_scales_raw_pixels_itself():
     )
 
 
+def test_wave1d_maps_waveforms_to_time_maps_of_width_one():
+    # Total stride 5 * 4 * 2 * 2 = 80 to the local map, 160 to conv.
+    encoder = networks.build_encoder("wave1d", chunk_length=800)
+    waves = np.random.default_rng(0).normal(size=(2, 800, 1))
+    outputs = encoder(waves.astype("float32"))
+    shapes = {"local": (10, 1, 256), "conv": (5, 1, 256), "fc": (512,),
+              "y": (64,)}
+    for key, shape in shapes.items():
+        assert tuple(outputs[key].shape) == (2,) + shape
+
+
+def test_wave1d_standardizes_each_chunk_itself():
+    # Standardized over time, a chunk and 3 * chunk + 0.5 are the same input.
+    encoder = networks.build_encoder("wave1d", chunk_length=320)
+    waves = np.random.default_rng(0).normal(size=(2, 320, 1))
+    waves = waves.astype("float32")
+    y = numpy(encoder(waves)["y"])
+    np.testing.assert_allclose(numpy(encoder(3 * waves + 0.5)["y"]), y,
+                               rtol=1e-3, atol=1e-4)
+
+
+def test_wave1d_refuses_short_chunks_and_channel_splits():
+    with pytest.raises(ValueError, match="Received: chunk_length=100"):
+        networks.build_encoder("wave1d", chunk_length=100)
+    with pytest.raises(ValueError, match="channel_split='luma-chroma'"):
+        networks.build_encoder("wave1d", channel_split="luma-chroma")
+
+
 def test_unknown_encoder_is_refused():
     with pytest.raises(ValueError, match="Received: encoder='vgg'"):
         networks.build_encoder("vgg")

@@ -9,6 +9,9 @@ images exactly as they are decoded. Its output is a dict:
 - `"fc"`: the second-to-last dense layer (probed);
 - `"y"`: the global representation Y (probed, 64 units by default).
 
+`wave1d` takes raw speech instead: float32 waveforms `[batch, chunk_length,
+1]`, its local and conv maps shaped `[batch, T, 1, C]` (see `wave1d`).
+
 Because only built-in layers are used, `encoder.keras` loads with plain
 `keras.saving.load_model(path)` (safe mode) where `dim_keras` is absent.
 """
@@ -23,6 +26,15 @@ from dim_keras.choices import check_choice
 
 # Image size each architecture was designed for (height = width).
 ENCODER_IMAGE_SIZE = {"basic32x32": 32, "alex64x64": 64}
+
+# Encoders of raw waveforms `[batch, chunk_length, 1]` (not images).
+AUDIO_ENCODERS = ("wave1d",)
+# (kernel, stride, filters) of wave1d's strided convs, as wav2vec's feature
+# encoder (total stride 160: one frame per 10 ms at 16 kHz).
+WAVE1D_BLOCKS = ((10, 5, 128), (8, 4, 128), (4, 2, 256), (4, 2, 256),
+                 (4, 2, 256))
+# The wave1d block whose output is the local map (1-based).
+WAVE1D_LOCAL_BLOCK = 4
 
 OUTPUT_KEYS = ("local", "conv", "fc", "y")
 
@@ -85,11 +97,20 @@ def encoder_description(name, image_size):
 
     Args:
         name: str, architecture name.
-        image_size: int, input height and width.
+        image_size: int, input height and width (for `AUDIO_ENCODERS`: the
+            chunk length in samples).
 
     Returns:
         str.
     """
+    if name in AUDIO_ENCODERS:
+        return (
+            f"DIM {name} speaker encoder. Input: float32 raw mono waveforms "
+            f"[batch, {image_size}, 1] (any scale: each chunk is "
+            "standardized inside). Outputs: dict with 'conv', 'fc', 'y' "
+            "(representation) and 'local' (local feature map over time, "
+            "[batch, T, 1, C])."
+        )
     return (
         f"DIM {name} encoder. Input: float or uint8 images "
         f"[batch, {image_size}, {image_size}, 3], pixel values 0-255 "
@@ -166,25 +187,103 @@ def alex64x64(image_size=64, representation_dim=64, name="alex64x64",
     return keras.Model(images, outputs, name=name)
 
 
+def wave1d(chunk_length=16000, representation_dim=64, name="wave1d"):
+    """Raw-waveform speaker encoder (Ravanelli & Bengio, 2019, in spirit).
+
+    Each chunk is standardized over time (zero mean, unit variance: a
+    `LayerNormalization` over the time axis without learned scale or
+    offset), then five strided 1-D convs (kernel/stride 10/5, 8/4, 4/2,
+    4/2, 4/2 as wav2vec's feature encoder; 128, 128, 256, 256, 256
+    filters; batch norm, ReLU) give one frame per 160 samples (10 ms at
+    16 kHz). The local map is the fourth conv's output, the conv map the
+    fifth's; their mean over time feeds dense 512 (`fc`, batch norm, ReLU)
+    and dense `representation_dim` (`y`).
+
+    So that the image critics apply unchanged, the local and conv maps are
+    returned as `[batch, T, 1, C]` (time as height, width 1): at 16000
+    samples, local is `[batch, 200, 1, 256]` and conv `[batch, 100, 1,
+    256]`.
+
+    Args:
+        chunk_length: int, samples per input chunk (at least 160).
+        representation_dim: int, size of Y.
+        name: str, model name.
+
+    Returns:
+        A Functional `keras.Model` from float32 `[batch, chunk_length, 1]`
+        to a dict with outputs `local`, `conv`, `fc`, `y`.
+
+    Raises:
+        ValueError: for a chunk shorter than the convs' total stride.
+    """
+    stride = 1
+    for _, s, _ in WAVE1D_BLOCKS:
+        stride *= s
+    if chunk_length is None or int(chunk_length) < stride:
+        raise ValueError(
+            f"wave1d needs chunks of at least {stride} samples. "
+            f"Received: chunk_length={chunk_length}"
+        )
+    waves = keras.Input(shape=(int(chunk_length), 1), name="waveforms")
+    x = layers.LayerNormalization(axis=1, center=False, scale=False,
+                                  name="standardize")(waves)
+    maps = []
+    for i, (kernel, strides, filters) in enumerate(WAVE1D_BLOCKS, 1):
+        x = layers.Conv1D(filters, kernel, strides=strides, padding="same",
+                          use_bias=False, name=f"block{i}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.ReLU(name=f"block{i}_relu")(x)
+        maps.append(x)
+    local, conv = maps[WAVE1D_LOCAL_BLOCK - 1], maps[-1]
+    x = layers.GlobalAveragePooling1D(name="pool")(conv)
+    fc = _dense_block(x, 512, "fc1")
+    y = layers.Dense(representation_dim, name="y")(fc)
+    outputs = {
+        "local": layers.Reshape((local.shape[1], 1, local.shape[2]),
+                                name="local_map")(local),
+        "conv": layers.Reshape((conv.shape[1], 1, conv.shape[2]),
+                               name="conv_map")(conv),
+        "fc": fc,
+        "y": y,
+    }
+    return keras.Model(waves, outputs, name=name)
+
+
 _BUILDERS = {"basic32x32": basic32x32, "alex64x64": alex64x64}
 
 
 def build_encoder(name, image_size=None, representation_dim=64,
-                  channel_split="none"):
+                  channel_split="none", chunk_length=None):
     """Builds an encoder by name.
 
     Args:
-        name: `"basic32x32"` or `"alex64x64"`.
-        image_size: int or None; defaults to the architecture's own size.
+        name: one of `ENCODERS` (`"basic32x32"`, `"alex64x64"`,
+            `"wave1d"`).
+        image_size: int or None; defaults to the architecture's own size
+            (images only).
         representation_dim: int, size of Y.
         channel_split: `"none"`, or `"luma-chroma"` for CMC's form (see
-            `channel_split_encoder`).
+            `channel_split_encoder`; images only).
+        chunk_length: int, samples per chunk of an audio encoder
+            (`AUDIO_ENCODERS`; None: 16000).
 
     Returns:
         The Functional encoder.
+
+    Raises:
+        ValueError: for an unknown name, or a channel split of audio.
     """
     check_choice("encoder", name, ENCODERS)
     check_choice("channel_split", channel_split, CHANNEL_SPLITS)
+    if name in AUDIO_ENCODERS:
+        if channel_split != "none":
+            raise ValueError(
+                "channel_split splits image colour channels; audio encoders "
+                f"have none. Received: encoder={name!r}, "
+                f"channel_split={channel_split!r}"
+            )
+        return wave1d(chunk_length=chunk_length or 16000,
+                      representation_dim=representation_dim)
     image_size = image_size or ENCODER_IMAGE_SIZE[name]
     if channel_split != "none":
         return channel_split_encoder(name, image_size, representation_dim)
@@ -213,7 +312,7 @@ def channel_split_encoder(name, image_size=None, representation_dim=64):
         outputs (`local`, `conv`, `fc`, `y`) concatenate theirs along the
         channels (Y has `2 * representation_dim` units).
     """
-    check_choice("encoder", name, ENCODERS)
+    check_choice("encoder", name, tuple(_BUILDERS), what="image encoder")
     image_size = image_size or ENCODER_IMAGE_SIZE[name]
     images = keras.Input(shape=(image_size, image_size, 3), name="images")
     parts = [
