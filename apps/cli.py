@@ -96,6 +96,16 @@ def use_backend(name):
         )
 
 
+def _is_speech(dataset):
+    """Whether a dataset name is speech (an unknown name is not)."""
+    from dim_keras.data import dataset_modality
+
+    try:
+        return dataset_modality(dataset) == "audio"
+    except (ValueError, TypeError):
+        return False  # reported when the config is validated
+
+
 def _default_run_dir(dataset):
     import datetime
 
@@ -169,7 +179,9 @@ def main():
               show_default=True,
               help="2: multi-view DIM (two augmented views of each image, "
                    "each view's local features against the other's Y; "
-                   "NCE unless --estimator is given).")
+                   "NCE unless --estimator is given). Speech always takes "
+                   "2: two chunks of one speaker (NCE unless --estimator "
+                   "is given).")
 @click.option("--score-clip", type=float, default=default("score_clip"),
               show_default=True,
               help="Soft-clip critic scores to c*tanh(s/c) (AMDIM: 20); "
@@ -236,7 +248,8 @@ def train(ctx, config_file, out, no_jit, no_evaluate, backend, **options):
             if explicit or name not in values:
                 values[name] = value
         if ((values.get("views") == 2
-                or values.get("channel_split", "none") != "none")
+                or values.get("channel_split", "none") != "none"
+                or _is_speech(values.get("dataset")))
                 and "estimator" not in given):
             values["estimator"] = MULTI_VIEW_ESTIMATOR
         config = TrainConfig.from_dict(values).validate()

@@ -253,16 +253,20 @@ class TrainConfig:
                 dataset's (those of a run being resumed).
 
         Returns:
-            A new `TrainConfig` whose `encoder` and `epochs` are set, and
-            whose unset recipe settings (`dim_keras.recipes.RECIPE_FIELDS`)
+            A new `TrainConfig` whose `encoder` and `epochs` are set (and
+            `views` is 2 for a speech dataset), and whose unset recipe
+            settings (`dim_keras.recipes.RECIPE_FIELDS`)
             come from the dataset's recipe.
         """
         if recipe is None:
             recipe = dataset.default_settings
+        # Speech trains on pairs of chunks of one speaker: two views.
+        speech = getattr(dataset, "modality", "image") == "audio"
         return dataclasses.replace(
             self,
             encoder=self.encoder or dataset.default_encoder,
             epochs=self.epochs or dataset.default_epochs,
+            views=2 if speech else self.views,
         ).with_recipe(recipe)
 
     def with_recipe(self, settings=None):

@@ -324,9 +324,16 @@ class DeepInfoMax(Trainer, keras.Model):
 
         Shapes only, no arithmetic: on JAX an eager first run would compile
         every operation one by one.
+
+        Args:
+            input_shape: the batch shape, `(N,) + view` or, with `views=2`,
+                `(N, 2) + view`, a view being the encoder's input shape
+                (`(H, W, 3)` images, `(samples, 1)` speech); with `views=2`
+                the shape of one view is also taken.
         """
         shape = tuple(input_shape[1:])
-        if self.views == 2 and len(shape) == 3:
+        view_rank = len(self.encoder.input.shape) - 1  # 3 images, 2 speech
+        if self.views == 2 and len(shape) == view_rank:
             shape = (2,) + shape  # given the shape of one view
         images = keras.KerasTensor((2,) + shape, "float32")
         _SymbolicDIMLosses(self)(images)

@@ -148,6 +148,8 @@ def _tensorboard(config, dataset, run_dir, epochs_done, log):
         log("TensorBoard logs are off: they need TensorFlow's summary "
             "writer (pip install tensorflow-cpu tensorboard).")
         return board
+    if is_speech(dataset):
+        return board  # scalars only: the example inputs are images
     from dim_keras.data.pipeline import dataset_pipeline
 
     # The examples come from a pipeline of their own, so that the training
@@ -178,6 +180,8 @@ def _monitored_part(config, dataset, distribution, log):
 
     if not config.online_probe and config.knn_every == 0:
         return None
+    if is_speech(dataset):
+        return None  # the monitors read images; evaluate speech afterwards
     if not dataset.num_classes:
         return None  # unlabelled data: nothing to monitor
     if not dataset.in_memory:
@@ -190,6 +194,64 @@ def _monitored_part(config, dataset, distribution, log):
         return None
     images, labels = dataset.arrays("train")
     return held_out_part(images, labels, seed=config.seed)
+
+
+def is_speech(dataset):
+    """Whether a dataset is speech (an `AudioDataset`), not images."""
+    return getattr(dataset, "modality", "image") == "audio"
+
+
+def check_speech_settings(config, dataset):
+    """Refuses settings that do not apply to the dataset's modality.
+
+    Args:
+        config: the run's resolved `TrainConfig`.
+        dataset: an `ImageDataset` or `AudioDataset`.
+
+    Raises:
+        RunError: for an image encoder on speech or a speech encoder on
+            images, and, on speech, global DIM (`alpha` > 0: its critic's
+            3x3 convs need a 2-D map, speech maps have width 1),
+            occlusion or a channel split (both about images).
+    """
+    from dim_keras.networks.encoders import AUDIO_ENCODERS
+
+    speech = is_speech(dataset)
+    if speech != (config.encoder in AUDIO_ENCODERS):
+        kind = "speech" if speech else "images"
+        wanted = ", ".join(AUDIO_ENCODERS) if speech else "an image encoder"
+        raise RunError(
+            f"Dataset {config.dataset} holds {kind}; its encoder must be "
+            f"{wanted}. Received: encoder={config.encoder!r}"
+        )
+    if not speech:
+        return
+    if config.alpha > 0:
+        raise RunError(
+            "Global DIM's critic convolves 3x3 over a 2-D map; speech maps "
+            "are T x 1, so alpha must be 0 on speech. "
+            f"Received: alpha={config.alpha}"
+        )
+    if config.occlusion or config.channel_split != "none":
+        raise RunError(
+            "occlusion and channel_split are image settings. Received: "
+            f"occlusion={config.occlusion}, "
+            f"channel_split={config.channel_split!r}"
+        )
+
+
+def _speech_pipeline(config, dataset):
+    """Same-speaker chunk pairs: `(pipeline, steps_per_epoch for fit)`.
+
+    On TensorFlow a `tf.data` pipeline (endless, so `fit` is given the
+    steps); elsewhere a `keras.utils.PyDataset` that knows its own.
+    """
+    pairs = dataset.training_pairs(config.batch_size, seed=config.seed,
+                                   steps_per_epoch=config.steps_per_epoch)
+    if keras.backend.backend() == "tensorflow":
+        return (dataset.tf_training_pairs(config.batch_size,
+                                          seed=config.seed), len(pairs))
+    return pairs, None
 
 
 def tf_strategy(distribution):
@@ -214,18 +276,21 @@ def _describe_critic(config):
             f"{config.critic_norm} normalization")
 
 
-def build_model(config, image_size, jit_compile=None, num_classes=0):
+def build_model(config, image_size, jit_compile=None, num_classes=0,
+                chunk_length=None):
     """Builds and compiles the `DeepInfoMax` model a config describes.
 
     Call it under the wanted dtype policy and distribution scope.
 
     Args:
         config: a validated `TrainConfig` with `encoder` set.
-        image_size: int, input height and width.
+        image_size: int, input height and width (None for speech).
         jit_compile: bool or None; None takes `config.jit_compile` (and
             None there: Keras's "auto", XLA on a GPU only).
         num_classes: int, classes of the online probe (0: none; it is
             also off when `config.online_probe` is).
+        chunk_length: int, samples per chunk of a speech encoder
+            (`AUDIO_ENCODERS`), whose inputs are `[chunk_length, 1]`.
 
     Returns:
         A compiled, built `DeepInfoMax` with both optimizers built.
@@ -236,7 +301,8 @@ def build_model(config, image_size, jit_compile=None, num_classes=0):
 
     config = config.with_recipe()  # the reference's where still unset
     encoder = build_encoder(config.encoder, image_size=image_size,
-                            channel_split=config.channel_split)
+                            channel_split=config.channel_split,
+                            chunk_length=chunk_length)
     model = DeepInfoMax(
         encoder,
         estimator=config.estimator,
@@ -269,7 +335,7 @@ def build_model(config, image_size, jit_compile=None, num_classes=0):
         discriminator_optimizer=optimizers[1],
         jit_compile="auto" if jit_compile is None else jit_compile,
     )
-    view = (image_size, image_size, 3)
+    view = tuple(encoder.input.shape[1:])  # (H, W, 3), or (samples, 1)
     model.build((None,) + ((2,) + view if config.views == 2 else view))
     model.build_optimizers()
     return model
@@ -354,6 +420,7 @@ def train(config, run_dir, verbose=None, log=print, callbacks=None):
         _recorded_recipe(run_dir) if writer else None
     )
     config = config.resolved(dataset, recipe=recipe)
+    check_speech_settings(config, dataset)
     if config.batch_size % distribution.num_replicas:
         raise RunError(
             f"batch_size must be a multiple of the {distribution.num_replicas}"
@@ -404,25 +471,39 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
 
     keras.utils.set_random_seed(config.seed)
     part = _monitored_part(config, dataset, distribution, log)
-    pipeline = dataset_pipeline(
-        dataset,
-        config.batch_size,
-        seed=config.seed,
-        augment_images=config.augment,
-        repeat=config.steps_per_epoch is not None,
-        views=config.views,
-        labels=(part.probe_labels if part is not None and config.online_probe
-                else None),
-    )
-    pipeline = distribution.adapt_pipeline(pipeline)
-    if config.views == 2:
-        from dim_keras.data.views import DEFAULT as VIEWS
-
-        augmentation = f"two views, each by {VIEWS.describe()}"
+    speech = is_speech(dataset)
+    steps_per_epoch = config.steps_per_epoch
+    if speech:
+        pipeline, steps_per_epoch = _speech_pipeline(config, dataset)
     else:
-        augmentation = (
-            dataset.augmentation.describe() if config.augment else "none"
+        pipeline = dataset_pipeline(
+            dataset,
+            config.batch_size,
+            seed=config.seed,
+            augment_images=config.augment,
+            repeat=config.steps_per_epoch is not None,
+            views=config.views,
+            labels=(part.probe_labels
+                    if part is not None and config.online_probe else None),
         )
+    if not hasattr(pipeline, "on_epoch_end"):
+        pipeline = distribution.adapt_pipeline(pipeline)
+    if speech:
+        augmentation = ("two chunks of one speaker, the other speakers of "
+                        "the batch as negatives")
+        examples = (f"{dataset.num_examples('train')} utterances of "
+                    f"{dataset.num_classes} speakers, speech chunks of "
+                    f"{dataset.chunk_length} samples")
+    else:
+        examples = f"{dataset.num_training_images} images"
+        if config.views == 2:
+            from dim_keras.data.views import DEFAULT as VIEWS
+
+            augmentation = f"two views, each by {VIEWS.describe()}"
+        else:
+            augmentation = (
+                dataset.augmentation.describe() if config.augment else "none"
+            )
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
     try:
@@ -434,15 +515,17 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
                         "strategies.")
                 jit_compile = False
             classes = 0 if part is None else dataset.num_classes
-            model = build_model(config, dataset.image_size, jit_compile,
-                                classes)
+            image_size = getattr(dataset, "image_size", None)
+            chunk_length = getattr(dataset, "chunk_length", None)
+            model = build_model(config, image_size, jit_compile, classes,
+                                chunk_length)
             distribution.prepare_model(model, config.batch_size)
             restored = model
             if resume_points and distribution.shares_state:
                 # The chief alone restores: into a model of its own.
                 with local_variables():
-                    restored = build_model(config, dataset.image_size,
-                                           jit_compile, classes)
+                    restored = build_model(config, image_size, jit_compile,
+                                           classes, chunk_length)
                     epochs_done, history = _restore(restored, resume_points,
                                                     log)
             elif resume_points:
@@ -472,7 +555,7 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
                     runs.write_config(run_dir, config)
             log(
                 f"Training DIM on {config.dataset} "
-                f"({dataset.num_training_images} images, "
+                f"({examples}, "
                 f"{keras.backend.backend()} backend, "
                 f"{_describe_encoder(config)}, {config.estimator}, "
                 f"alpha={config.alpha}, "
@@ -501,11 +584,13 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
             elif writer:
                 board = _tensorboard(config, dataset, run_dir, epochs_done,
                                      log)
+            if speech and hasattr(pipeline, "on_epoch_end"):
+                pipeline.epoch = epochs_done  # resumed: the next epoch's pairs
             model.fit(
                 pipeline,
                 epochs=config.epochs,
                 initial_epoch=epochs_done,
-                steps_per_epoch=config.steps_per_epoch,
+                steps_per_epoch=steps_per_epoch,
                 callbacks=monitors + [checkpoint] + board
                 + list(callbacks or ()),
                 shuffle=False,  # the pipeline shuffles

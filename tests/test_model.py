@@ -191,6 +191,24 @@ def test_multi_view_trains_and_round_trips():
         assert getattr(restored, name) == getattr(model, name), name
 
 
+def test_speech_pairs_build_from_one_view_or_two_and_train():
+    # A speech view is (samples, 1): rank 2. Its two-view batch shape
+    # (2, samples, 1) has an image view's rank, and must not get a second
+    # views axis.
+    shapes = []
+    for shape in ((None, 320, 1), (None, 2, 320, 1)):
+        model = DeepInfoMax(networks.wave1d(chunk_length=320), views=2,
+                            estimator="nce", local_critic_units=8, gamma=0.0)
+        model.compile(jit_compile=False)
+        model.build(shape)
+        model.build_optimizers()
+        shapes.append([tuple(w.shape) for w in model.weights])
+    assert shapes[0] == shapes[1]
+    pairs = np.random.default_rng(0).normal(size=(4, 2, 320, 1))
+    logs = model.train_on_batch(pairs.astype("float32"), return_dict=True)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+
+
 @pytest.mark.parametrize(
     "settings, match",
     [

@@ -193,3 +193,62 @@ def test_channel_split_run_saves_both_encoders_and_their_concatenation(
     # One input channel for the luminance encoder's first conv, two for
     # the colour one's (64 filters of 4x4), and its colour map's 4 more.
     assert parts[1].count_params() - parts[0].count_params() == 64 * 16 + 4
+
+
+def _speakers_folder(root, speakers=3, per_speaker=4, seconds=1.1):
+    """Tone-and-noise 'voices': speaker k hums at 150 * (k + 1) Hz."""
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * 16000)) / 16000
+    for k in range(speakers):
+        os.makedirs(os.path.join(root, f"spk{k}"))
+        for u in range(per_speaker):
+            wave = 0.3 * np.sin(2 * np.pi * 150 * (k + 1) * t)
+            wave += 0.05 * rng.normal(size=len(t))
+            soundfile.write(os.path.join(root, f"spk{k}", f"u{u}.wav"),
+                            wave, 16000)
+    return f"folder:{root}"
+
+
+def test_a_speech_run_trains_a_portable_wave1d_encoder(tmp_path):
+    import keras
+
+    dataset = _speakers_folder(str(tmp_path / "speech"))
+    run = str(tmp_path / "run")
+    lines = []
+    result = train(tiny_config(dataset=dataset, batch_size=4,
+                               steps_per_epoch=2, estimator="nce"),
+                   run, verbose=0, log=lines.append)
+    config = result["config"]
+    assert config.encoder == "wave1d" and config.views == 2
+    assert result["epochs_done"] == 1
+    assert any("speech chunks of 16000 samples" in line for line in lines)
+    with open(os.path.join(run, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert np.isfinite(float(rows[0]["local_mi"]))
+    assert not [k for k in rows[0] if "acc" in k]  # no image monitors
+    encoder = keras.saving.load_model(os.path.join(run, "encoder.keras"))
+    waves = np.random.default_rng(1).normal(size=(3, 16000, 1))
+    y = encoder(waves.astype("float32"))["y"]
+    assert tuple(y.shape) == (3, 64)
+    with open(os.path.join(run, "encoder.json")) as f:
+        assert json.load(f)["input"]["shape"] == [None, 16000, 1]
+
+
+@pytest.mark.parametrize("settings, match", [
+    (dict(alpha=0.5), "Received: alpha=0.5"),
+    (dict(encoder="basic32x32"), "Received: encoder='basic32x32'"),
+])
+def test_settings_that_need_images_are_refused_on_speech(tmp_path, settings,
+                                                         match):
+    dataset = _speakers_folder(str(tmp_path / "speech"), per_speaker=2)
+    with pytest.raises(RunError, match=match):
+        train(tiny_config(dataset=dataset, batch_size=4, **settings),
+              str(tmp_path / "run"), verbose=0, log=lambda _: None)
+
+
+def test_a_speech_encoder_is_refused_on_images(tmp_path):
+    with pytest.raises(RunError, match="Received: encoder='wave1d'"):
+        train(tiny_config(encoder="wave1d"), str(tmp_path / "run"),
+              verbose=0, log=lambda _: None)

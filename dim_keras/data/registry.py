@@ -284,6 +284,28 @@ def check_name(name):
         )
 
 
+def dataset_modality(name):
+    """`"audio"` or `"image"`: what a dataset name holds, without loading it.
+
+    Args:
+        name: str, a name of `DATASETS` or `folder:PATH` (a folder of audio
+            files and no images is speech).
+
+    Returns:
+        str.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    check_name(name)
+    if name.startswith(FOLDER_PREFIX):
+        from dim_keras.data import audio_folder
+
+        root = os.path.expanduser(name[len(FOLDER_PREFIX):])
+        return "audio" if audio_folder.holds_audio(root) else "image"
+    return DATASETS[name].modality
+
+
 def get_dataset(name, data_dir=None, image_size=None):
     """Loads a dataset by its `--dataset` name.
 
