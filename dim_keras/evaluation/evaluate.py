@@ -13,6 +13,9 @@ For a run directory written by `dim_keras.training.train`:
 6. map the test split's Y in 2-D (t-SNE) for DIM and random weights;
 7. write `evaluation.json`, `evaluation.md` and PNG plots in the run
    directory.
+
+A run trained on speech is evaluated by speaker identification and
+verification instead (`dim_keras.evaluation.speech`).
 """
 
 import dataclasses
@@ -373,6 +376,13 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
             )
         except ValueError as e:
             raise RunError(str(e)) from e
+    if getattr(data, "modality", "image") == "audio":
+        from dim_keras.evaluation.speech import evaluate_speech
+
+        results = evaluate_speech(run_dir, encoder, data, name, run_config,
+                                  config, log=log, verbose=verbose)
+        results["paths"] = report.write_report(run_dir, results, history)
+        return results
     train_images, train_labels = labelled_split(data, "train")
     test_images, test_labels = labelled_split(data, "test")
     num_classes = int(data.num_classes)

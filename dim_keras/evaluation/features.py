@@ -39,10 +39,11 @@ def _batches(data, batch_size):
         data, labels = data
         labels = np.asarray(labels)
     images = np.asarray(data)
-    if images.ndim != 4:
+    if images.ndim not in (3, 4):
         raise ValueError(
-            "Expected images [N, H, W, C] (or an (images, labels) tuple, or a "
-            f"tf.data.Dataset). Received: data shape={images.shape}"
+            "Expected images [N, H, W, C] or waveforms [N, samples, 1] (or "
+            "an (inputs, labels) tuple, or a tf.data.Dataset). Received: "
+            f"data shape={images.shape}"
         )
     if labels is not None and len(labels) != len(images):
         raise ValueError(
@@ -205,7 +206,8 @@ def extract_features(encoder, data, layers=("y",), batch_size=256,
             accepts, or any callable mapping an image batch to a dict of
             tensors (e.g. `tf.saved_model.load(path).serve`).
         data: images as a numpy array `[N, H, W, 3]` (uint8 or float, pixel
-            values 0-255); an `(images, labels)` tuple of arrays; or a
+            values 0-255), or waveforms `[N, samples, 1]` of a speech
+            encoder; an `(images, labels)` tuple of arrays; or a
             `tf.data.Dataset` of images, `(image, label)` pairs or dicts with
             `"image"` (and `"label"`) keys, batched or not. Batches are
             cut (or made) to `batch_size` images. Order is preserved.

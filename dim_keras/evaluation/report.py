@@ -9,6 +9,9 @@
 - `embedding.png`: t-SNE maps of the test split's Y, DIM beside random
   weights (see `dim_keras.evaluation.embedding`).
 
+A speech evaluation (`"modality": "audio"`) writes its own table
+(`dim_keras.evaluation.speech.markdown`) and no probe or t-SNE plot.
+
 Plots use matplotlib's Agg canvas directly (no `pyplot`, no display).
 """
 
@@ -209,6 +212,10 @@ def verdict_lines(results):
 
 def markdown(results):
     """The whole `evaluation.md` text, the verdict first."""
+    if results.get("modality") == "audio":
+        from dim_keras.evaluation import speech
+
+        return speech.markdown(results)
     verdict = verdict_lines(results)
     parts = [
         f"# Evaluation of {results['run_dir']}",
@@ -372,7 +379,10 @@ def write_report(run_dir, results, history=None, embeddings=None):
         "markdown": os.path.join(run_dir, "evaluation.md"),
         "probes_plot": os.path.join(run_dir, "probes.png"),
     }
-    plot_probes(results, paths["probes_plot"])
+    if results.get("modality") == "audio":
+        del paths["probes_plot"]  # one table of three rows says it all
+    else:
+        plot_probes(results, paths["probes_plot"])
     if embeddings:
         from dim_keras.evaluation.embedding import plot_embeddings
 
