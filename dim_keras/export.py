@@ -51,6 +51,12 @@ def export_saved_model(encoder, out, overwrite=False, info=None):
     import tensorflow as tf
 
     model = encoder_file.described(encoder)
+    if encoder_file.is_audio(model):
+        raise ValueError(
+            "The SavedModel endpoint serves uint8 images; export a speech "
+            "encoder with format 'keras'. Received: input shape="
+            f"{encoder_file.image_shape(model)}"
+        )
     missing = [k for k in SERVE_OUTPUTS if k not in encoder_file.output_keys(model)]
     if missing:
         raise ValueError(

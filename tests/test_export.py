@@ -409,3 +409,11 @@ def test_example_pipeline_runs_without_dim_keras(tmp_path, run_dir):
     assert line.startswith("Linear classifier on y (64 dims, 2 epochs)")
     accuracy = float(line.split("test accuracy ")[1].split()[0])
     assert 0.0 <= accuracy <= 1.0
+
+
+def test_a_speech_encoder_is_not_exported_as_an_image_saved_model(tmp_path):
+    from dim_keras.networks import wave1d
+
+    with pytest.raises(ValueError, match="format 'keras'"):
+        export.export_saved_model(wave1d(chunk_length=320),
+                                  str(tmp_path / "saved"))
