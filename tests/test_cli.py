@@ -105,3 +105,21 @@ def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "config.json").read_text())
     assert saved["views"] == 2 and saved["estimator"] == "jsd"
+
+
+def test_speech_trains_two_chunks_of_a_speaker_with_nce(tmp_path):
+    import json
+
+    from tests.test_training import _speakers_folder
+
+    dataset = _speakers_folder(str(tmp_path / "speech"))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "train", "--dataset", dataset, "--epochs", "1", "--steps-per-epoch",
+        "1", "--batch-size", "3", "--critic-units", "8", "--no-evaluate",
+        "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "two chunks of one speaker" in result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["views"] == 2 and saved["estimator"] == "nce"
+    assert saved["encoder"] == "wave1d"

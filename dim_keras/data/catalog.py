@@ -96,7 +96,8 @@ def describe_all(data_dir=None):
             f" - {state['where']}"
         )
         recipe = (
-            "none of its own yet (speech)" if spec.modality == "audio"
+            f"the reference's ({recipes.describe({})}); wave1d on two "
+            "chunks of one speaker, NCE" if spec.modality == "audio"
             else recipes.describe(spec.recipe)
         )
         lines.append(f"{'':14s} recipe: {recipe}")
