@@ -73,7 +73,7 @@ def image_shape(encoder):
 
 
 def is_audio(encoder):
-    """Whether an encoder takes waveforms `[batch, samples, 1]` (not images)."""
+    """Whether an encoder takes waveforms `[batch, samples, 1]`, not images."""
     return len(image_shape(encoder)) == 2
 
 
