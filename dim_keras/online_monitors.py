@@ -68,8 +68,8 @@ def held_out_part(images, labels, seed=0, fraction=HELD_OUT_FRACTION,
         bank_limit: int, most images in the kNN bank.
 
     Returns:
-        A `HeldOutPart`, or None when fewer than 2 images are labelled
-        (nothing to learn from or to score).
+        A `HeldOutPart`, or None when fewer than 2 classes are labelled
+        (nothing to tell apart).
     """
     labels = np.asarray(labels, dtype=np.int64)
     if len(labels) != len(images):
@@ -78,7 +78,7 @@ def held_out_part(images, labels, seed=0, fraction=HELD_OUT_FRACTION,
             f"Received: {len(images)} images, {len(labels)} labels"
         )
     labelled = np.flatnonzero(labels >= 0)
-    if len(labelled) < 2:
+    if len(np.unique(labels[labelled])) < 2:
         return None
     order = np.random.default_rng(seed).permutation(labelled)
     count = int(min(limit, max(1, round(fraction * len(labelled)))))

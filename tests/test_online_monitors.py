@@ -41,6 +41,7 @@ def test_held_out_part_limits_and_unlabelled_data():
     part = held_out_part(_images(50), labels, limit=3, bank_limit=10)
     assert len(part.labels) == 3 and len(part.bank_labels) == 10
     assert held_out_part(_images(5), np.full(5, -1)) is None
+    assert held_out_part(_images(5), np.zeros(5)) is None  # one class
     with pytest.raises(ValueError, match="4 images, 3 labels"):
         held_out_part(_images(4), np.zeros(3))
 
