@@ -192,12 +192,6 @@ def _monitored_part(config, dataset, distribution, log):
     return held_out_part(images, labels, seed=config.seed)
 
 
-def tf_strategy(distribution):
-    """Whether training runs under a `tf.distribute` strategy."""
-    return (keras.backend.backend() == "tensorflow"
-            and distribution.strategy is not None)
-
-
 def _describe_encoder(config):
     text = config.encoder
     if config.channel_split != "none":
@@ -493,12 +487,7 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
                     part, model.online_probe_heads,
                     knn_every=config.knn_every, log=log))
             board = []
-            if writer and tf_strategy(distribution):
-                # Its epoch logs hold per-replica values that TensorBoard's
-                # scalar summary refuses (found, not yet worked around).
-                log("TensorBoard logs are off under tf.distribute "
-                    "strategies; history.csv has every epoch's values.")
-            elif writer:
+            if writer:
                 board = _tensorboard(config, dataset, run_dir, epochs_done,
                                      log)
             model.fit(
