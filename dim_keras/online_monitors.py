@@ -46,6 +46,10 @@ class HeldOutPart:
         bank_images: the kNN monitor's bank, other labelled training
             images, uint8 `[B, H, W, 3]`.
         bank_labels: their labels, int64 `[B]`.
+        stream_fraction: float or None: for a streamed dataset (no
+            `probe_labels`), the share of the training examples held out
+            (by a hash of their id, see
+            `TFDSImageDataset.training_dataset`).
     """
 
     probe_labels: np.ndarray
@@ -53,6 +57,7 @@ class HeldOutPart:
     labels: np.ndarray
     bank_images: np.ndarray
     bank_labels: np.ndarray
+    stream_fraction: float = None
 
 
 def held_out_part(images, labels, seed=0, fraction=HELD_OUT_FRACTION,
@@ -88,6 +93,33 @@ def held_out_part(images, labels, seed=0, fraction=HELD_OUT_FRACTION,
     probe_labels[held] = -1
     return HeldOutPart(probe_labels, images[held], labels[held],
                        images[bank], labels[bank])
+
+
+def held_out_stream_part(dataset, limit=HELD_OUT_LIMIT,
+                         bank_limit=KNN_BANK_LIMIT):
+    """`held_out_part` of a streamed (TFDS) dataset.
+
+    About `limit` examples are held out (at most `HELD_OUT_FRACTION` of
+    the training split), chosen by a hash of their TFDS id, so the same
+    ones every epoch and every run; only their labels leave the stream.
+
+    Args:
+        dataset: a `TFDSImageDataset` with labels.
+        limit: int, the held-out images read, at most.
+        bank_limit: int, the kNN bank's images, at most.
+
+    Returns:
+        A `HeldOutPart` with `probe_labels` None and `stream_fraction`
+        set, or None when the held-out images hold fewer than 2 classes.
+    """
+    total = max(1, dataset.num_training_images)
+    fraction = min(HELD_OUT_FRACTION, limit / total)
+    images, labels, bank_images, bank_labels = dataset.held_out_examples(
+        fraction, limit, bank_limit)
+    if len(np.unique(labels)) < 2 or len(np.unique(bank_labels)) < 2:
+        return None
+    return HeldOutPart(None, images, labels, bank_images, bank_labels,
+                       stream_fraction=fraction)
 
 
 def automatic_knn_every(monitor_seconds, epoch_seconds,

@@ -171,23 +171,22 @@ def _monitored_part(config, dataset, distribution, log):
 
     Returns:
         A `dim_keras.online_monitors.HeldOutPart`, or None when the
-        monitors are off (by the settings, for unlabelled or streamed data,
+        monitors are off (by the settings, for unlabelled data,
         or across processes sharing one state).
     """
     from dim_keras.online_monitors import held_out_part
+    from dim_keras.online_monitors import held_out_stream_part
 
     if not config.online_probe and config.knn_every == 0:
         return None
     if not dataset.num_classes:
         return None  # unlabelled data: nothing to monitor
-    if not dataset.in_memory:
-        log("The online probe and kNN monitor read in-memory datasets; "
-            f"{config.dataset} is streamed, so they are off.")
-        return None
     if distribution.shares_state and distribution.num_workers > 1:
         log("The online probe and kNN monitor are off across several "
             "processes; evaluate the run afterwards.")
         return None
+    if not dataset.in_memory:
+        return held_out_stream_part(dataset)
     images, labels = dataset.arrays("train")
     return held_out_part(images, labels, seed=config.seed)
 
@@ -407,6 +406,9 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
         views=config.views,
         labels=(part.probe_labels if part is not None and config.online_probe
                 else None),
+        held_out_fraction=(part.stream_fraction
+                           if part is not None and config.online_probe
+                           else None),
     )
     pipeline = distribution.adapt_pipeline(pipeline)
     if config.views == 2:
