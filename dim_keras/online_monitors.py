@@ -181,6 +181,29 @@ class OnlineMonitors(keras.callbacks.Callback):
                                     batch_size=self.batch_size, verbose=0)
         return {k: _flat(v) for k, v in features.items()}
 
+    def _features_as_in_training(self, images):
+        """Features as the online probe learnt them: batch statistics.
+
+        The probe learns from the training step's features, whose batch
+        normalization uses each batch's statistics; in inference mode it
+        uses moving averages, which lag far behind in the first epochs
+        (on the CIFAR-10 subset after 2 epochs, Y's mean was 0.34 in
+        inference mode and 0.00 in training mode, and the probe scored
+        11% against 34%). So the held-out images are encoded in batches in
+        training mode, inside a `keras.StatelessScope` that keeps the
+        moving averages (and every other variable) as they were.
+        """
+        parts = {k: [] for k in MONITORED_LAYERS}
+        for start in range(0, len(images), self.batch_size):
+            batch = keras.ops.convert_to_tensor(
+                np.asarray(images[start:start + self.batch_size], "float32"))
+            with keras.StatelessScope():
+                outputs = self.model.encoder(batch, training=True)
+                for k in MONITORED_LAYERS:
+                    parts[k].append(_flat(
+                        keras.ops.convert_to_numpy(outputs[k])))
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
     def _due_for_knn(self, epoch):
         if self.knn_every == 0 or not len(self.part.bank_labels):
             return False
@@ -193,12 +216,14 @@ class OnlineMonitors(keras.callbacks.Callback):
             return
         epoch_seconds = time.perf_counter() - (self._epoch_started or 0.0)
         started = time.perf_counter()
-        held = self._features(self.part.images)
-        for layer, head in self.probe_heads.items():
-            logits = keras.ops.convert_to_numpy(head(held[layer]))
-            logs[f"online_probe_{layer}_acc"] = float(
-                np.mean(np.argmax(logits, axis=-1) == self.part.labels))
+        if self.probe_heads:
+            as_trained = self._features_as_in_training(self.part.images)
+            for layer, head in self.probe_heads.items():
+                logits = keras.ops.convert_to_numpy(head(as_trained[layer]))
+                logs[f"online_probe_{layer}_acc"] = float(
+                    np.mean(np.argmax(logits, axis=-1) == self.part.labels))
         if self._due_for_knn(epoch):
+            held = self._features(self.part.images)
             bank = self._features(self.part.bank_images)
             for layer in MONITORED_LAYERS:
                 # The evaluation's kNN probe: k=20, cosine similarity,

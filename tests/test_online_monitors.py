@@ -121,3 +121,22 @@ def test_knn_off_with_zero():
     assert "knn_y_acc" not in history.history
     assert "online_probe_y_acc" in history.history
     assert online_monitors.MONITOR_BUDGET == 0.1
+
+
+def test_scoring_the_probe_leaves_every_model_variable_alone():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+    part = held_out_part(images, np.arange(24) % 2, fraction=0.5)
+    model = _model(2)
+    model.fit(images, part.probe_labels, batch_size=8, epochs=1, verbose=0)
+    before = [keras.ops.convert_to_numpy(v).copy() for v in model.variables]
+    monitors = OnlineMonitors(part, model.online_probe_heads, knn_every=1,
+                              batch_size=8)
+    monitors.set_model(model)
+    logs = {}
+    monitors.on_epoch_begin(0)
+    monitors.on_epoch_end(0, logs)
+    assert {"online_probe_y_acc", "knn_y_acc"} <= set(logs)
+    after = [keras.ops.convert_to_numpy(v) for v in model.variables]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
