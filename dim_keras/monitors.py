@@ -70,9 +70,17 @@ def _scalars(logs):
 class ScalarTensorBoard(keras.callbacks.TensorBoard):
     """Keras's `TensorBoard`, given every log value as a scalar.
 
-    Under a mirrored strategy the epoch logs hold shape-[1] values, which
-    TensorBoard's scalar summary refuses.
+    Under TensorFlow's strategies the batch and epoch logs hold shape-[1]
+    values, which TensorBoard's scalar summary refuses (it checks the
+    shape of every batch's values, even when it records epochs only).
     """
+
+    def on_train_batch_end(self, batch, logs=None):
+        if isinstance(logs, dict):
+            logs = {key: keras.ops.reshape(value, ())
+                    if getattr(value, "shape", ()) == (1,) else value
+                    for key, value in logs.items()}
+        super().on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, _scalars(logs))

@@ -173,10 +173,11 @@ def _monitored_part(config, dataset, distribution, log):
 
     Returns:
         A `dim_keras.online_monitors.HeldOutPart`, or None when the
-        monitors are off (by the settings, for unlabelled or streamed data,
+        monitors are off (by the settings, for unlabelled data,
         or across processes sharing one state).
     """
     from dim_keras.online_monitors import held_out_part
+    from dim_keras.online_monitors import held_out_stream_part
 
     if not config.online_probe and config.knn_every == 0:
         return None
@@ -184,14 +185,12 @@ def _monitored_part(config, dataset, distribution, log):
         return None  # the monitors read images; evaluate speech afterwards
     if not dataset.num_classes:
         return None  # unlabelled data: nothing to monitor
-    if not dataset.in_memory:
-        log("The online probe and kNN monitor read in-memory datasets; "
-            f"{config.dataset} is streamed, so they are off.")
-        return None
     if distribution.shares_state and distribution.num_workers > 1:
         log("The online probe and kNN monitor are off across several "
             "processes; evaluate the run afterwards.")
         return None
+    if not dataset.in_memory:
+        return held_out_stream_part(dataset)
     images, labels = dataset.arrays("train")
     return held_out_part(images, labels, seed=config.seed)
 
@@ -252,12 +251,6 @@ def _speech_pipeline(config, dataset):
         return (dataset.tf_training_pairs(config.batch_size,
                                           seed=config.seed), len(pairs))
     return pairs, None
-
-
-def tf_strategy(distribution):
-    """Whether training runs under a `tf.distribute` strategy."""
-    return (keras.backend.backend() == "tensorflow"
-            and distribution.strategy is not None)
 
 
 def _describe_encoder(config):
@@ -485,6 +478,9 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
             views=config.views,
             labels=(part.probe_labels
                     if part is not None and config.online_probe else None),
+            held_out_fraction=(part.stream_fraction
+                               if part is not None and config.online_probe
+                               else None),
         )
     if not hasattr(pipeline, "on_epoch_end"):
         pipeline = distribution.adapt_pipeline(pipeline)
@@ -576,12 +572,7 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
                     part, model.online_probe_heads,
                     knn_every=config.knn_every, log=log))
             board = []
-            if writer and tf_strategy(distribution):
-                # Its epoch logs hold per-replica values that TensorBoard's
-                # scalar summary refuses (found, not yet worked around).
-                log("TensorBoard logs are off under tf.distribute "
-                    "strategies; history.csv has every epoch's values.")
-            elif writer:
+            if writer:
                 board = _tensorboard(config, dataset, run_dir, epochs_done,
                                      log)
             if speech and hasattr(pipeline, "on_epoch_end"):

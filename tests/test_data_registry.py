@@ -58,6 +58,31 @@ def test_cifar_from_tfds(tmp_path, online, name, classes):
         assert images[0].shape == (32, 32, 3) and images[0].dtype == np.uint8
 
 
+def test_streamed_held_out_examples_are_the_ones_whose_labels_are_hidden(
+    tmp_path, online
+):
+    with tfds.testing.mock_data(num_examples=200):
+        ds = get_dataset("cifar10", data_dir=str(tmp_path))
+        stream = list(ds.training_dataset(
+            held_out_fraction=0.2).as_numpy_iterator())
+        plain = list(ds.training_dataset(
+            shuffle_files=False).as_numpy_iterator())
+        images, labels, bank, bank_labels = ds.held_out_examples(
+            0.2, limit=1000, bank_limit=1000)
+        first, *_ = ds.held_out_examples(0.2, limit=5, bank_limit=0)
+    assert len(stream) == len(plain) == 200
+    hidden = [label for _, label in stream if label == -1]
+    # Every held-out example read, and the others in the bank: the two
+    # parts cover the split, and as many labels are hidden as held out.
+    assert len(images) + len(bank) == 200
+    assert len(hidden) == len(images) and 10 < len(images) < 70
+    assert images.shape[1:] == (32, 32, 3) and images.dtype == np.uint8
+    assert labels.dtype == np.int64 and bank_labels.dtype == np.int64
+    np.testing.assert_array_equal(first, images[:5])  # the same each time
+    with pytest.raises(ValueError, match="held_out_fraction=1.5"):
+        ds.held_out_examples(1.5, 1, 1)
+
+
 def test_stl10_trains_on_unlabelled_plus_train_and_evaluates_at_64(
     tmp_path, online
 ):

@@ -2,6 +2,7 @@
 on 2 replicas (2 logical CPU devices; 2 worker processes on 127.0.0.1)
 compared with one device."""
 
+import glob
 import json
 import os
 import socket
@@ -204,6 +205,8 @@ def test_cli_trains_on_two_mirrored_replicas(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "mirrored: 2 replicas" in result.stdout
     assert "Done: 1 epochs" in result.stdout
+    # TensorBoard takes the strategy's shape-[1] logs.
+    assert glob.glob(os.path.join(out, "tensorboard", "train", "events.*"))
     encoder = keras.saving.load_model(os.path.join(out, "encoder.keras"))
     assert not any(
         getattr(layer, "synchronized", False) for layer in encoder.layers

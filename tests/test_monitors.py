@@ -57,9 +57,33 @@ def test_a_run_writes_tensorboard_scalars_and_example_inputs(tmp_path):
     for key in ("epoch_loss", "epoch_local_mi", "epoch_global_mi",
                 "epoch_prior_loss", "epoch_discriminator_loss",
                 "epoch_gradient_penalty", "epoch_learning_rate",
-                "epoch_images_per_second"):
+                "epoch_images_per_second", "epoch_online_probe_y_acc",
+                "epoch_online_probe_conv_acc", "epoch_online_probe_loss"):
         assert tags.get(key) == [0, 1], key
+    assert tags.get("epoch_knn_y_acc", [])[:1] == [0]
     assert "training_inputs" in tags
     with open(os.path.join(run, "history.csv")) as f:
         header = f.readline().strip().split(",")
     assert "images_per_second" in header
+
+
+def test_tensorboard_takes_the_shape_1_logs_of_tf_strategies(tmp_path):
+    import tensorflow as tf
+
+    board = monitors.ScalarTensorBoard(log_dir=str(tmp_path),
+                                       write_graph=False)
+    board.set_model(_tiny_model())
+    board.on_train_begin()
+    board.on_train_batch_begin(0)
+    board.on_train_batch_end(0, {"loss": tf.constant([2.0])})
+    board.on_epoch_end(0, {"loss": tf.constant([2.0])})
+    board.on_train_end()
+    assert _scalars(str(tmp_path))["epoch_loss"] == [0]
+
+
+def _tiny_model():
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model

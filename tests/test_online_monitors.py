@@ -41,6 +41,7 @@ def test_held_out_part_limits_and_unlabelled_data():
     part = held_out_part(_images(50), labels, limit=3, bank_limit=10)
     assert len(part.labels) == 3 and len(part.bank_labels) == 10
     assert held_out_part(_images(5), np.full(5, -1)) is None
+    assert held_out_part(_images(5), np.zeros(5)) is None  # one class
     with pytest.raises(ValueError, match="4 images, 3 labels"):
         held_out_part(_images(4), np.zeros(3))
 
@@ -120,3 +121,22 @@ def test_knn_off_with_zero():
     assert "knn_y_acc" not in history.history
     assert "online_probe_y_acc" in history.history
     assert online_monitors.MONITOR_BUDGET == 0.1
+
+
+def test_scoring_the_probe_leaves_every_model_variable_alone():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+    part = held_out_part(images, np.arange(24) % 2, fraction=0.5)
+    model = _model(2)
+    model.fit(images, part.probe_labels, batch_size=8, epochs=1, verbose=0)
+    before = [keras.ops.convert_to_numpy(v).copy() for v in model.variables]
+    monitors = OnlineMonitors(part, model.online_probe_heads, knn_every=1,
+                              batch_size=8)
+    monitors.set_model(model)
+    logs = {}
+    monitors.on_epoch_begin(0)
+    monitors.on_epoch_end(0, logs)
+    assert {"online_probe_y_acc", "knn_y_acc"} <= set(logs)
+    after = [keras.ops.convert_to_numpy(v) for v in model.variables]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)

@@ -30,6 +30,22 @@ def test_train_streams_a_tfds_dataset_with_augmentation(tmp_path, monkeypatch):
     assert saved["augment"] is True and saved["encoder"] == "basic32x32"
 
 
+def test_a_streamed_dataset_gets_the_online_monitors(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfds_data, "reachable", lambda *a, **k: True)
+    config = TrainConfig(
+        dataset="cifar10", data_dir=str(tmp_path / "data"), epochs=1,
+        batch_size=32, critic_units=16, jit_compile=False, knn_every=1,
+    )
+    with tfds.testing.mock_data(num_examples=128):
+        result = train(config, str(tmp_path / "run"), verbose=0,
+                       log=lambda _: None)
+    row = result["history"][0]
+    for key in ("online_probe_y_acc", "online_probe_conv_acc", "knn_y_acc",
+                "knn_conv_acc"):
+        assert 0.0 <= row[key] <= 1.0, key
+    assert row["online_probe_loss"] > 0
+
+
 def test_runs_saved_before_these_settings_still_resume(tmp_path):
     config = TrainConfig(encoder="basic32x32", epochs=3)
     old = config.to_dict()

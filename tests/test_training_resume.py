@@ -39,11 +39,13 @@ def read_history(run_dir):
 
 
 def all_state(model):
-    """Every variable a resumed run needs: networks, both optimizers, RNG."""
+    """Every variable a resumed run needs: networks, the optimizers (the
+    online probe's too), RNG."""
     variables = (
         list(model.weights)
         + list(model.optimizer.variables)
         + list(model.discriminator_optimizer.variables)
+        + list(model.probe_optimizer.variables)
     )
     # Paths hold uniquified object names (adam_2, deep_info_max_1): key by
     # position, which is the same for models built alike.
@@ -63,8 +65,10 @@ def test_checkpoint_restores_weights_and_both_optimizers(tmp_path):
         if "momentum" in v.path
     ]
     assert d_moments and any(np.abs(v.numpy()).max() > 0 for v in d_moments)
+    assert int(model.probe_optimizer.iterations.numpy()) == 2
 
-    fresh = training.build_model(tiny_config(encoder="basic32x32"), 32)
+    fresh = training.build_model(tiny_config(encoder="basic32x32"), 32,
+                                 num_classes=10)
     before = all_state(fresh)
     assert set(before) == set(saved)
     assert all(before[k].shape == saved[k].shape for k in saved)

@@ -14,6 +14,14 @@ import numpy as np
 from dim_keras.data import augment
 
 
+def _hash_threshold(fraction):
+    if not 0 < fraction < 1:
+        raise ValueError(
+            f"held_out_fraction must be in (0, 1). Received: "
+            f"held_out_fraction={fraction!r}")
+    return max(1, int(round(fraction * HASH_BUCKETS)))
+
+
 class DatasetError(ValueError):
     """A dataset that cannot be loaded; the message says how to fix it."""
 
@@ -111,6 +119,11 @@ class ImageDataset:
         return tf.data.Dataset.from_tensor_slices(self.arrays(split))
 
 
+# Streamed training examples are held out of the online probe's labels by
+# a hash of their TFDS id into this many buckets.
+HASH_BUCKETS = 10000
+
+
 class TFDSImageDataset(ImageDataset):
     """A TFDS dataset streamed with `tf.data` (not held in memory).
 
@@ -180,21 +193,91 @@ class TFDSImageDataset(ImageDataset):
     def num_training_images(self):
         return sum(self._tfds_split_size(s) for s in self.train_splits)
 
-    def training_dataset(self, shuffle_files=True, seed=None):
+    def training_dataset(self, shuffle_files=True, seed=None,
+                         held_out_fraction=None):
         """Training images, as stored (`source_size`), uint8 `[H, W, 3]`.
 
         Decoding runs in parallel inside TFDS; resizing or cropping to
         `image_size` is the pipeline's job (`augment.batch_transform`).
+
+        Args:
+            shuffle_files: bool.
+            seed: int or None, the file shuffling seed.
+            held_out_fraction: float or None; given, elements are
+                `(image, label)` pairs for the online probe, the label -1
+                for the examples `held_out_examples` holds out (and for
+                unlabelled ones).
+
+        Returns:
+            A `tf.data.Dataset`.
         """
+        import tensorflow as tf
         import tensorflow_datasets as tfds
 
-        read_config = tfds.ReadConfig(shuffle_seed=seed)
+        read_config = tfds.ReadConfig(
+            shuffle_seed=seed, add_tfds_id=held_out_fraction is not None)
         dataset = self.builder.as_dataset(
             split="+".join(self.train_splits),
             shuffle_files=shuffle_files,
             read_config=read_config,
         )
-        return dataset.map(lambda x: x["image"])
+        if held_out_fraction is None:
+            return dataset.map(lambda x: x["image"])
+        threshold = _hash_threshold(held_out_fraction)
+
+        def probe_pair(x):
+            held = tf.strings.to_hash_bucket_fast(
+                x["tfds_id"], HASH_BUCKETS) < threshold
+            label = tf.cast(x["label"], tf.int64)
+            return x["image"], tf.where(held, tf.constant(-1, tf.int64), label)
+
+        return dataset.map(probe_pair, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def held_out_examples(self, held_out_fraction, limit, bank_limit):
+        """The held-out examples of the training split, and a bank of others.
+
+        An example is held out when the hash of its TFDS id falls in the
+        first `held_out_fraction` of the buckets: the same examples whose
+        labels `training_dataset(held_out_fraction=...)` hides.
+
+        Args:
+            held_out_fraction: float in (0, 1).
+            limit: int, most held-out images read.
+            bank_limit: int, most other labelled images read.
+
+        Returns:
+            `(images, labels, bank_images, bank_labels)`: numpy arrays,
+            images uint8 `[N, image_size, image_size, 3]`, labels int64.
+        """
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        threshold = _hash_threshold(held_out_fraction)
+        dataset = self.builder.as_dataset(
+            split="+".join(self.train_splits), shuffle_files=False,
+            read_config=tfds.ReadConfig(add_tfds_id=True))
+        dataset = dataset.filter(lambda x: x["label"] >= 0)
+        size = self.image_size
+
+        def part(held, count):
+            chosen = dataset.filter(
+                lambda x: (tf.strings.to_hash_bucket_fast(
+                    x["tfds_id"], HASH_BUCKETS) < threshold) == held)
+            chosen = chosen.take(count).map(
+                lambda x: (augment.resize_uint8(x["image"], size)
+                           if self.source_size != size else x["image"],
+                           tf.cast(x["label"], tf.int64)))
+            images, labels = [], []
+            for x, y in chosen.batch(512).as_numpy_iterator():
+                images.append(x)
+                labels.append(y)
+            if not images:
+                return (np.zeros((0, size, size, 3), np.uint8),
+                        np.zeros((0,), np.int64))
+            return (np.concatenate(images).astype(np.uint8),
+                    np.concatenate(labels).astype(np.int64))
+
+        return part(True, limit) + part(False, bank_limit)
 
     def labelled_dataset(self, split):
         """`(image, label)` pairs of a split, resized to `image_size`."""

@@ -266,7 +266,7 @@ def training_pipeline(
 
 def dataset_pipeline(
     dataset, batch_size, seed=None, augment_images=True, repeat=False,
-    views=1, labels=None,
+    views=1, labels=None, held_out_fraction=None,
 ):
     """`training_pipeline` of an `ImageDataset`'s training images.
 
@@ -283,6 +283,10 @@ def dataset_pipeline(
         labels: int64 `[N]` labels of an in-memory dataset's training
             images (-1: unlabelled), or None; given, batches are
             `(images, labels)` pairs.
+        held_out_fraction: float or None; for a streamed dataset, batches
+            are `(images, labels)` pairs, the labels of this held-out
+            share of the examples -1 (see
+            `TFDSImageDataset.training_dataset`).
 
     Returns:
         The batches (see `training_pipeline`).
@@ -292,7 +296,8 @@ def dataset_pipeline(
         source = dataset.training_images()
         num_images = len(source)
     else:
-        source = dataset.training_dataset(seed=seed)
+        source = dataset.training_dataset(
+            seed=seed, held_out_fraction=held_out_fraction)
         num_images = dataset.num_training_images
     return training_pipeline(
         source,
