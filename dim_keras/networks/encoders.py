@@ -225,7 +225,10 @@ def wave1d(chunk_length=16000, representation_dim=64, name="wave1d"):
             f"Received: chunk_length={chunk_length}"
         )
     waves = keras.Input(shape=(int(chunk_length), 1), name="waveforms")
-    x = layers.LayerNormalization(axis=1, center=False, scale=False,
+    # Over (time, channel): the one channel makes it the time axis, and
+    # the normalized axes are the last ones, which PyTorch's layer norm
+    # needs (axis=1 alone fails there).
+    x = layers.LayerNormalization(axis=(1, 2), center=False, scale=False,
                                   name="standardize")(waves)
     maps = []
     for i, (kernel, strides, filters) in enumerate(WAVE1D_BLOCKS, 1):
