@@ -255,6 +255,27 @@ def create_strategy(name):
             jax.process_count())
 
 
+def _apply(optimizer, optimizer_values, grads, trainable_values, positions):
+    """One stateless optimizer step on some of the trainable values.
+
+    Args:
+        optimizer: the optimizer of those variables.
+        optimizer_values: its variables' values.
+        grads: the gradients, in the order of `positions`.
+        trainable_values: list of every trainable value, updated in place
+            at `positions`.
+        positions: indices into `trainable_values`.
+
+    Returns:
+        The optimizer's new variable values.
+    """
+    values, optimizer_values = optimizer.stateless_apply(
+        optimizer_values, grads, [trainable_values[i] for i in positions])
+    for i, value in zip(positions, values):
+        trainable_values[i] = value
+    return optimizer_values
+
+
 class Trainer(TrainerBase):
     """Mixin giving `DeepInfoMax` its JAX `train_step`."""
 
@@ -445,11 +466,8 @@ class Trainer(TrainerBase):
         encoder_pos, discriminator_pos, probe_pos = self._variable_positions()
         trainable_values = list(trainable_values)
 
-        encoder_values, optimizer_values = self.optimizer.stateless_apply(
-            optimizer_values, grads, [trainable_values[i] for i in encoder_pos]
-        )
-        for i, value in zip(encoder_pos, encoder_values):
-            trainable_values[i] = value
+        optimizer_values = _apply(self.optimizer, optimizer_values, grads,
+                                  trainable_values, encoder_pos)
 
         tracker_values = []
         logs = {}
@@ -469,26 +487,13 @@ class Trainer(TrainerBase):
             metrics_values[offset + discriminator_count :])
 
         if self.prior_discriminator is not None:
-            d_values, d_optimizer_values = (
-                self.discriminator_optimizer.stateless_apply(
-                    d_optimizer_values,
-                    d_grads,
-                    [trainable_values[i] for i in discriminator_pos],
-                )
-            )
-            for i, value in zip(discriminator_pos, d_values):
-                trainable_values[i] = value
-
+            d_optimizer_values = _apply(
+                self.discriminator_optimizer, d_optimizer_values, d_grads,
+                trainable_values, discriminator_pos)
         if p_grads:
-            p_values, p_optimizer_values = (
-                self.probe_optimizer.stateless_apply(
-                    p_optimizer_values,
-                    p_grads,
-                    [trainable_values[i] for i in probe_pos],
-                )
-            )
-            for i, value in zip(probe_pos, p_values):
-                trainable_values[i] = value
+            p_optimizer_values = _apply(
+                self.probe_optimizer, p_optimizer_values, p_grads,
+                trainable_values, probe_pos)
 
         state = (
             trainable_values,
