@@ -182,6 +182,10 @@ def main():
                    "NCE unless --estimator is given). Speech always takes "
                    "2: two chunks of one speaker (NCE unless --estimator "
                    "is given).")
+@click.option("--score-temperature", type=float,
+              default=default("score_temperature"), show_default=True,
+              help="Divide every critic score by this (AMDIM: the square "
+                   "root of the critic's width, 22.6 for 512 units).")
 @click.option("--score-clip", type=float, default=default("score_clip"),
               show_default=True,
               help="Soft-clip critic scores to c*tanh(s/c) (AMDIM: 20); "
@@ -394,6 +398,8 @@ def datasets(data_dir):
 @click.option("--lr", type=float, default=None, help="Pin learning rate.")
 @click.option("--views", type=int, default=None,
               help="Pin one view (1) or multi-view DIM (2).")
+@click.option("--score-temperature", type=float, default=None,
+              help="Pin the temperature dividing critic scores (1: none).")
 @click.option("--score-clip", type=float, default=None,
               help="Pin the soft clipping of critic scores (0 is off).")
 @click.option("--scales", default=None,
@@ -417,8 +423,8 @@ def datasets(data_dir):
               help="Search directory; an existing search there continues.")
 def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
          val_fraction, max_failed, no_jit, verbose, **options):
-    """Search alpha, beta, gamma, estimator, lr, views, scales and score
-    clipping by probe accuracy."""
+    """Search alpha, beta, gamma, estimator, lr, views, scales, score
+    temperature and clipping by probe accuracy."""
     from dim_keras.config import TrainConfig
     from dim_keras.runs import RunError
 
@@ -429,7 +435,8 @@ def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
         fail(f"dim-keras tune needs keras-tuner (pip install keras-tuner): {e}")
     pins = {k: options.pop(k) for k in ("estimator", "alpha", "beta",
                                         "gamma", "lr", "views",
-                                        "score_clip", "scales")}
+                                        "score_temperature", "score_clip",
+                                        "scales")}
     pins = {k: v for k, v in pins.items() if v is not None}
     try:
         settings = SearchSettings(

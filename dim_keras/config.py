@@ -74,6 +74,9 @@ class TrainConfig:
         views: 1 (DIM) or 2 (multi-view DIM: two augmented views of each
             image, each view's local map scored against the other's Y; see
             `dim_keras.data.views` for the augmentation).
+        score_temperature: float > 0, every critic score is divided by it
+            (AMDIM: the square root of the critic's width, about 22.6 for
+            512 units); 1 leaves the scores as they are.
         score_clip: float, soft clipping `c * tanh(s / c)` of the critic
             scores (AMDIM: 20); 0 is off.
         score_penalty: float, weight of the mean squared raw critic score
@@ -119,6 +122,7 @@ class TrainConfig:
     global_negatives: bool = False
     precision: str = "float32"
     views: int = 1
+    score_temperature: float = 1.0
     score_clip: float = 0.0
     score_penalty: float = 0.0
     scales: str = "y-local"
@@ -195,6 +199,13 @@ class TrainConfig:
                 "occlusion is a single-view objective; multi-view DIM "
                 "already scores each view against another. Received: "
                 "views=2, occlusion=True"
+            )
+        value = self.score_temperature
+        if not (isinstance(value, (int, float)) and math.isfinite(value)
+                and value > 0):
+            raise ValueError(
+                "score_temperature must be a positive number (1 leaves the "
+                f"scores as they are). Received: score_temperature={value!r}"
             )
         for name in ("score_clip", "score_penalty"):
             value = getattr(self, name)

@@ -11,6 +11,8 @@ The loss maths is shared `keras.ops` code (`compute_dim_losses`); only the
 gradient and optimizer mechanics live in `dim_keras.backend`.
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -165,6 +167,11 @@ class DeepInfoMax(Trainer, keras.Model):
             each view's local map against the other view's Y (both
             directions, averaged), the batch's other images being the
             negatives.
+        score_temperature: float > 0; every critic score is divided by
+            it before the penalty, the clipping and the estimator.
+            AMDIM divides its dot products by the square root of the
+            embedding width (about 22.6 for a 512-unit critic). 1 leaves
+            the scores as they are.
         score_clip: float; soft-clip every critic score to
             `clip * tanh(score / clip)` before the estimator (AMDIM: 20).
             0 turns it off.
@@ -207,6 +214,7 @@ class DeepInfoMax(Trainer, keras.Model):
         seed=None,
         global_negatives=False,
         views=1,
+        score_temperature=1.0,
         score_clip=0.0,
         score_penalty=0.0,
         scales="y-local",
@@ -256,6 +264,14 @@ class DeepInfoMax(Trainer, keras.Model):
                     f"{name} must be a non-negative number. "
                     f"Received: {name}={value!r}"
                 )
+        if not (isinstance(score_temperature, (int, float))
+                and math.isfinite(score_temperature)
+                and score_temperature > 0):
+            raise ValueError(
+                "score_temperature must be a positive number (1 leaves the "
+                "scores as they are). "
+                f"Received: score_temperature={score_temperature!r}"
+            )
         estimators.check_estimator(estimator)
         objective.check_weights(alpha, beta, gamma)
         if gradient_penalty < 0:
@@ -277,6 +293,7 @@ class DeepInfoMax(Trainer, keras.Model):
         self.seed = seed
         self.global_negatives = bool(global_negatives)
         self.views = int(views)
+        self.score_temperature = float(score_temperature)
         self.score_clip = float(score_clip)
         self.score_penalty = float(score_penalty)
         self.scales = scales
@@ -559,6 +576,9 @@ class DeepInfoMax(Trainer, keras.Model):
             estimates = []
             for critic, source, target in predictions[key]:
                 scores = critic(source, target, training=training)
+                if self.score_temperature != 1.0:
+                    scores = (ops.cast(scores, "float32")
+                              / self.score_temperature)
                 if self.score_penalty:
                     loss = loss + (
                         self.score_penalty / len(predictions[key])
@@ -695,6 +715,7 @@ class DeepInfoMax(Trainer, keras.Model):
                 "seed": self.seed,
                 "global_negatives": self.global_negatives,
                 "views": self.views,
+                "score_temperature": self.score_temperature,
                 "score_clip": self.score_clip,
                 "score_penalty": self.score_penalty,
                 "scales": ",".join(self.scales),

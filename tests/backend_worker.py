@@ -146,9 +146,10 @@ def gradients(out_dir, backend):
         # The estimator only enters the loss maths: one model serves all.
         model.estimator = estimator
         _record_gradients(arrays, estimator, model, images, prior)
-    # Multi-view DIM (NCE with AMDIM's stabilizers) on two views of the
-    # batch: the settings only enter the loss maths.
+    # Multi-view DIM (NCE with AMDIM's temperature and stabilizers) on two
+    # views of the batch: the settings only enter the loss maths.
     model.estimator, model.views = "nce", 2
+    model.score_temperature = 4.0
     model.score_clip, model.score_penalty = 20.0, 0.05
     batch = fixed_batch()
     two_views = np.stack([batch, batch[:, :, ::-1]], axis=1)

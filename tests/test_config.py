@@ -77,6 +77,7 @@ def test_a_config_is_never_changed_in_place():
         ({"views": 3}, "Received: views=3"),
         ({"views": 2, "occlusion": True}, "views=2, occlusion=True"),
         ({"score_clip": -1.0}, "Received: score_clip=-1.0"),
+        ({"score_temperature": -2.0}, "Received: score_temperature=-2.0"),
         ({"score_penalty": float("nan")}, "Received: score_penalty=nan"),
         ({"scales": "y-conv,y-huge"}, "Unknown scale prediction"),
         ({"scales": "local-local"}, "needs views=2"),

@@ -179,6 +179,33 @@ def test_multi_view_soft_clipping_and_score_penalty():
     assert abs(_scalar(raw[0]) - _scalar(hand["local"][0])) > 1e-4
 
 
+def test_score_temperature_divides_the_scores_before_penalty_and_clip():
+    temperature, clip, penalty = 4.0, 0.5, 0.05
+    model = make_model(views=2, estimator="nce", alpha=0.0, beta=1.0,
+                       gamma=0.0, score_temperature=temperature,
+                       score_clip=clip, score_penalty=penalty)
+    images = _two_views(seed=2)
+    terms, _ = model.compute_encoder_losses(images, training=False)
+    from dim_keras import objective
+
+    scaled = [ops.convert_to_numpy(s) / temperature
+              for s in _cross_view_terms(model, images)["local_scores"]]
+    local = np.mean([_scalar(objective.local_mi(
+        objective.soft_clip(s, clip), "nce")) for s in scaled])
+    squares = np.mean([np.mean(np.square(s)) for s in scaled])
+    assert _scalar(terms["local_mi"]) == pytest.approx(local, rel=1e-5)
+    assert _scalar(terms["loss"]) == pytest.approx(
+        -local + penalty * squares, rel=1e-5)
+    # Not the same as leaving the scores alone.
+    plain = make_model(views=2, estimator="nce", alpha=0.0, beta=1.0,
+                       gamma=0.0, score_clip=clip, score_penalty=penalty)
+    plain.set_weights(model.get_weights())
+    plain_terms, _ = plain.compute_encoder_losses(images, training=False)
+    assert abs(_scalar(plain_terms["loss"]) - _scalar(terms["loss"])) > 1e-3
+    restored = DeepInfoMax.from_config(model.get_config())
+    assert restored.score_temperature == temperature
+
+
 def test_multi_view_trains_and_round_trips():
     model = make_model(views=2, estimator="nce", score_clip=20.0,
                        score_penalty=0.05)
@@ -216,6 +243,7 @@ def test_speech_pairs_build_from_one_view_or_two_and_train():
         (dict(views=2, occlusion=True), "views=2, occlusion=True"),
         (dict(score_clip=-1.0), "Received: score_clip=-1.0"),
         (dict(score_penalty=-0.1), "Received: score_penalty=-0.1"),
+        (dict(score_temperature=0.0), "Received: score_temperature=0.0"),
     ],
 )
 def test_bad_multi_view_settings_are_refused(settings, match):

@@ -105,6 +105,7 @@ def test_allowed_terms(pins, allowed):
         ({"epochs": 3}, "Received: ['epochs']"),
         ({"views": 3}, "Received: views=3"),
         ({"score_clip": -1}, "Received: score_clip=-1.0"),
+        ({"score_temperature": 0}, "Received: score_temperature=0.0"),
         ({"scales": "y-huge"}, "Received: scales=['y-huge']"),
         ({"scales": "local-local", "views": 1}, "views=1"),
     ],
@@ -118,9 +119,10 @@ def test_bad_pins_are_refused(pins, message):
 def test_the_starting_point_is_declared_as_the_defaults():
     hp = kt.HyperParameters()
     start = {"estimator": "nce", "gamma": 0.5, "lr": 1e-3, "views": 2,
-             "score_clip": 20.0}
+             "score_clip": 20.0, "score_temperature": 22.6}
     space.declare(hp, space.check_pins({}), start)
     assert hp.values["estimator"] == "nce"
+    assert hp.values["score_temperature"] == 22.6
     assert hp.values["views"] == 2 and hp.values["score_clip"] == 20.0
     assert hp.values["gamma"] == 0.5 and hp.values["lr"] == 1e-3
     # Clipped into the range.
@@ -150,3 +152,14 @@ def test_scales_are_searched_with_two_views_only(draws, tmp_path):
         (2, "y-local,local-local")}
     one_view = sample({"views": 1}, 4, tmp_path)
     assert {v["scales"] for _, v in one_view} == {"y-local"}
+
+
+def test_score_temperature_is_searched_with_two_views_only(draws, tmp_path):
+    low, high = space.RANGES["score_temperature"]
+    two_views = [v["score_temperature"] for _, v in draws if v["views"] == 2]
+    assert all(low <= t <= high for t in two_views)
+    assert len(set(two_views)) > 1
+    assert {v["score_temperature"] for _, v in draws
+            if v["views"] == 1} == {1.0}
+    pinned = sample({"score_temperature": 8}, 4, tmp_path)
+    assert {v["score_temperature"] for _, v in pinned} == {8.0}

@@ -11,10 +11,12 @@ matching) and the learning rate are sampled on log scales.
 
 With two views, the predictions of local MI (`scales`) are a choice too:
 DIM's alone, with Y against the coarser conv map, or AMDIM's three; with
-one view they are DIM's.
+one view they are DIM's. So is the temperature that divides the critic
+scores (log scale; 1 leaves them alone, AMDIM's is the square root of the
+critic's width); with one view it is 1.
 
 Any of `PINNABLE` (`estimator`, `alpha`, `beta`, `gamma`, `lr`, `views`,
-`score_clip`, `scales`) can be pinned to one value; a pinned value is recorded as a `Fixed` hyperparameter, and the
+`score_temperature`, `score_clip`, `scales`) can be pinned to one value; a pinned value is recorded as a `Fixed` hyperparameter, and the
 choice of `mi_terms` is narrowed to the terms the pins allow.
 """
 
@@ -25,7 +27,7 @@ from dim_keras.choices import parse_scales
 from dim_keras import objective
 
 PINNABLE = ("estimator", "alpha", "beta", "gamma", "lr", "views",
-            "score_clip", "scales")
+            "score_temperature", "score_clip", "scales")
 MI_TERMS = ("local", "global", "both")
 # Multi-view DIM (one or two views) and AMDIM's soft clipping of scores
 # (off, or c = 20) are choices of the search too.
@@ -38,6 +40,7 @@ RANGES = {
     "beta": (0.05, 2.0),
     "gamma": (0.01, 1.0),
     "lr": (1e-5, 3e-3),
+    "score_temperature": (1.0, 64.0),
 }
 
 
@@ -76,6 +79,14 @@ def check_pins(pins):
     if "views" in pins and pins["views"] not in VIEWS:
         raise ValueError(
             f"views must be 1 or 2. Received: views={pins['views']!r}")
+    if "score_temperature" in pins:
+        pins["score_temperature"] = float(pins["score_temperature"])
+        if not (pins["score_temperature"] > 0
+                and math.isfinite(pins["score_temperature"])):
+            raise ValueError(
+                "score_temperature must be a positive number (1 leaves the "
+                "scores alone). "
+                f"Received: score_temperature={pins['score_temperature']}")
     if "score_clip" in pins:
         pins["score_clip"] = float(pins["score_clip"])
         if not (pins["score_clip"] >= 0
@@ -123,15 +134,16 @@ def declare(hp, pins, start=None):
         hp: `keras_tuner.HyperParameters`.
         pins: checked pins (see `check_pins`).
         start: dict or None, the starting point: `estimator`, `gamma`,
-            `lr`, `views` and `score_clip` values (the dataset's recipe and
+            `lr`, `views`, `score_temperature` and `score_clip` values (the dataset's recipe and
             the base settings) declared as the hyperparameters' defaults
             (KerasTuner's `default`), each clipped into its range.
 
     Returns:
         Dict with `estimator`, `alpha`, `beta`, `gamma`, `lr`, `views`,
-        `score_clip` and `scales`, the `TrainConfig` values of the trial
-        (α or β is 0 where its term is off; `scales` is DIM's with one
-        view or without local MI).
+        `score_temperature`, `score_clip` and `scales`, the `TrainConfig`
+        values of the trial (α or β is 0 where its term is off; `scales`
+        is DIM's with one view or without local MI; `score_temperature`
+        is 1 with one view unless pinned).
     """
 
     start = start or {}
@@ -181,6 +193,15 @@ def declare(hp, pins, start=None):
         scales = sampled if int(views) == 2 else "y-local"
     if weights["beta"] == 0:
         scales = "y-local"
+    if "score_temperature" in pins:
+        temperature = hp.Fixed("score_temperature",
+                               pins["score_temperature"])
+    elif "views" in pins and pins["views"] != 2:
+        temperature = 1.0
+    else:
+        with hp.conditional_scope("views", [2]):
+            sampled = log_float("score_temperature")
+        temperature = sampled if int(views) == 2 else 1.0
     score_clip = pinned_or("score_clip", lambda: hp.Choice(
         "score_clip", list(SCORE_CLIPS),
         default=(None if start.get("score_clip") not in SCORE_CLIPS
@@ -192,6 +213,7 @@ def declare(hp, pins, start=None):
         "gamma": float(gamma),
         "lr": float(lr),
         "views": int(views),
+        "score_temperature": float(temperature),
         "score_clip": float(score_clip),
         "scales": str(scales),
     }

@@ -54,6 +54,7 @@ class DIMHyperModel(kt.HyperModel):
         base = self.base_config
         start = {"estimator": base.estimator, "gamma": base.gamma,
                  "lr": base.lr, "views": base.views,
+                 "score_temperature": base.score_temperature,
                  "score_clip": base.score_clip}
         values = space.declare(hp, self.pins, start)
         epochs = int(hp.values.get("tuner/epochs", self.epochs_per_trial))
