@@ -23,6 +23,7 @@ from dim_keras.choices import check_choice
 from dim_keras.choices import parse_scales
 from dim_keras.recipes import RECIPE_FIELDS
 from dim_keras.recipes import REFERENCE
+from dim_keras.recipes import sqrt_width_temperature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +77,9 @@ class TrainConfig:
             `dim_keras.data.views` for the augmentation).
         score_temperature: float > 0, every critic score is divided by it
             (AMDIM: the square root of the critic's width, about 22.6 for
-            512 units); 1 leaves the scores as they are.
+            512 units); 1 leaves the scores as they are. None takes
+            AMDIM's, once the critic's width is known (`with_recipe`);
+            the command line asks for it with `--views 2`.
         score_clip: float, soft clipping `c * tanh(s / c)` of the critic
             scores (AMDIM: 20); 0 is off.
         score_penalty: float, weight of the mean squared raw critic score
@@ -201,7 +204,8 @@ class TrainConfig:
                 "views=2, occlusion=True"
             )
         value = self.score_temperature
-        if not (isinstance(value, (int, float)) and math.isfinite(value)
+        if value is not None and not (
+                isinstance(value, (int, float)) and math.isfinite(value)
                 and value > 0):
             raise ValueError(
                 "score_temperature must be a positive number (1 leaves the "
@@ -289,13 +293,19 @@ class TrainConfig:
 
         Returns:
             A new `TrainConfig`. The critic normalization of a recipe only
-            applies to the encode-and-dot critic (the others have none).
+            applies to the encode-and-dot critic (the others have none). An
+            unset score temperature becomes AMDIM's for the critic's width
+            (`dim_keras.recipes.sqrt_width_temperature`).
         """
         recipe = dict(REFERENCE, **(settings or {}))
         if self.local_critic != "encode_and_dot":
             recipe["critic_norm"] = "batch_layer"
         changes = {name: recipe[name] for name in RECIPE_FIELDS
                    if getattr(self, name) is None}
+        if self.score_temperature is None:
+            changes["score_temperature"] = sqrt_width_temperature(
+                self.local_critic, changes.get("critic_units",
+                                               self.critic_units))
         return dataclasses.replace(self, **changes)
 
     def replace(self, **changes):

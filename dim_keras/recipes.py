@@ -7,6 +7,9 @@ left unset (`None`). Each dataset names its recipe
 before Keras is loaded.
 """
 
+# Width of the encode-and-dot critic when none is given (the reference's).
+ENCODE_AND_DOT_UNITS = 2048
+
 # Settings a recipe may fill; `TrainConfig` leaves them `None` by default.
 RECIPE_FIELDS = ("lr", "augment", "critic_units", "critic_norm")
 
@@ -30,6 +33,23 @@ CIFAR_LIKE = {
     "critic_units": 512,
     "critic_norm": "batch_layer",
 }
+
+
+def sqrt_width_temperature(local_critic, critic_units):
+    """AMDIM's score temperature: the square root of the critic's width.
+
+    Args:
+        local_critic: the local critic's name.
+        critic_units: its width, or None for the encode-and-dot default.
+
+    Returns:
+        float: `sqrt(U)` for the encode-and-dot critic (whose scores are
+        dot products of U-unit layer-normalized embeddings), 1.0 for a
+        critic whose scores are not dot products.
+    """
+    if local_critic != "encode_and_dot":
+        return 1.0
+    return float((critic_units or ENCODE_AND_DOT_UNITS) ** 0.5)
 
 
 def describe(settings):

@@ -265,8 +265,18 @@ def _describe_encoder(config):
 
 def _describe_critic(config):
     width = f", {config.critic_units} units" if config.critic_units else ""
-    return (f"{config.local_critic} critic{width}, "
+    text = (f"{config.local_critic} critic{width}, "
             f"{config.critic_norm} normalization")
+    scores = []
+    if config.score_temperature not in (None, 1.0):
+        scores.append(f"divided by {config.score_temperature:.3g}")
+    if config.score_clip:
+        scores.append(f"soft-clipped at {config.score_clip:g}")
+    if config.score_penalty:
+        scores.append(f"penalty {config.score_penalty:g}")
+    if scores:
+        text += f", scores {', '.join(scores)}"
+    return text
 
 
 def build_model(config, image_size, jit_compile=None, num_classes=0,

@@ -92,6 +92,16 @@ def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
     saved = json.loads((out / "config.json").read_text())
     assert saved["views"] == 2 and saved["estimator"] == "nce"
     assert saved["scales"] == scales
+    # AMDIM's temperature for an 8-unit critic, sqrt(8), with its clipping
+    # and penalty, all unless given.
+    assert saved["score_temperature"] == pytest.approx(8 ** 0.5)
+    assert saved["score_clip"] == 20.0 and saved["score_penalty"] == 0.05
+    assert "scores divided by 2.83, soft-clipped at 20" in result.output
+    # The same command resumes (the unset temperature resolves alike).
+    resumed = CliRunner().invoke(
+        main, args[:2] + ["2", "--epochs", "2"] + args[5:]
+        + ["--out", str(out), "--scales", scales])
+    assert resumed.exit_code == 0, resumed.output
     # Resuming with one view is another objective: refused.
     again = CliRunner().invoke(main, args[:1] + ["--views", "1", "--epochs",
                                                  "2", "--out", str(out)])
@@ -105,6 +115,15 @@ def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "config.json").read_text())
     assert saved["views"] == 2 and saved["estimator"] == "jsd"
+    assert saved["scales"] == "y-local,y-conv"
+    # Given settings win over the multi-view ones.
+    out = tmp_path / "plain"
+    result = CliRunner().invoke(
+        main, args + ["--score-temperature", "1", "--score-clip", "0",
+                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["score_temperature"] == 1.0 and saved["score_clip"] == 0.0
 
 
 def test_speech_trains_two_chunks_of_a_speaker_with_nce(tmp_path):
@@ -123,3 +142,5 @@ def test_speech_trains_two_chunks_of_a_speaker_with_nce(tmp_path):
     saved = json.loads((out / "config.json").read_text())
     assert saved["views"] == 2 and saved["estimator"] == "nce"
     assert saved["encoder"] == "wave1d"
+    # The image multi-view recipe is not speech's.
+    assert saved["score_temperature"] == 1.0 and saved["score_clip"] == 0.0

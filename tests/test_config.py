@@ -100,3 +100,21 @@ def test_from_dict_refuses_unknown_keys_and_non_objects():
         TrainConfig.from_dict({"sede": 3})
     with pytest.raises(ValueError, match="Received: list"):
         TrainConfig.from_dict([1, 2])
+
+
+def test_an_unset_score_temperature_is_the_square_root_of_the_critic_width():
+    unset = TrainConfig(views=2, score_temperature=None).validate()
+    # The recipe's 512-unit critic, the reference's 2048 units, or a width
+    # that was given.
+    assert unset.with_recipe({"critic_units": 512}).score_temperature == (
+        pytest.approx(22.627417))
+    assert unset.with_recipe().score_temperature == pytest.approx(45.254834)
+    given = TrainConfig(critic_units=64, score_temperature=None)
+    assert given.with_recipe({"critic_units": 512}).score_temperature == 8.0
+    # Concat-and-convolve scores are not dot products: left alone.
+    other = TrainConfig(local_critic="concat_and_convolve",
+                        score_temperature=None)
+    assert other.with_recipe().score_temperature == 1.0
+    # A temperature that was set stays.
+    assert TrainConfig(score_temperature=3.0).with_recipe(
+        {"critic_units": 512}).score_temperature == 3.0

@@ -25,6 +25,7 @@ from dim_keras.choices import check_choice
 from dim_keras.networks.normalization import linear_batch_norm_relu
 from dim_keras.networks.normalization import standardize
 from dim_keras.networks.normalization import standardized_dot
+from dim_keras.recipes import ENCODE_AND_DOT_UNITS
 
 
 @keras.saving.register_keras_serializable(package="dim_keras")
@@ -151,7 +152,8 @@ class EncodeAndDotCritic(keras.layers.Layer):
         Scores `[N, H*W, N]`: `scores[i, l, j] = T(local_i[l], y_j)`.
     """
 
-    def __init__(self, units=2048, normalization="batch_layer", **kwargs):
+    def __init__(self, units=ENCODE_AND_DOT_UNITS, normalization="batch_layer",
+                 **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.normalization = normalization
