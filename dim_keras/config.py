@@ -20,6 +20,7 @@ from dim_keras.choices import LOCAL_CRITICS
 from dim_keras.choices import PRECISIONS
 from dim_keras.choices import STRATEGIES
 from dim_keras.choices import check_choice
+from dim_keras.choices import check_score_temperature
 from dim_keras.choices import parse_scales
 from dim_keras.recipes import RECIPE_FIELDS
 from dim_keras.recipes import REFERENCE
@@ -203,14 +204,8 @@ class TrainConfig:
                 "already scores each view against another. Received: "
                 "views=2, occlusion=True"
             )
-        value = self.score_temperature
-        if value is not None and not (
-                isinstance(value, (int, float)) and math.isfinite(value)
-                and value > 0):
-            raise ValueError(
-                "score_temperature must be a positive number (1 leaves the "
-                f"scores as they are). Received: score_temperature={value!r}"
-            )
+        if self.score_temperature is not None:  # None: AMDIM's, later
+            check_score_temperature(self.score_temperature)
         for name in ("score_clip", "score_penalty"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0

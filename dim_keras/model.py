@@ -11,8 +11,6 @@ The loss maths is shared `keras.ops` code (`compute_dim_losses`); only the
 gradient and optimizer mechanics live in `dim_keras.backend`.
 """
 
-import math
-
 import keras
 from keras import ops
 
@@ -22,6 +20,7 @@ from dim_keras.backend import Trainer
 from dim_keras.backend.common import PROBE_LOSS_KEY
 from dim_keras.choices import CHANNEL_SPLITS
 from dim_keras.choices import check_choice
+from dim_keras.choices import check_score_temperature
 from dim_keras.choices import parse_scales
 from dim_keras.networks.critics import GlobalCritic
 from dim_keras.networks.critics import build_local_critic
@@ -264,14 +263,7 @@ class DeepInfoMax(Trainer, keras.Model):
                     f"{name} must be a non-negative number. "
                     f"Received: {name}={value!r}"
                 )
-        if not (isinstance(score_temperature, (int, float))
-                and math.isfinite(score_temperature)
-                and score_temperature > 0):
-            raise ValueError(
-                "score_temperature must be a positive number (1 leaves the "
-                "scores as they are). "
-                f"Received: score_temperature={score_temperature!r}"
-            )
+        check_score_temperature(score_temperature)
         estimators.check_estimator(estimator)
         objective.check_weights(alpha, beta, gamma)
         if gradient_penalty < 0:
