@@ -19,6 +19,7 @@ from dim_keras.choices import PROBED_LAYERS
 from dim_keras.choices import PROBES
 from dim_keras.choices import STRATEGIES
 from dim_keras.choices import TUNERS
+from dim_keras.choices import VIEW_CROPS
 from dim_keras.choices import check_choice
 from dim_keras.config import default
 from dim_keras.tuning.settings import default as search_default
@@ -212,6 +213,12 @@ def main():
                    "local-local (a location of one view against the other "
                    "view's map; --views 2). With --views 2 on images: "
                    "y-local,y-conv.")
+@click.option("--view-crop", type=Choice(VIEW_CROPS),
+              default=default("view_crop"),
+              help="How each of --views 2 is cropped: resized (AMDIM's "
+                   "random resized crop, area 0.3-1) or translate (AMDIM's "
+                   "CIFAR-10 shift of up to 4 pixels) (default: the "
+                   "dataset's recipe).")
 @click.option("--channel-split", type=Choice(CHANNEL_SPLITS),
               default=default("channel_split"), show_default=True,
               help="luma-chroma: CMC's two encoders, one on the luminance "

@@ -28,6 +28,8 @@ EXPORT_FORMATS = ("saved_model", "keras")
 # Y against the last conv map (coarser), and one location of a view's local
 # map against the other view's local map.
 SCALES = ("y-local", "y-conv", "local-local")
+# How multi-view DIM crops each view (`dim_keras.data.views`).
+VIEW_CROPS = ("resized", "translate")
 
 
 def check_choice(name, value, choices, what=None):

@@ -19,6 +19,7 @@ from dim_keras.choices import ESTIMATORS
 from dim_keras.choices import LOCAL_CRITICS
 from dim_keras.choices import PRECISIONS
 from dim_keras.choices import STRATEGIES
+from dim_keras.choices import VIEW_CROPS
 from dim_keras.choices import check_choice
 from dim_keras.choices import check_score_temperature
 from dim_keras.choices import parse_scales
@@ -94,6 +95,10 @@ class TrainConfig:
             encoders, one on each image's luminance, one on its colour,
             each scored against the other; the run saves both and their
             concatenation as `encoder.keras`).
+        view_crop: str or None, how each of two views is cropped:
+            `"resized"` (AMDIM's random resized crop) or `"translate"`
+            (AMDIM's CIFAR-10 shift of up to 4 pixels); None takes the
+            dataset's recipe (`dim_keras.data.views`).
         online_probe: bool, train linear classifiers on the detached Y
             and conv during training (labelled data only), each with its
             own optimizer, and log their accuracy on a held-out part of
@@ -131,6 +136,7 @@ class TrainConfig:
     score_penalty: float = 0.0
     scales: str = "y-local"
     channel_split: str = "none"
+    view_crop: str = None
     online_probe: bool = True
     knn_every: int = None
 
@@ -216,6 +222,8 @@ class TrainConfig:
                 )
         scales = parse_scales(self.scales)
         check_choice("channel_split", self.channel_split, CHANNEL_SPLITS)
+        if self.view_crop is not None:
+            check_choice("view_crop", self.view_crop, VIEW_CROPS)
         split = self.channel_split != "none"
         if split and (self.views != 1 or self.occlusion):
             raise ValueError(

@@ -11,27 +11,32 @@ before Keras is loaded.
 ENCODE_AND_DOT_UNITS = 2048
 
 # Settings a recipe may fill; `TrainConfig` leaves them `None` by default.
-RECIPE_FIELDS = ("lr", "augment", "critic_units", "critic_norm")
+RECIPE_FIELDS = ("lr", "augment", "critic_units", "critic_norm", "view_crop")
 
 # The paper's reference implementation: Adam lr 1e-4, the dataset's crops and
 # flips, the encode-and-dot critic at its own width (2048) with batch norm
-# and layer norm.
+# and layer norm; two views (multi-view DIM) by AMDIM's random resized crop
+# (its STL-10 and ImageNet transform).
 REFERENCE = {
     "lr": 1e-4,
     "augment": True,
     "critic_units": None,
     "critic_norm": "batch_layer",
+    "view_crop": "resized",
 }
 
 # 32x32 photographs (CIFAR-10/100, a folder of 32x32 images), measured on a
 # 5k/1k real CIFAR-10 subset with benchmarks/quality.py (README, "Results on
 # real data"): a 512-unit critic without normalization, lr 1e-3, no
-# augmentation learned more in a laptop budget than the reference settings.
+# augmentation learned more in a laptop budget than the reference settings;
+# two views by AMDIM's CIFAR-10 transform, a random translation of up to 4
+# pixels (`dim_keras.data.views`).
 CIFAR_LIKE = {
     "lr": 1e-3,
     "augment": False,
     "critic_units": 512,
     "critic_norm": "batch_layer",
+    "view_crop": "translate",
 }
 
 

@@ -156,7 +156,8 @@ def _tensorboard(config, dataset, run_dir, epochs_done, log):
     # pipeline's shuffling and augmentation draws are left as they are.
     examples = dataset_pipeline(
         dataset, min(config.batch_size, EXAMPLE_IMAGES), seed=config.seed,
-        augment_images=config.augment, repeat=False, views=config.views)
+        augment_images=config.augment, repeat=False, views=config.views,
+        view_crop=config.view_crop)
     batch = next(iter(examples))
     write_example_inputs(run_dir, np.asarray(batch), step=epochs_done)
     return board
@@ -492,6 +493,7 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
             held_out_fraction=(part.stream_fraction
                                if part is not None and config.online_probe
                                else None),
+            view_crop=config.view_crop,
         )
     if not hasattr(pipeline, "on_epoch_end"):
         pipeline = distribution.adapt_pipeline(pipeline)
@@ -504,9 +506,10 @@ def _train_locked(config, run_dir, dataset, distribution, verbose, log,
     else:
         examples = f"{dataset.num_training_images} images"
         if config.views == 2:
-            from dim_keras.data.views import DEFAULT as VIEWS
+            from dim_keras.data.views import for_crop
 
-            augmentation = f"two views, each by {VIEWS.describe()}"
+            augmentation = ("two views, each by "
+                            f"{for_crop(config.view_crop).describe()}")
         else:
             augmentation = (
                 dataset.augmentation.describe() if config.augment else "none"

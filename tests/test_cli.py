@@ -88,10 +88,12 @@ def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
     result = CliRunner().invoke(
         main, args + ["--out", str(out), "--scales", scales])
     assert result.exit_code == 0, result.output
-    assert "two views, each by random resized crop" in result.output
+    # 32x32 digits take the 32x32 recipe's crop: AMDIM's CIFAR-10 shift.
+    assert "two views, each by random translation (up to 4 px" in (
+        result.output)
     saved = json.loads((out / "config.json").read_text())
     assert saved["views"] == 2 and saved["estimator"] == "nce"
-    assert saved["scales"] == scales
+    assert saved["scales"] == scales and saved["view_crop"] == "translate"
     # AMDIM's temperature for an 8-unit critic, sqrt(8), with its clipping
     # and penalty, all unless given.
     assert saved["score_temperature"] == pytest.approx(8 ** 0.5)
@@ -120,10 +122,12 @@ def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
     out = tmp_path / "plain"
     result = CliRunner().invoke(
         main, args + ["--score-temperature", "1", "--score-clip", "0",
-                      "--out", str(out)])
+                      "--view-crop", "resized", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "two views, each by random resized crop" in result.output
     saved = json.loads((out / "config.json").read_text())
     assert saved["score_temperature"] == 1.0 and saved["score_clip"] == 0.0
+    assert saved["view_crop"] == "resized"
 
 
 def test_speech_trains_two_chunks_of_a_speaker_with_nce(tmp_path):

@@ -43,6 +43,20 @@ def test_without_a_recipe_the_reference_settings_apply():
     assert config.resolved(plain).critic_norm == "batch_layer"
 
 
+def test_view_crop_comes_from_the_recipe_unless_given():
+    from dim_keras import recipes
+
+    assert recipes.REFERENCE["view_crop"] == "resized"
+    assert recipes.CIFAR_LIKE["view_crop"] == "translate"
+    small = ImageDataset("tiny", 32, 2, {}, default_epochs=3,
+                         default_settings=recipes.CIFAR_LIKE)
+    large = ImageDataset("tiny", 64, 2, {}, default_epochs=3)
+    assert TrainConfig(views=2).resolved(small).view_crop == "translate"
+    assert TrainConfig(views=2).resolved(large).view_crop == "resized"
+    given = TrainConfig(views=2, view_crop="resized")
+    assert given.resolved(small).view_crop == "resized"
+
+
 def test_resolved_fills_the_dataset_defaults_in_a_new_object():
     dataset = ImageDataset("tiny", 32, 2, {}, default_encoder="alex64x64",
                            default_epochs=7)
@@ -75,6 +89,7 @@ def test_a_config_is_never_changed_in_place():
          "encode_and_dot critic only"),
         ({"dataset": "mnist"}, "Received: dataset='mnist'"),
         ({"views": 3}, "Received: views=3"),
+        ({"view_crop": "zoom"}, "Received: view_crop='zoom'"),
         ({"views": 2, "occlusion": True}, "views=2, occlusion=True"),
         ({"score_clip": -1.0}, "Received: score_clip=-1.0"),
         ({"score_temperature": -2.0}, "Received: score_temperature=-2.0"),

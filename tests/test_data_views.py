@@ -43,6 +43,57 @@ def test_full_crop_and_certain_flip_mirror_the_image():
                                atol=1e-3)
 
 
+def test_translation_copies_a_shifted_window_of_the_reflected_image():
+    augmentation = views.ViewAugmentation(
+        crop="translate", max_translation=3, translate_probability=1.0,
+        flip=0.0, jitter=0.0, grayscale=0.0)
+    images = _images(n=64, size=10)
+    out = views.view_transform(10, augmentation)(images, SEED).numpy()
+    padded = np.pad(images.numpy().astype(float),
+                    [(0, 0), (3, 3), (3, 3), (0, 0)], mode="reflect")
+    shifts = set()
+    for k in range(len(out)):
+        matches = [(dy, dx) for dy in range(7) for dx in range(7)
+                   if np.allclose(out[k], padded[k, dy:dy + 10, dx:dx + 10],
+                                  atol=1e-3)]
+        assert matches, f"view {k} is no whole-pixel shift"
+        shifts.add(matches[0])
+    # Shifts are drawn along both axes, up to 3 pixels either way.
+    assert len(shifts) > 15
+    assert {dy for dy, _ in shifts} == set(range(7))
+
+
+def test_translation_never_applied_keeps_the_image():
+    augmentation = views.ViewAugmentation(
+        crop="translate", translate_probability=0.0, flip=0.0, jitter=0.0,
+        grayscale=0.0)
+    images = _images()
+    out = views.view_transform(16, augmentation)(images, SEED).numpy()
+    np.testing.assert_allclose(out, images.numpy().astype(float), atol=1e-3)
+
+
+def test_translation_wider_than_the_image_is_refused():
+    augmentation = views.ViewAugmentation(crop="translate",
+                                          max_translation=4)
+    with pytest.raises(ValueError, match="max_translation=4, images of 4x4"):
+        views.view_transform(4, augmentation)(_images(size=4), SEED)
+
+
+def test_translation_boxes_are_shifts_by_whole_pixels():
+    boxes = views.translation_boxes(tf.constant([400, 8, 12]), SEED, 2,
+                                    0.5).numpy()
+    # Padded image: 12 x 16; a box spans 8 x 12 pixels, whole-pixel starts.
+    top, left = boxes[:, 0] * 11, boxes[:, 1] * 15
+    np.testing.assert_allclose(top, np.round(top), atol=1e-4)
+    np.testing.assert_allclose(left, np.round(left), atol=1e-4)
+    np.testing.assert_allclose(boxes[:, 2] * 11 - top, 7, atol=1e-4)
+    np.testing.assert_allclose(boxes[:, 3] * 15 - left, 11, atol=1e-4)
+    assert set(np.round(top).astype(int)) == {0, 1, 2, 3, 4}
+    centred = (np.round(top) == 2) & (np.round(left) == 2)
+    # Half are not moved; a moved one lands at the centre 1 time in 25.
+    assert 0.45 < centred.mean() < 0.6
+
+
 def test_certain_greyscale_gives_equal_channels():
     augmentation = views.ViewAugmentation(grayscale=1.0)
     out = views.view_transform(16, augmentation)(_images(), SEED).numpy()
@@ -74,6 +125,38 @@ def test_two_views_differ_are_uint8_and_are_seeded():
     assert not np.array_equal(first, other)
 
 
+def test_describe_names_the_crop():
+    assert views.for_crop("translate").describe().startswith(
+        "random translation (up to 4 px")
+    assert views.for_crop("resized").describe().startswith(
+        "random resized crop (area 0.3-1")
+
+
+def test_pipeline_draws_views_with_the_asked_crop(monkeypatch):
+    asked = []
+
+    def for_crop(crop):
+        asked.append(crop)
+        return views.ViewAugmentation(crop=crop, translate_probability=1.0,
+                                      flip=0.0, jitter=0.0, grayscale=0.0)
+
+    monkeypatch.setattr(views, "for_crop", for_crop)
+    images = np.random.default_rng(0).integers(0, 256, (8, 12, 12, 3))
+    dataset = tf_data_pipeline(images.astype("uint8"), 8, seed=0, views=2,
+                               view_crop="translate")
+    batch = next(iter(dataset)).numpy()
+    assert asked == ["translate"]
+    assert batch.shape == (8, 2, 12, 12, 3)
+    # Each view is a whole-pixel shift: its pixels are the image's own.
+    padded = np.pad(images, [(0, 0), (4, 4), (4, 4), (0, 0)],
+                    mode="reflect")
+    view = batch[0, 0]
+    assert any(
+        np.array_equal(view, padded[k, dy:dy + 12, dx:dx + 12])
+        for k in range(8) for dy in range(9) for dx in range(9)
+    )
+
+
 def test_pipeline_yields_batches_of_two_views():
     images = np.random.default_rng(0).integers(0, 256, (10, 32, 32, 3))
     dataset = tf_data_pipeline(images.astype("uint8"), 4, seed=0, views=2)
@@ -91,6 +174,11 @@ def test_pipeline_yields_batches_of_two_views():
         (dict(crop_ratio=(2.0, 1.0)), "crop_ratio"),
         (dict(flip=1.5), "Received: flip=1.5"),
         (dict(grayscale=-0.1), "Received: grayscale=-0.1"),
+        (dict(crop="zoom"), "Received: crop='zoom'"),
+        (dict(max_translation=-1), "Received: max_translation=-1"),
+        (dict(max_translation=2.5), "Received: max_translation=2.5"),
+        (dict(translate_probability=2.0),
+         "Received: translate_probability=2.0"),
     ],
 )
 def test_bad_view_settings_are_refused(settings, match):

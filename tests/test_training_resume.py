@@ -309,7 +309,7 @@ def test_a_run_resumes_with_the_recipe_it_started_with(tmp_path):
     path = os.path.join(run_dir, runs.CONFIG_FILE)
     with open(path) as f:
         recorded = json.load(f)
-    del recorded["critic_norm"]
+    del recorded["critic_norm"], recorded["view_crop"]
     with open(path, "w") as f:
         json.dump(recorded, f)
     resumed = training.train(tiny_config(epochs=2), run_dir, verbose=0,
@@ -318,8 +318,10 @@ def test_a_run_resumes_with_the_recipe_it_started_with(tmp_path):
     config = resumed["config"]
     assert (config.lr, config.augment, config.critic_norm) == (
         1e-4, True, "batch_layer")
+    assert config.view_crop == "resized"  # views were resized crops then
     # A new run on the same dataset takes today's recipe.
     fresh = training.train(tiny_config(critic_units=None),
                            str(tmp_path / "fresh"), verbose=0,
                            log=lambda m: None)
     assert (fresh["config"].lr, fresh["config"].critic_units) == (1e-3, 512)
+    assert fresh["config"].view_crop == "translate"

@@ -98,6 +98,7 @@ def tf_data_pipeline(
     repeat=False,
     views=1,
     labels=None,
+    view_crop="resized",
 ):
     """Shuffled, batched, prefetched images for `DeepInfoMax.fit`.
 
@@ -119,6 +120,8 @@ def tf_data_pipeline(
         labels: int64 `[N]` numpy array matching in-memory `images`, or
             None; a `tf.data.Dataset` of `(image, label)` pairs carries
             its own. With labels, batches are `(images, labels)` pairs.
+        view_crop: with two views, how each is cropped: `"resized"` or
+            `"translate"` (`dim_keras.data.views.ViewAugmentation`).
 
     Returns:
         A `tf.data.Dataset` of uint8 `[batch_size, size, size, 3]` batches
@@ -178,7 +181,9 @@ def tf_data_pipeline(
     if views == 2:
         from dim_keras.data import views as views_lib
 
-        transform = views_lib.two_views_transform(image_size)
+        transform = views_lib.two_views_transform(
+            image_size, views_lib.for_crop(view_crop)
+        )
     elif augmentation.active or source_size != image_size:
         transform = augment.batch_transform(image_size, augmentation)
     if transform is not None:
@@ -212,6 +217,7 @@ def training_pipeline(
     repeat=False,
     views=1,
     labels=None,
+    view_crop="resized",
 ):
     """Shuffled batches of images for `DeepInfoMax.fit`, suited to the backend.
 
@@ -222,7 +228,8 @@ def training_pipeline(
 
     Args:
         images, batch_size, seed, image_size, augmentation, num_images,
-            cache, repeat, views, labels: as `tf_data_pipeline`.
+            cache, repeat, views, labels, view_crop: as
+            `tf_data_pipeline`.
 
     Returns:
         A `tf.data.Dataset` or a `ShuffledBatches` of uint8
@@ -261,12 +268,13 @@ def training_pipeline(
         repeat=repeat,
         views=views,
         labels=labels,
+        view_crop=view_crop,
     )
 
 
 def dataset_pipeline(
     dataset, batch_size, seed=None, augment_images=True, repeat=False,
-    views=1, labels=None, held_out_fraction=None,
+    views=1, labels=None, held_out_fraction=None, view_crop="resized",
 ):
     """`training_pipeline` of an `ImageDataset`'s training images.
 
@@ -287,6 +295,8 @@ def dataset_pipeline(
             are `(images, labels)` pairs, the labels of this held-out
             share of the examples -1 (see
             `TFDSImageDataset.training_dataset`).
+        view_crop: with two views, `"resized"` or `"translate"` (see
+            `tf_data_pipeline`).
 
     Returns:
         The batches (see `training_pipeline`).
@@ -309,4 +319,5 @@ def dataset_pipeline(
         repeat=repeat,
         views=views,
         labels=labels,
+        view_crop=view_crop,
     )

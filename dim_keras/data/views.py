@@ -1,28 +1,42 @@
 """Two views of each training image, for multi-view DIM.
 
 Each view is drawn independently from the same image by the augmentation
-of AMDIM and CMC (Bachman et al., 2019; Tian et al., 2019): a random
-resized crop, a horizontal flip, colour jitter and random greyscale. The
-transform is vectorized over a batch and stateless (one seed per batch), so
-it runs in parallel on the `tf.data` pipeline and is reproducible.
+of AMDIM and CMC (Bachman et al., 2019; Tian et al., 2019): a crop, a
+horizontal flip, colour jitter and random greyscale. The crop is either
+AMDIM's random resized crop (its STL-10 and ImageNet transform) or its
+random translation by a few pixels with reflected borders (its CIFAR-10
+transform, for small images). The transform is vectorized over a batch and
+stateless (one seed per batch), so it runs in parallel on the `tf.data`
+pipeline and is reproducible.
 
 TensorFlow is imported only when the transform is built.
 """
 
 import dataclasses
 
+from dim_keras.choices import VIEW_CROPS
+
 
 @dataclasses.dataclass(frozen=True)
 class ViewAugmentation:
     """How each view of an image is drawn.
 
-    Defaults follow AMDIM's training transform.
+    Defaults follow AMDIM's training transforms.
 
     Args:
-        crop_scale: `(low, high)`, fraction of the image's area a crop
-            covers, drawn uniformly.
-        crop_ratio: `(low, high)`, aspect ratio (width / height) of a crop,
-            drawn log-uniformly.
+        crop: `"resized"` (a random resized crop of `crop_scale` and
+            `crop_ratio`: AMDIM's STL-10 and ImageNet transform) or
+            `"translate"` (with probability `translate_probability`, the
+            image shifted by whole pixels, up to `max_translation` along
+            each axis, its borders reflected: AMDIM's CIFAR-10 transform).
+        crop_scale: `(low, high)`, fraction of the image's area a resized
+            crop covers, drawn uniformly.
+        crop_ratio: `(low, high)`, aspect ratio (width / height) of a
+            resized crop, drawn log-uniformly.
+        max_translation: int, largest shift in pixels of the source image
+            (`crop="translate"`); less than the image's side.
+        translate_probability: float, probability that a view is shifted
+            (`crop="translate"`).
         flip: float, probability of a left-right flip.
         jitter: float, probability of colour jitter.
         brightness: float, brightness factor drawn from `[1 - b, 1 + b]`.
@@ -32,6 +46,7 @@ class ViewAugmentation:
         grayscale: float, probability of turning the view grey.
     """
 
+    crop: str = "resized"
     crop_scale: tuple = (0.3, 1.0)
     crop_ratio: tuple = (0.7, 1.4)
     flip: float = 0.5
@@ -41,8 +56,21 @@ class ViewAugmentation:
     saturation: float = 0.4
     hue: float = 0.1
     grayscale: float = 0.25
+    max_translation: int = 4
+    translate_probability: float = 0.8
 
     def __post_init__(self):
+        if self.crop not in VIEW_CROPS:
+            raise ValueError(
+                f"crop must be one of {', '.join(VIEW_CROPS)}. "
+                f"Received: crop={self.crop!r}"
+            )
+        if not (isinstance(self.max_translation, int)
+                and self.max_translation >= 0):
+            raise ValueError(
+                "max_translation must be a whole number of pixels, at "
+                f"least 0. Received: max_translation={self.max_translation!r}"
+            )
         low, high = self.crop_scale
         if not 0 < low <= high <= 1:
             raise ValueError(
@@ -55,7 +83,8 @@ class ViewAugmentation:
                 "crop_ratio must satisfy 0 < low <= high. "
                 f"Received: crop_ratio={self.crop_ratio}"
             )
-        for name in ("flip", "jitter", "grayscale"):
+        for name in ("flip", "jitter", "grayscale",
+                     "translate_probability"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(
@@ -65,10 +94,15 @@ class ViewAugmentation:
 
     def describe(self):
         """One line for the log and the docs."""
+        if self.crop == "translate":
+            crop = (f"random translation (up to {self.max_translation} px, "
+                    f"reflected borders, p={self.translate_probability:g})")
+        else:
+            crop = (f"random resized crop (area {self.crop_scale[0]:g}-"
+                    f"{self.crop_scale[1]:g}, aspect {self.crop_ratio[0]:g}-"
+                    f"{self.crop_ratio[1]:g})")
         return (
-            f"random resized crop (area {self.crop_scale[0]:g}-"
-            f"{self.crop_scale[1]:g}, aspect {self.crop_ratio[0]:g}-"
-            f"{self.crop_ratio[1]:g}), flip p={self.flip:g}, colour jitter "
+            f"{crop}, flip p={self.flip:g}, colour jitter "
             f"p={self.jitter:g} (brightness {self.brightness:g}, contrast "
             f"{self.contrast:g}, saturation {self.saturation:g}, hue "
             f"{self.hue:g}), greyscale p={self.grayscale:g}"
@@ -76,6 +110,18 @@ class ViewAugmentation:
 
 
 DEFAULT = ViewAugmentation()
+
+
+def for_crop(crop):
+    """The default augmentation with the given crop.
+
+    Args:
+        crop: `"resized"` or `"translate"` (see `ViewAugmentation`).
+
+    Returns:
+        A `ViewAugmentation`.
+    """
+    return ViewAugmentation(crop=crop)
 
 
 def crop_boxes(shape, seed, scale, ratio):
@@ -102,6 +148,47 @@ def crop_boxes(shape, seed, scale, ratio):
     top = (1.0 - height) * draws[2]
     left = (1.0 - width) * draws[3]
     return tf.stack([top, left, top + height, left + width], axis=1)
+
+
+def translation_boxes(shape, seed, max_translation, probability):
+    """Boxes of random whole-pixel shifts of reflect-padded images.
+
+    The images are padded by `max_translation` pixels on every side; a box
+    covers an image-sized window of the padded image, moved by a whole
+    number of pixels in `[-max_translation, max_translation]` along each
+    axis (with probability `probability`; otherwise centred). Its
+    coordinates are those `tf.image.crop_and_resize` reads at pixel
+    centres, so a window of the image's own size is copied exactly.
+
+    Args:
+        shape: `[3]` int tensor `(batch, height, width)` of the unpadded
+            images.
+        seed: int `[2]` stateless seed.
+        max_translation: int, the padding and largest shift in pixels.
+        probability: float, probability that an image is shifted.
+
+    Returns:
+        float32 `[batch, 4]` normalized `[y1, x1, y2, x2]` boxes in the
+        padded image.
+    """
+    import tensorflow as tf
+
+    batch = shape[0]
+    move_seed, apply_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 2)
+    )
+    offsets = tf.random.stateless_uniform(
+        [2, batch], move_seed, minval=0, maxval=2 * max_translation + 1,
+        dtype=tf.int32,
+    )
+    moved = tf.random.stateless_uniform([batch], apply_seed) < probability
+    offsets = tf.where(moved[None, :], offsets, max_translation)
+    offsets = tf.cast(offsets, tf.float32)
+    size = tf.cast(shape[1:3], tf.float32)[:, None]  # [2, 1]
+    last = size + 2.0 * max_translation - 1.0  # padded side minus one
+    start = offsets / last
+    end = (offsets + size - 1.0) / last
+    return tf.stack([start[0], start[1], end[0], end[1]], axis=1)
 
 
 def _factor(seed, batch, spread):
@@ -132,8 +219,23 @@ def view_transform(image_size, augmentation=DEFAULT):
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 9))
         batch = tf.shape(images)[0]
         x = tf.cast(images, tf.float32) / 255.0
-        boxes = crop_boxes(tf.shape(images), seeds[0], a.crop_scale,
-                           a.crop_ratio)
+        if a.crop == "translate":
+            pad = a.max_translation
+            sides = [s for s in images.shape[1:3] if s is not None]
+            if sides and pad >= min(sides):
+                raise ValueError(
+                    "max_translation must be less than the image's side "
+                    "(its borders are reflected). Received: "
+                    f"max_translation={pad}, images of "
+                    f"{images.shape[1]}x{images.shape[2]}"
+                )
+            boxes = translation_boxes(tf.shape(images)[:3], seeds[0], pad,
+                                      a.translate_probability)
+            x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]],
+                       mode="REFLECT")
+        else:
+            boxes = crop_boxes(tf.shape(images), seeds[0], a.crop_scale,
+                               a.crop_ratio)
         x = tf.image.crop_and_resize(
             x, boxes, tf.range(batch), (image_size, image_size)
         )
