@@ -32,13 +32,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 MULTI_VIEW_ESTIMATOR = "nce"
 # Two views of images, unless given: the recipe that beat single-view DIM
 # on CIFAR-10 (benchmarks/README.md): AMDIM's score temperature (None:
-# the square root of the critic's width), clipping and penalty, and Y
-# against the local and the conv maps.
+# the square root of the critic's width), clipping and penalty, Y against
+# the local and the conv maps, and batches of 32 images (64 views).
 MULTI_VIEW_IMAGE_SETTINGS = {
     "score_temperature": None,
     "score_clip": 20.0,
     "score_penalty": 0.05,
     "scales": "y-local,y-conv",
+    "batch_size": 32,
 }
 
 
@@ -148,7 +149,9 @@ def main():
 @click.option("--epochs", type=int, default=default("epochs"),
               help="Epochs (default: the dataset's).")
 @click.option("--batch-size", type=int, default=default("batch_size"),
-              show_default=True)
+              show_default=True,
+              help="Images per batch. With --views 2 on images: 32 (64 "
+                   "views).")
 @click.option("--lr", type=float, default=default("lr"),
               help="Adam learning rate, betas 0.5, 0.999 (default: the "
                    "dataset's recipe; `dim-keras datasets` lists them).")
@@ -191,7 +194,8 @@ def main():
               help="2: multi-view DIM (two augmented views of each image, "
                    "each view's local features against the other's Y; "
                    "unless given: NCE, AMDIM's score temperature, clipping "
-                   "and penalty, --scales y-local,y-conv). Speech always takes "
+                   "and penalty, --scales y-local,y-conv, --batch-size 32). "
+                   "Speech always takes "
                    "2: two chunks of one speaker (NCE unless --estimator "
                    "is given).")
 @click.option("--score-temperature", type=float,

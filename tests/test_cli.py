@@ -112,12 +112,14 @@ def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
     config = tmp_path / "jsd.json"
     config.write_text('{"estimator": "jsd"}')
     out = tmp_path / "jsd"
+    unbatched = [a for a in args if a not in ("--batch-size", "4")]
     result = CliRunner().invoke(
-        main, args + ["--config", str(config), "--out", str(out)])
+        main, unbatched + ["--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "config.json").read_text())
     assert saved["views"] == 2 and saved["estimator"] == "jsd"
     assert saved["scales"] == "y-local,y-conv"
+    assert saved["batch_size"] == 32  # two views' default; given: 4 above
     # Given settings win over the multi-view ones.
     out = tmp_path / "plain"
     result = CliRunner().invoke(
