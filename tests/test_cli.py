@@ -46,6 +46,7 @@ def test_config_file_with_unknown_key_is_refused(tmp_path):
     assert "Received: ['colour']" in result.output
 
 
+@pytest.mark.slow  # about 3 minutes: a full run and its evaluation
 def test_train_end_to_end_with_config_file(tmp_path):
     config = tmp_path / "best.json"
     config.write_text('{"estimator": "nce", "critic_units": 16, "epochs": 1}')
