@@ -2,8 +2,8 @@
 
 The names live here, in a module that imports nothing but the standard
 library, so that the command line can offer them (click `Choice` options)
-before Keras is loaded and its backend chosen. The modules that implement each choice import their names
-from here.
+before Keras is loaded and its backend chosen. The modules that implement
+each choice import their names from here.
 """
 
 import math

@@ -15,6 +15,7 @@ TensorFlow is imported only when the transform is built.
 import dataclasses
 
 from dim_keras.choices import VIEW_CROPS
+from dim_keras.choices import check_choice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,11 +61,7 @@ class ViewAugmentation:
     translate_probability: float = 0.8
 
     def __post_init__(self):
-        if self.crop not in VIEW_CROPS:
-            raise ValueError(
-                f"crop must be one of {', '.join(VIEW_CROPS)}. "
-                f"Received: crop={self.crop!r}"
-            )
+        check_choice("crop", self.crop, VIEW_CROPS, what="view crop")
         if not (isinstance(self.max_translation, int)
                 and self.max_translation >= 0):
             raise ValueError(
