@@ -114,6 +114,10 @@ def parse_args(argv=None):
     p.add_argument("--json", default=None,
                    help="where to write the results "
                         "(default: <out>/quality.json)")
+    p.add_argument("--resume", action="store_true",
+                   help="use run directories already in --out: an "
+                        "unfinished run resumes, a finished one is only "
+                        "probed again")
     return p.parse_args(argv)
 
 
@@ -226,7 +230,7 @@ def probe_settings(args):
 
     settings = {
         "batch_size": defaults.batch_size,
-        "linear_c": defaults.linear_c,
+        "linear_c": [float(c) for c in defaults.linear_c],
         "linear_max_iter": given(args.linear_max_iter,
                                  defaults.linear_max_iter),
         "knn_k": given(args.knn_k, defaults.knn_k),
@@ -284,7 +288,8 @@ def train_run(config, run_dir, clock):
 
     Returns:
         dict with `config` (resolved), `dataset`, `history`, `wall_s`,
-        `fit_s`, `images_seen` and `images_per_s`.
+        `fit_s`, `images_seen` and `images_per_s` (None for a resumed run,
+        whose time covers only part of its training).
     """
     from dim_keras.training import train
 
@@ -309,7 +314,8 @@ def train_run(config, run_dir, clock):
         "wall_s": round(ended - started, 2),
         "fit_s": round(fit_s, 2),
         "images_seen": int(images),
-        "images_per_s": round(images / max(fit_s, 1e-9), 1),
+        "images_per_s": (None if result.get("resumed")
+                         else round(images / max(fit_s, 1e-9), 1)),
     }
 
 
@@ -372,7 +378,8 @@ def run_probes(name, features, splits, settings, seed, clock):
                 result = probes.linear_probe(
                     train_x, train_y, test_x, test_y, seed=seed,
                     C=settings["linear_c"],
-                    max_iter=settings["linear_max_iter"])
+                    max_iter=settings["linear_max_iter"],
+                    validation_fraction=settings["validation_fraction"])
             else:
                 result = probes.knn_probe(
                     train_x, train_y, test_x, test_y, k=settings["knn_k"],
@@ -382,9 +389,11 @@ def run_probes(name, features, splits, settings, seed, clock):
             rows.append(dict(result, representation=name, layer=layer,
                              seconds=seconds))
             what = name if layer == name else f"{name} {layer}"
+            chosen = f", C={result['C']:g}" if "C_grid" in result else ""
             clock.log(f"  {probe} probe on {what} "
                       f"({train_x.shape[1]} features): "
-                      f"{100 * result['accuracy']:.1f}% ({seconds:.1f} s)")
+                      f"{100 * result['accuracy']:.1f}% ({seconds:.1f} s"
+                      f"{chosen})")
     return accuracy, rows
 
 
@@ -594,7 +603,8 @@ def summarize(runs):
             for rep in ("dim", "random")
         }
     for name in ("fit_s", "wall_s", "images_per_s"):
-        summary[name] = spread([r[name] for r in done])
+        summary[name] = spread([r[name] for r in done
+                                if r[name] is not None])
     return summary
 
 
@@ -720,13 +730,14 @@ def write_json(path, report):
 # ---------------------------------------------------------------- main
 
 
-def fresh_run_dirs(out, recipes, seeds):
+def fresh_run_dirs(out, recipes, seeds, allow_used=False):
     """The run directory of every (recipe, seed), refusing used ones.
 
     Args:
         out: str, the parent folder.
         recipes: list of recipe dicts.
         seeds: list of ints.
+        allow_used: bool, accept directories that hold runs (`--resume`).
 
     Returns:
         dict of `(recipe index, seed)` to run directory.
@@ -737,9 +748,10 @@ def fresh_run_dirs(out, recipes, seeds):
     dirs = {(r["index"], s): os.path.join(out, f"recipe{r['index']}-seed{s}")
             for r in recipes for s in seeds}
     used = [d for d in dirs.values() if os.path.isdir(d) and os.listdir(d)]
-    if used:
+    if used and not allow_used:
         raise QualityError(
-            f"{used[0]} already holds a run; choose a new --out.")
+            f"{used[0]} already holds a run; choose a new --out, or "
+            "--resume to use it.")
     return dirs
 
 
@@ -788,10 +800,14 @@ def one_run(recipe, seed, run_dir, cache, settings, clock):
     except RunError as e:
         clock.log(f"recipe {recipe['index']}, seed {seed} failed: {e}")
         return {"seed": seed, "run_dir": run_dir, "error": str(e)}, None, {}
-    clock.log(f"trained: {trained['images_seen']} images in "
-              f"{trained['fit_s']:.1f} s of fit ({trained['images_per_s']:.0f}"
-              f" images/s; {trained['wall_s']:.1f} s with loading and "
-              "building)")
+    if trained["images_per_s"] is None:
+        clock.log(f"resumed: {trained['images_seen']} images in all, "
+                  f"{trained['fit_s']:.1f} s of fit now (no images/s)")
+    else:
+        clock.log(f"trained: {trained['images_seen']} images in "
+                  f"{trained['fit_s']:.1f} s of fit "
+                  f"({trained['images_per_s']:.0f} images/s; "
+                  f"{trained['wall_s']:.1f} s with loading and building)")
     result = probe_run(run_dir, trained, cache, settings, seed, clock)
     run = {"seed": seed, "run_dir": run_dir,
            "history": trained["history"],
@@ -850,7 +866,8 @@ def main(argv=None):
         out = args.out or os.path.join(
             "runs", "quality-" + time.strftime("%Y%m%d-%H%M%S"))
         json_path = args.json or os.path.join(out, "quality.json")
-        dirs = fresh_run_dirs(out, recipes, args.seeds)
+        dirs = fresh_run_dirs(out, recipes, args.seeds,
+                              allow_used=args.resume)
     except QualityError as e:
         print(f"quality.py: error: {e}", file=sys.stderr)
         raise SystemExit(2)

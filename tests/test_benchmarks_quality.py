@@ -57,3 +57,16 @@ def test_unknown_recipe_key_is_a_one_line_error(tmp_path, capsys):
     assert "\n" not in error
     assert "critic_unitz" in error and "Unknown config keys" in error
     assert not list(tmp_path.iterdir())
+
+
+def test_used_run_directories_need_resume(tmp_path):
+    recipes = [{"index": 0}]
+    used = tmp_path / "recipe0-seed1"
+    used.mkdir()
+    (used / "config.json").write_text("{}")
+    with pytest.raises(quality.QualityError, match="--resume"):
+        quality.fresh_run_dirs(str(tmp_path), recipes, [0, 1])
+    dirs = quality.fresh_run_dirs(str(tmp_path), recipes, [0, 1],
+                                  allow_used=True)
+    assert dirs[(0, 1)] == str(used)
+    assert dirs[(0, 0)] == str(tmp_path / "recipe0-seed0")

@@ -34,6 +34,50 @@ def test_linear_probe_separable_and_random():
     assert abs(result["accuracy"] - 0.25) < 0.06
 
 
+def test_linear_probe_chooses_c_on_held_out_training_data():
+    x, y = _random_labels(400, dim=64)
+    y[:200] = (x[:200, 0] > 0).astype(int)  # half the labels carry signal
+    result = linear_probe(x[:300], y[:300], x[300:], y[300:], seed=3)
+    grid = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0]
+    assert result["C_grid"] == grid
+    scores = result["validation_accuracy"]
+    assert [float(c) for c in scores] == grid
+    assert result["validation_size"] == 30  # 10% of the 300 training rows
+    best = max(scores.values())
+    # The most accurate on the held-out rows, the smallest of ties.
+    assert result["C"] == min(c for c in grid if scores[repr(c)] == best)
+    # Then refitted on all 300 training rows: the same probe as one given
+    # that C alone.
+    fixed = linear_probe(x[:300], y[:300], x[300:], y[300:], seed=3,
+                         C=result["C"])
+    assert result["train_size"] == fixed["train_size"] == 300
+    assert result["accuracy"] == fixed["accuracy"]
+    assert result["train_accuracy"] == fixed["train_accuracy"]
+    assert "C_grid" not in fixed and fixed["C"] == result["C"]
+
+
+def test_linear_probe_ties_take_the_strongest_regularization():
+    x, y = _separable(300)
+    result = linear_probe(x[:200], y[:200], x[200:], y[200:],
+                          C=[1.0, 0.01, 0.1])
+    assert set(result["validation_accuracy"].values()) == {1.0}
+    assert result["C"] == 0.01 and result["C_grid"] == [0.01, 0.1, 1.0]
+    assert result["accuracy"] >= 0.99
+
+
+@pytest.mark.parametrize("C", [0.0, -1.0, [], [0.1, float("nan")], "big"])
+def test_linear_probe_refuses_bad_c(C):
+    x, y = _separable(40)
+    with pytest.raises(ValueError, match="Received: C="):
+        linear_probe(x[:30], y[:30], x[30:], y[30:], C=C)
+
+
+def test_linear_probe_refuses_a_bad_validation_fraction():
+    x, y = _separable(40)
+    with pytest.raises(ValueError, match="Received: validation_fraction=1"):
+        linear_probe(x[:30], y[:30], x[30:], y[30:], validation_fraction=1)
+
+
 def test_knn_probe_separable_and_random():
     x, y = _separable(600)
     result = knn_probe(x[:400], y[:400], x[400:], y[400:], k=5)

@@ -94,3 +94,23 @@ def test_history_plot_with_accuracy_columns(tmp_path):
 
 def test_history_plot_of_one_epoch(tmp_path):
     _history_png(tmp_path, "epoch,loss\n1,3.0\n")
+
+
+def test_the_linear_probe_settings_say_how_c_was_chosen():
+    settings = EvaluationConfig().to_dict()
+    assert settings["linear_c"][0] == 1e-4 and settings["linear_c"][-1] == 1
+    line = report.linear_probe_settings(settings)
+    assert "C chosen from 0.0001, 0.0003, 0.001," in line
+    assert "on 10% of train held out, then refitted on all of train" in line
+    fixed = dict(settings, linear_c=0.5)
+    assert ", C=0.5, at most 200 L-BFGS" in report.linear_probe_settings(fixed)
+
+
+def test_a_bad_linear_c_is_named():
+    import pytest
+
+    for bad in (0.0, (), (1.0, -1.0)):
+        with pytest.raises(ValueError, match="Received: C="):
+            EvaluationConfig(linear_c=bad).validate()
+    assert EvaluationConfig(linear_c=0.3).validate().to_dict()[
+        "linear_c"] == 0.3

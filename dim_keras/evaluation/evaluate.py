@@ -30,6 +30,8 @@ from dim_keras.choices import check_choices
 from dim_keras.evaluation import report
 from dim_keras.choices import PROBED_LAYERS
 from dim_keras.evaluation.features import extract_features
+from dim_keras.evaluation.probes import LINEAR_C_GRID
+from dim_keras.evaluation.probes import check_linear_c
 from dim_keras.progress import Progress
 from dim_keras.progress import is_terminal
 from dim_keras.runs import RunError
@@ -50,7 +52,10 @@ class EvaluationConfig:
             slowest.
         batch_size: int, images per forward pass when extracting.
         seed: int, seeds every probe, critic and the random encoder.
-        linear_c: float, inverse L2 strength of the linear probe.
+        linear_c: inverse L2 strength of the linear probe: a positive
+            float, or a sequence to choose from on the held-out
+            `validation_fraction` of train (`probes.LINEAR_C_GRID` by
+            default).
         linear_max_iter: int, its L-BFGS iterations at most.
         mlp_epochs: int, MLP probe epochs at most (early stopping).
         mlp_patience: int, epochs without validation gain before stopping.
@@ -59,8 +64,8 @@ class EvaluationConfig:
             paper's 1e-4 (whose authors varied it per probe) needs many
             more.
         mlp_batch_size: int, MLP probe batch size.
-        validation_fraction: float, share of train held out for early
-            stopping.
+        validation_fraction: float, share of train held out for the MLP
+            probe's early stopping and the linear probe's choice of C.
         knn_k: int, neighbours of the kNN probe.
         knn_temperature: float, kNN vote temperature.
         mine_steps: int, MINE critic training batches at most (0 skips
@@ -86,7 +91,7 @@ class EvaluationConfig:
     baseline_probes: tuple = ("linear", "knn")
     batch_size: int = 256
     seed: int = 0
-    linear_c: float = 1.0
+    linear_c: tuple = LINEAR_C_GRID
     linear_max_iter: int = 200
     mlp_epochs: int = 100
     mlp_patience: int = 5
@@ -142,6 +147,7 @@ class EvaluationConfig:
                     f"{name} must be at least 2. "
                     f"Received: {name}={getattr(self, name)}"
                 )
+        check_linear_c(self.linear_c)
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(
                 "validation_fraction must be in (0, 1). "
@@ -154,6 +160,8 @@ class EvaluationConfig:
         values["layers"] = list(self.layers)
         values["probes"] = list(self.probes)
         values["baseline_probes"] = list(self.baseline_probes)
+        if np.ndim(self.linear_c):
+            values["linear_c"] = [float(c) for c in self.linear_c]
         return values
 
 
@@ -235,6 +243,7 @@ def _probe(name, train_x, train_y, test_x, test_y, config, num_classes,
         return probes.linear_probe(
             train_x, train_y, test_x, test_y, seed=config.seed,
             C=config.linear_c, max_iter=config.linear_max_iter,
+            validation_fraction=config.validation_fraction,
         )
     if name == "mlp":
         return probes.mlp_probe(

@@ -4,7 +4,8 @@ Each probe fits on `(train_x, train_y)`, measures top-1 accuracy on
 `(test_x, test_y)` and returns a dict with the accuracy and every setting:
 
 - `linear_probe`: multinomial logistic regression (scikit-learn) on
-  standardized features, the paper's linear evaluation;
+  standardized features, the paper's linear evaluation, its L2 strength
+  chosen on a part of the training data held out;
 - `mlp_probe`: the paper's shallow network (dense 200, batch norm, dropout
   0.1, ReLU, softmax; Adam, lr 1e-4, batch 64) trained with Keras on frozen
   features, with early stopping on a validation split carved from the
@@ -59,42 +60,101 @@ def _standardize(train_x, *others):
     return [((x - mean) / std).astype("float32") for x in (train_x,) + others]
 
 
-def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=1.0,
-                 max_iter=200):
+# Inverse L2 strengths the linear probe chooses from, half a decade apart.
+# With C fixed at 1, logistic regression fitted the 5,000 training images of
+# a CIFAR-10 subset perfectly on every 1024- and 4096-wide layer and on raw
+# pixels, and its test accuracy understated what a chosen C finds by 3-12
+# points (raw pixels: 25% at C=1, 37% at C=1e-3).
+LINEAR_C_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+
+
+def check_linear_c(C):
+    """The linear probe's `C` as a sorted tuple, refusing bad values.
+
+    Args:
+        C: a positive number, or a non-empty sequence of them.
+
+    Returns:
+        tuple of floats, ascending.
+
+    Raises:
+        ValueError: naming `C` when it is empty or not all positive.
+    """
+    try:
+        grid = (C,) if np.ndim(C) == 0 else tuple(C)
+        grid = tuple(float(c) for c in grid)
+    except (TypeError, ValueError):
+        grid = ()
+    if not grid or not all(np.isfinite(c) and c > 0 for c in grid):
+        raise ValueError(
+            "C must be a positive number or a non-empty sequence of them. "
+            f"Received: C={C!r}")
+    return tuple(sorted(grid))
+
+
+def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
+                 max_iter=200, validation_fraction=0.1):
     """Multinomial logistic regression on standardized features.
+
+    Given several values of `C`, the probe chooses one the way its test
+    data never sees: a `validation_fraction` of the training data
+    (stratified, seeded) is held out, a probe of every `C` is fitted on
+    the rest and scored on it, and the most accurate `C` (the smallest,
+    i.e. the most regularized, of ties) is refitted on all the training
+    data. The test data is used once, for the reported accuracy.
 
     Args:
         train_x: array `[N, ...]` (flattened), training features.
         train_y: int array `[N]`, training labels.
         test_x: array `[M, ...]`, evaluation features.
         test_y: int array `[M]`, evaluation labels.
-        seed: int, solver seed.
-        C: float, inverse L2 regularization strength.
-        max_iter: int, L-BFGS iterations at most.
+        seed: int, seeds the held-out split and the solver.
+        C: positive float, the inverse L2 regularization strength, or a
+            sequence of them to choose from (`LINEAR_C_GRID` by default).
+        max_iter: int, L-BFGS iterations at most, per fit.
+        validation_fraction: float in (0, 1), share of the training data
+            held out to choose `C` (unused for a single `C`).
 
     Returns:
         Dict with `accuracy` (fraction of `test_y` predicted right),
         `train_accuracy`, `probe`, `feature_dim`, `train_size`,
-        `test_size` and the settings.
+        `test_size`, `C` (the one fitted) and the settings; when `C` was
+        chosen, also `C_grid`, `validation_size` and
+        `validation_accuracy` (`{str(C): accuracy}` of every candidate).
+
+    Raises:
+        ValueError: on mismatched inputs, a non-positive `C` or a
+            `validation_fraction` outside (0, 1).
     """
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-
+    grid = check_linear_c(C)
+    if len(grid) > 1 and not 0.0 < validation_fraction < 1.0:
+        raise ValueError(
+            "validation_fraction must be in (0, 1). "
+            f"Received: validation_fraction={validation_fraction}"
+        )
     train_x, train_y, test_x, test_y = _check_inputs(
         train_x, train_y, test_x, test_y
     )
+    chosen = {}
+    if len(grid) > 1:
+        fit_x, val_x, fit_y, val_y = stratified_split(
+            train_x, train_y, validation_fraction, seed
+        )
+        fit_z, val_z = _standardize(fit_x, val_x)
+        scores = {}
+        for c in grid:
+            classifier = _fit_logistic(fit_z, fit_y, c, max_iter, seed)
+            scores[c] = _accuracy(classifier.predict(val_z), val_y)
+        best = max(grid, key=lambda c: (scores[c], -c))
+        chosen = {
+            "C_grid": list(grid),
+            "validation_size": int(len(val_y)),
+            "validation_accuracy": {repr(c): scores[c] for c in grid},
+        }
+    else:
+        best = grid[0]
     train_z, test_z = _standardize(train_x, test_x)
-    classifier = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-    # One BLAS thread: these matrices are small, and spinning BLAS threads
-    # beside TensorFlow's (or on a busy machine) made fits 10x slower.
-    with warnings.catch_warnings(), threadpool_limits(limits=1,
-                                                      user_api="blas"):
-        # Hitting max_iter is a setting (recorded), not a failure.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        classifier.fit(train_z, train_y)
+    classifier = _fit_logistic(train_z, train_y, best, max_iter, seed)
     return {
         "probe": "linear",
         "accuracy": _accuracy(classifier.predict(test_z), test_y),
@@ -104,11 +164,31 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=1.0,
         "test_size": int(len(test_x)),
         "model": "logistic regression (multinomial, L-BFGS)",
         "standardized": True,
-        "C": float(C),
+        "C": best,
+        **chosen,
         "max_iter": int(max_iter),
         "iterations": int(np.max(classifier.n_iter_)),
         "seed": int(seed),
     }
+
+
+def _fit_logistic(x, y, C, max_iter, seed):
+    """A scikit-learn logistic regression fitted on `(x, y)`."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    classifier = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    # One BLAS thread: these matrices are small, and spinning BLAS threads
+    # beside TensorFlow's (or on a busy machine) made fits 10x slower.
+    with warnings.catch_warnings(), threadpool_limits(limits=1,
+                                                      user_api="blas"):
+        # Hitting max_iter is a setting (recorded), not a failure.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier.fit(x, y)
+    return classifier
 
 
 def build_mlp_probe(feature_dim, num_classes, hidden_units=200, dropout=0.1):

@@ -102,12 +102,32 @@ def _dependence_cell(row):
     return text
 
 
+def linear_probe_settings(settings):
+    """The linear probe's settings as one Markdown list item.
+
+    Args:
+        settings: dict with `linear_c` (a number, or a list to choose
+            from), `linear_max_iter` and `validation_fraction`.
+
+    Returns:
+        str.
+    """
+    c = settings["linear_c"]
+    if isinstance(c, (list, tuple)) and len(c) > 1:
+        chosen = (f"C chosen from {', '.join(f'{v:g}' for v in c)} on "
+                  f"{100 * settings['validation_fraction']:.0f}% of train "
+                  "held out, then refitted on all of train")
+    else:
+        chosen = f"C={c[0] if isinstance(c, (list, tuple)) else c:g}"
+    return (f"- Linear: multinomial logistic regression on standardized "
+            f"features, {chosen}, at most {settings['linear_max_iter']} "
+            "L-BFGS iterations.")
+
+
 def _settings_lines(results):
     s = results["settings"]
     lines = [
-        f"- Linear: multinomial logistic regression on standardized "
-        f"features, C={s['linear_c']}, at most {s['linear_max_iter']} "
-        "L-BFGS iterations.",
+        linear_probe_settings(s),
         f"- MLP: dense 200, batch norm, dropout 0.1, ReLU, softmax; Adam "
         f"lr {s['mlp_learning_rate']}, batch {s['mlp_batch_size']}, at most "
         f"{s['mlp_epochs']} epochs, early stopping (patience "

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from dim_keras.evaluation.features import extract_features
+from dim_keras.evaluation.report import linear_probe_settings
 from dim_keras.progress import Progress
 
 # Names and titles of the representations, in table order.
@@ -67,7 +68,8 @@ def _scores(representation, train_x, train_y, test_x, test_y, config, log,
         started = time.time()
         probe = linear_probe(train_x, train_y, test_x, test_y,
                              seed=config.seed, C=config.linear_c,
-                             max_iter=config.linear_max_iter)
+                             max_iter=config.linear_max_iter,
+                             validation_fraction=config.validation_fraction)
         probe["seconds"] = round(time.time() - started, 2)
         progress.close(summary=f"accuracy {100 * probe['accuracy']:.2f}%")
     # Cosine of features standardized by the train split's statistics (raw
@@ -97,7 +99,8 @@ def evaluate_speech(run_dir, encoder, data, name, run_config, config,
         name: str, the dataset's name.
         run_config: dict, the run's `config.json`.
         config: the `EvaluationConfig` (its `seed`, `batch_size`,
-            `baselines`, `linear_c`, `linear_max_iter` apply).
+            `baselines`, `linear_c`, `linear_max_iter` and
+            `validation_fraction` apply).
         log: callable for one-line messages.
         verbose: 1 for live progress lines on a terminal, 0 for end lines.
 
@@ -223,9 +226,7 @@ def markdown(results):
         "",
         "## Settings",
         "",
-        "- Linear: multinomial logistic regression on standardized "
-        f"features, C={s['linear_c']}, at most {s['linear_max_iter']} "
-        "L-BFGS iterations.",
+        linear_probe_settings(s),
         "- Baselines: the same encoder with random weights; the mean and "
         "standard deviation over time of 40 log mel energies (25 ms "
         "windows every 10 ms).",
