@@ -230,7 +230,7 @@ def probe_settings(args):
 
     settings = {
         "batch_size": defaults.batch_size,
-        "linear_c": [float(c) for c in defaults.linear_c],
+        "linear_c": defaults.to_dict()["linear_c"],
         "linear_max_iter": given(args.linear_max_iter,
                                  defaults.linear_max_iter),
         "knn_k": given(args.knn_k, defaults.knn_k),

@@ -112,13 +112,15 @@ def linear_probe_settings(settings):
     Returns:
         str.
     """
-    c = settings["linear_c"]
-    if isinstance(c, (list, tuple)) and len(c) > 1:
-        chosen = (f"C chosen from {', '.join(f'{v:g}' for v in c)} on "
+    from dim_keras.evaluation.probes import check_linear_c
+
+    grid = check_linear_c(settings["linear_c"])
+    if len(grid) > 1:
+        chosen = (f"C chosen from {', '.join(f'{v:g}' for v in grid)} on "
                   f"{100 * settings['validation_fraction']:.0f}% of train "
                   "held out, then refitted on all of train")
     else:
-        chosen = f"C={c[0] if isinstance(c, (list, tuple)) else c:g}"
+        chosen = f"C={grid[0]:g}"
     return (f"- Linear: multinomial logistic regression on standardized "
             f"features, {chosen}, at most {settings['linear_max_iter']} "
             "L-BFGS iterations.")
