@@ -78,6 +78,17 @@ def test_linear_probe_refuses_a_bad_validation_fraction():
         linear_probe(x[:30], y[:30], x[30:], y[30:], validation_fraction=1)
 
 
+def test_linear_probe_too_small_to_choose_c_says_so():
+    # Two examples of two classes: the held-out one leaves a single class
+    # to fit, which scikit-learn refuses with its own error.
+    x = np.array([[0.0, 1.0], [1.0, 0.0]])
+    y = np.array([0, 1])
+    with pytest.raises(ValueError, match="Received: train_size=2"):
+        linear_probe(x, y, x, y)
+    # With one C fixed there is nothing to choose: it fits both classes.
+    assert linear_probe(x, y, x, y, C=1.0)["accuracy"] == 1.0
+
+
 def test_knn_probe_separable_and_random():
     x, y = _separable(600)
     result = knn_probe(x[:400], y[:400], x[400:], y[400:], k=5)

@@ -123,8 +123,9 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
         `validation_accuracy` (`{str(C): accuracy}` of every candidate).
 
     Raises:
-        ValueError: on mismatched inputs, a non-positive `C` or a
-            `validation_fraction` outside (0, 1).
+        ValueError: on mismatched inputs, a non-positive `C`, a
+            `validation_fraction` outside (0, 1), or, when `C` is chosen,
+            training data too small to leave two classes to fit.
     """
     grid = check_linear_c(C)
     if len(grid) > 1 and not 0.0 < validation_fraction < 1.0:
@@ -140,6 +141,15 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
         fit_x, val_x, fit_y, val_y = stratified_split(
             train_x, train_y, validation_fraction, seed
         )
+        if len(np.unique(fit_y)) < 2:
+            raise ValueError(
+                "Too few labelled training examples to choose the linear "
+                "probe's C on a held-out part: the part it fits holds one "
+                "class. Label more training examples, or fix C to one "
+                "value (`EvaluationConfig(linear_c=...)`). Received: "
+                f"train_size={len(train_y)}, "
+                f"validation_fraction={validation_fraction}"
+            )
         fit_z, val_z = _standardize(fit_x, val_x)
         scores = {}
         for c in grid:
