@@ -221,8 +221,8 @@ def main():
               default=default("view_crop"),
               help="How each of --views 2 is cropped: resized (AMDIM's "
                    "random resized crop, area 0.3-1) or translate (AMDIM's "
-                   "CIFAR-10 shift of up to 4 pixels) (default: the "
-                   "dataset's recipe).")
+                   "CIFAR-10 shift of up to 4 pixels, one flip shared by "
+                   "both views) (default: the dataset's recipe).")
 @click.option("--channel-split", type=Choice(CHANNEL_SPLITS),
               default=default("channel_split"), show_default=True,
               help="luma-chroma: CMC's two encoders, one on the luminance "

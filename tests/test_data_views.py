@@ -125,6 +125,36 @@ def test_two_views_differ_are_uint8_and_are_seeded():
     assert not np.array_equal(first, other)
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_shared_flip_turns_both_views_alike(shared):
+    # Nothing but the flip: each view is the image, mirrored or not.
+    augmentation = views.ViewAugmentation(
+        crop="translate", translate_probability=0.0, jitter=0.0,
+        grayscale=0.0, flip=0.5, shared_flip=shared)
+    images = _images(n=64, size=8)
+    out = views.two_views_transform(8, augmentation)(images, SEED).numpy()
+    mirrored = images.numpy()[:, :, ::-1]
+    first_flipped = np.all(out[:, 0] == mirrored, axis=(1, 2, 3))
+    second_flipped = np.all(out[:, 1] == mirrored, axis=(1, 2, 3))
+    for view in (0, 1):
+        flipped = np.all(out[:, view] == mirrored, axis=(1, 2, 3))
+        kept = np.all(out[:, view] == images.numpy(), axis=(1, 2, 3))
+        assert np.all(flipped ^ kept)
+    assert 10 < first_flipped.sum() < 54  # p = 0.5 over 64 images
+    # Shared: both views of every image face the same way. Independent:
+    # about half of the 64 pairs disagree.
+    disagree = np.sum(first_flipped != second_flipped)
+    assert disagree == 0 if shared else disagree > 10
+
+
+def test_amdim_translation_shares_its_flip_the_resized_crop_does_not():
+    assert views.for_crop("translate").shared_flip
+    assert not views.for_crop("resized").shared_flip
+    assert "flip p=0.5 (shared by both views)" in views.for_crop(
+        "translate").describe()
+    assert "shared" not in views.for_crop("resized").describe()
+
+
 def test_describe_names_the_crop():
     assert views.for_crop("translate").describe().startswith(
         "random translation (up to 4 px")

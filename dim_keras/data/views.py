@@ -2,7 +2,8 @@
 
 Each view is drawn independently from the same image by the augmentation
 of AMDIM and CMC (Bachman et al., 2019; Tian et al., 2019): a crop, a
-horizontal flip, colour jitter and random greyscale. The crop is either
+horizontal flip, colour jitter and random greyscale (AMDIM flips the image
+once, before drawing its two views: `shared_flip`). The crop is either
 AMDIM's random resized crop (its STL-10 and ImageNet transform) or its
 random translation by a few pixels with reflected borders (its CIFAR-10
 transform, for small images). The transform is vectorized over a batch and
@@ -39,6 +40,9 @@ class ViewAugmentation:
         translate_probability: float, probability that a view is shifted
             (`crop="translate"`).
         flip: float, probability of a left-right flip.
+        shared_flip: bool; True flips an image (or not) once, before both
+            of its views are drawn, as AMDIM does, so the two views face
+            the same way; False draws each view's flip independently.
         jitter: float, probability of colour jitter.
         brightness: float, brightness factor drawn from `[1 - b, 1 + b]`.
         contrast: float, contrast factor drawn from `[1 - c, 1 + c]`.
@@ -51,6 +55,7 @@ class ViewAugmentation:
     crop_scale: tuple = (0.3, 1.0)
     crop_ratio: tuple = (0.7, 1.4)
     flip: float = 0.5
+    shared_flip: bool = False
     jitter: float = 0.8
     brightness: float = 0.4
     contrast: float = 0.4
@@ -99,7 +104,9 @@ class ViewAugmentation:
                     f"{self.crop_scale[1]:g}, aspect {self.crop_ratio[0]:g}-"
                     f"{self.crop_ratio[1]:g})")
         return (
-            f"{crop}, flip p={self.flip:g}, colour jitter "
+            f"{crop}, flip p={self.flip:g}"
+            f"{' (shared by both views)' if self.shared_flip else ''}, "
+            f"colour jitter "
             f"p={self.jitter:g} (brightness {self.brightness:g}, contrast "
             f"{self.contrast:g}, saturation {self.saturation:g}, hue "
             f"{self.hue:g}), greyscale p={self.grayscale:g}"
@@ -112,13 +119,17 @@ DEFAULT = ViewAugmentation()
 def for_crop(crop):
     """The default augmentation with the given crop.
 
+    The translation is AMDIM's whole CIFAR-10 transform, whose flip is
+    shared by both views; the resized crop keeps independent flips (as
+    measured in benchmarks/README.md).
+
     Args:
         crop: `"resized"` or `"translate"` (see `ViewAugmentation`).
 
     Returns:
         A `ViewAugmentation`.
     """
-    return ViewAugmentation(crop=crop)
+    return ViewAugmentation(crop=crop, shared_flip=crop == "translate")
 
 
 def crop_boxes(shape, seed, scale, ratio):
@@ -279,7 +290,8 @@ def two_views_transform(image_size, augmentation=DEFAULT):
 
     Args:
         image_size: int, output height and width.
-        augmentation: a `ViewAugmentation`, drawn independently per view.
+        augmentation: a `ViewAugmentation`, drawn independently per view
+            (but for a shared flip).
 
     Returns:
         A function `(images, seed)` of uint8 `[B, H, W, 3]` and an int
@@ -289,12 +301,26 @@ def two_views_transform(image_size, augmentation=DEFAULT):
     """
     import tensorflow as tf
 
+    shared_flip = augmentation.shared_flip
+    flip = augmentation.flip
+    if shared_flip:
+        # The image is flipped once, below; the views are not.
+        augmentation = dataclasses.replace(augmentation, flip=0.0)
     one_view = view_transform(image_size, augmentation)
 
     def transform(images, seed):
-        first, second = tf.unstack(
-            tf.random.experimental.stateless_split(seed, 2)
-        )
+        if not shared_flip:
+            first, second = tf.unstack(
+                tf.random.experimental.stateless_split(seed, 2)
+            )
+        else:
+            first, second, third = tf.unstack(
+                tf.random.experimental.stateless_split(seed, 3)
+            )
+            flips = tf.random.stateless_uniform([tf.shape(images)[0]],
+                                                third) < flip
+            images = tf.where(flips[:, None, None, None],
+                              tf.reverse(images, axis=[2]), images)
         views = tf.stack(
             [one_view(images, first), one_view(images, second)], axis=1
         )
