@@ -207,6 +207,25 @@ def _factor(seed, batch, spread):
     )
 
 
+def random_flip(images, seed, probability):
+    """Flips each image of a batch left-right with the given probability.
+
+    Args:
+        images: `[B, H, W, C]` tensor, any dtype.
+        seed: int `[2]` stateless seed.
+        probability: float, probability of a flip.
+
+    Returns:
+        The batch, each image flipped or not.
+    """
+    import tensorflow as tf
+
+    flips = tf.random.stateless_uniform([tf.shape(images)[0]],
+                                        seed) < probability
+    return tf.where(flips[:, None, None, None], tf.reverse(images, axis=[2]),
+                    images)
+
+
 def view_transform(image_size, augmentation=DEFAULT):
     """The transform drawing one view of every image of a batch.
 
@@ -247,8 +266,7 @@ def view_transform(image_size, augmentation=DEFAULT):
         x = tf.image.crop_and_resize(
             x, boxes, tf.range(batch), (image_size, image_size)
         )
-        flips = tf.random.stateless_uniform([batch], seeds[1]) < a.flip
-        x = tf.where(flips[:, None, None, None], tf.reverse(x, axis=[2]), x)
+        x = random_flip(x, seeds[1], a.flip)
 
         jittered = x + (_factor(seeds[2], batch, a.brightness)[:, None, None,
                                                               None] - 1.0)
@@ -317,10 +335,7 @@ def two_views_transform(image_size, augmentation=DEFAULT):
             first, second, third = tf.unstack(
                 tf.random.experimental.stateless_split(seed, 3)
             )
-            flips = tf.random.stateless_uniform([tf.shape(images)[0]],
-                                                third) < flip
-            images = tf.where(flips[:, None, None, None],
-                              tf.reverse(images, axis=[2]), images)
+            images = random_flip(images, third, flip)
         views = tf.stack(
             [one_view(images, first), one_view(images, second)], axis=1
         )
