@@ -43,6 +43,34 @@ MULTI_VIEW_IMAGE_SETTINGS = {
 }
 
 
+def with_multi_view_defaults(values, given):
+    """The settings of `dim-keras train` with the multi-view defaults.
+
+    Two views, a channel split and speech take `MULTI_VIEW_ESTIMATOR`
+    unless an estimator is given; two views of images also take
+    `MULTI_VIEW_IMAGE_SETTINGS` for each of them not given.
+
+    Args:
+        values: dict of setting name to value (options and config file).
+        given: set of the names the user gave (an option on the command
+            line or a key of the config file); the others are defaults.
+
+    Returns:
+        A new dict of settings.
+    """
+    values = dict(values)
+    if ((values.get("views") == 2
+            or values.get("channel_split", "none") != "none"
+            or _is_speech(values.get("dataset")))
+            and "estimator" not in given):
+        values["estimator"] = MULTI_VIEW_ESTIMATOR
+    if values.get("views") == 2 and not _is_speech(values.get("dataset")):
+        for name, value in MULTI_VIEW_IMAGE_SETTINGS.items():
+            if name not in given:
+                values[name] = value
+    return values
+
+
 def fail(message, code=2):
     """Prints a one-line error and exits with a non-zero code."""
     click.echo(f"Error: {message}", err=True)
@@ -276,15 +304,7 @@ def train(ctx, config_file, out, no_jit, no_evaluate, backend, **options):
                 given.add(name)
             if explicit or name not in values:
                 values[name] = value
-        if ((values.get("views") == 2
-                or values.get("channel_split", "none") != "none"
-                or _is_speech(values.get("dataset")))
-                and "estimator" not in given):
-            values["estimator"] = MULTI_VIEW_ESTIMATOR
-        if values.get("views") == 2 and not _is_speech(values.get("dataset")):
-            for name, value in MULTI_VIEW_IMAGE_SETTINGS.items():
-                if name not in given:
-                    values[name] = value
+        values = with_multi_view_defaults(values, given)
         config = TrainConfig.from_dict(values).validate()
     except (ValueError, TypeError) as e:
         fail(str(e))

@@ -19,6 +19,9 @@ from dim_keras.data.pipeline import training_pipeline
 from dim_keras.model import DeepInfoMax
 from dim_keras.networks.encoders import build_encoder
 
+# Every test here depends on the Keras backend: CI runs them on each.
+pytestmark = pytest.mark.backend
+
 WORKER = os.path.join(os.path.dirname(__file__), "backend_worker.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INSTALLED = [

@@ -6,6 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from dim_keras.apps.cli import main
+from dim_keras.apps.cli import with_multi_view_defaults
+from dim_keras.data.views import for_crop
+from tests.helpers import speakers_folder
 
 
 @pytest.mark.parametrize(
@@ -83,7 +86,7 @@ def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
 
     args = ["train", "--views", "2", "--epochs", "1", "--steps-per-epoch",
             "1", "--batch-size", "4", "--critic-units", "8",
-            "--no-evaluate"]
+            "--no-evaluate", "--no-online-probe", "--knn-every", "0"]
     out = tmp_path / "nce"
     scales = "y-local,y-conv,local-local"  # AMDIM's three predictions
     result = CliRunner().invoke(
@@ -110,35 +113,47 @@ def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
                                                  "2", "--out", str(out)])
     assert again.exit_code != 0
     assert "views" in again.output
-    config = tmp_path / "jsd.json"
-    config.write_text('{"estimator": "jsd"}')
-    out = tmp_path / "jsd"
-    unbatched = [a for a in args if a not in ("--batch-size", "4")]
-    result = CliRunner().invoke(
-        main, unbatched + ["--config", str(config), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    saved = json.loads((out / "config.json").read_text())
-    assert saved["views"] == 2 and saved["estimator"] == "jsd"
-    assert saved["scales"] == "y-local,y-conv"
-    assert saved["batch_size"] == 32  # two views' default; given: 4 above
+
+
+def _options(**given):
+    """`dim-keras train`'s settings: every default, `given` applied."""
+    from dim_keras.config import TrainConfig
+
+    return dict(TrainConfig().to_dict(), **given), set(given)
+
+
+def test_two_views_take_nce_and_the_multi_view_recipe_unless_given():
+    from dim_keras.config import TrainConfig
+
+    # A config file that names the estimator (--config jsd.json).
+    values = with_multi_view_defaults(*_options(views=2, estimator="jsd"))
+    config = TrainConfig.from_dict(values).validate()
+    assert config.views == 2 and config.estimator == "jsd"
+    assert config.scales == "y-local,y-conv"
+    assert config.batch_size == 32  # two views' default
+    assert config.score_temperature is None  # AMDIM's, once resolved
+    assert (config.score_clip, config.score_penalty) == (20.0, 0.05)
     # Given settings win over the multi-view ones.
-    out = tmp_path / "plain"
-    result = CliRunner().invoke(
-        main, args + ["--score-temperature", "1", "--score-clip", "0",
-                      "--view-crop", "resized", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "two views, each by random resized crop" in result.output
-    saved = json.loads((out / "config.json").read_text())
-    assert saved["score_temperature"] == 1.0 and saved["score_clip"] == 0.0
-    assert saved["view_crop"] == "resized"
+    values = with_multi_view_defaults(*_options(
+        views=2, batch_size=4, score_temperature=1.0, score_clip=0.0,
+        view_crop="resized"))
+    config = TrainConfig.from_dict(values).validate()
+    assert config.estimator == "nce" and config.batch_size == 4
+    assert config.score_temperature == 1.0 and config.score_clip == 0.0
+    assert config.view_crop == "resized"
+    assert for_crop(config.view_crop).describe().startswith(
+        "random resized crop")
+    # One view of images keeps every default.
+    assert with_multi_view_defaults(*_options()) == _options()[0]
+    # A channel split and speech take NCE, but not the image recipe.
+    values = with_multi_view_defaults(*_options(channel_split="luma-chroma"))
+    assert values["estimator"] == "nce" and values["batch_size"] == 64
 
 
 def test_speech_trains_two_chunks_of_a_speaker_with_nce(tmp_path):
     import json
 
-    from tests.test_training import _speakers_folder
-
-    dataset = _speakers_folder(str(tmp_path / "speech"))
+    dataset = speakers_folder(str(tmp_path / "speech"))
     out = tmp_path / "run"
     result = CliRunner().invoke(main, [
         "train", "--dataset", dataset, "--epochs", "1", "--steps-per-epoch",

@@ -13,6 +13,9 @@ from dim_keras.apps.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Every test here depends on the Keras backend: CI runs them on each.
+pytestmark = pytest.mark.backend
+
 
 def test_unknown_backend_is_refused():
     result = CliRunner().invoke(main, ["train", "--backend", "numpy"])

@@ -26,7 +26,8 @@ def test_train_on_a_folder_with_no_augment_and_occlusion(tmp_path):
     result = CliRunner().invoke(main, [
         "train", "--dataset", f"folder:{tmp_path / 'imgs'}", "--epochs", "1",
         "--batch-size", "4", "--critic-units", "16", "--no-jit",
-        "--no-augment", "--occlusion", "--out", str(out),
+        "--no-augment", "--occlusion", "--no-evaluate", "--no-online-probe",
+        "--knn-every", "0", "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())

@@ -128,6 +128,7 @@ def max_moment_difference(reference, other):
     )
 
 
+@pytest.mark.slow  # subprocesses
 def test_mirrored_two_replicas_global_negatives_match_one_device(tmp_path):
     # One device first (it writes the shared initial weights), then 2
     # replicas with global negatives; in a second process (one
@@ -159,6 +160,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # subprocesses
 def test_multi_worker_two_processes_match_one_device(tmp_path):
     init = str(tmp_path / "init.weights.h5")
     _finish(_steps(init, tmp_path, "none"))
@@ -183,6 +185,7 @@ def test_multi_worker_two_processes_match_one_device(tmp_path):
         assert_same_update(reference, np.load(str(result)))
 
 
+@pytest.mark.slow  # subprocesses
 def test_cli_trains_on_two_mirrored_replicas(tmp_path):
     """`dim-keras train --distribute mirrored` end to end on 2 CPU devices,
     multi-view with global negatives (each replica gets whole image pairs)."""

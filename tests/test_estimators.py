@@ -10,6 +10,9 @@ from keras import ops
 from dim_keras import estimators
 from dim_keras.estimators import estimate
 
+# Every test here depends on the Keras backend: CI runs them on each.
+pytestmark = pytest.mark.backend
+
 
 def softplus(x):
     return math.log1p(math.exp(-abs(x))) + max(x, 0.0)

@@ -12,6 +12,8 @@ from dim_keras.evaluation import evaluate_run
 from dim_keras.evaluation import speech
 from dim_keras.networks import wave1d
 from dim_keras.runs import RunError
+from tests.helpers import speakers_folder
+from tests.helpers import tiny_config
 
 CHUNK = 640  # one 512-point FFT fits: log-mel statistics are defined
 
@@ -72,12 +74,10 @@ def test_baselines_can_be_left_out_and_chunk_lengths_must_match():
 
 
 def test_a_speech_run_is_evaluated_and_reported(tmp_path):
-    from tests.test_training import _speakers_folder
-    from tests.test_training import tiny_config
     from dim_keras.training import train
 
     # One test file per speaker, of 2 chunks: 3 same-speaker pairs.
-    dataset = _speakers_folder(str(tmp_path / "speech"), per_speaker=5,
+    dataset = speakers_folder(str(tmp_path / "speech"), per_speaker=5,
                                seconds=2.1)
     run = str(tmp_path / "run")
     train(tiny_config(dataset=dataset, batch_size=4, steps_per_epoch=1,

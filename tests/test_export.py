@@ -150,6 +150,7 @@ def run_dir(tmp_path_factory, encoder):
     return run
 
 
+@pytest.mark.slow  # a process without dim_keras
 def test_artifacts_work_without_dim_keras(tmp_path, encoder, run_dir):
     images = uint8_images(7)
     reference = {
@@ -393,6 +394,7 @@ def test_training_writes_a_described_encoder(tmp_path, monkeypatch):
     assert metadata["name"].startswith("dim_encoder_basic32x32__input_32x32x3")
 
 
+@pytest.mark.slow  # a process without dim_keras
 def test_example_pipeline_runs_without_dim_keras(tmp_path, run_dir):
     example = os.path.join(REPO, "examples", "tf_data_pipeline.py")
     code = ISOLATE + (

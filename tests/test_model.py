@@ -8,6 +8,7 @@ from keras import ops
 from dim_keras import DeepInfoMax
 from dim_keras import networks
 from dim_keras.data import get_dataset
+from tests.helpers import tiny_encoder
 
 
 def make_model(**kwargs):
@@ -15,8 +16,14 @@ def make_model(**kwargs):
         estimator="jsd", alpha=0.5, beta=1.0, gamma=0.1, local_critic_units=16
     )
     settings.update(kwargs)
-    compile_args = settings.pop("compile", {})
-    model = DeepInfoMax(networks.basic32x32(), seed=0, **settings)
+    # Eager steps on TensorFlow: most tests take one or two steps, which
+    # cost less run op by op than traced into a graph first (JAX compiles
+    # every op on its own when eager: slower there).
+    eager = keras.backend.backend() == "tensorflow"
+    compile_args = dict(dict(run_eagerly=eager), **settings.pop("compile", {}))
+    # The tiny encoder unless a test needs the paper's shapes.
+    encoder = settings.pop("encoder", None) or tiny_encoder()
+    model = DeepInfoMax(encoder, seed=0, **settings)
     model.compile(jit_compile=False, **compile_args)
     model.build((None, 32, 32, 3))
     model.build_optimizers()
@@ -31,6 +38,7 @@ def changed(before, after):
     return any(not np.array_equal(a, b) for a, b in zip(before, after))
 
 
+@pytest.mark.backend
 def test_gradient_penalty_of_a_linear_discriminator_is_its_squared_norm():
     model = make_model()
     linear = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
@@ -41,6 +49,7 @@ def test_gradient_penalty_of_a_linear_discriminator_is_its_squared_norm():
     assert float(ops.convert_to_numpy(penalty)) == pytest.approx(5.25, rel=1e-6)
 
 
+@pytest.mark.backend
 def test_each_optimizer_updates_only_its_own_networks():
     model = make_model(
         compile=dict(
@@ -60,6 +69,7 @@ def test_each_optimizer_updates_only_its_own_networks():
     assert not changed(disc_before, weights(model.discriminator_variables))
 
 
+@pytest.mark.backend
 def test_discriminator_trains_on_its_own_loss():
     model = make_model()
     images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3))
@@ -68,17 +78,21 @@ def test_discriminator_trains_on_its_own_loss():
     assert changed(before, weights(model.discriminator_variables))
 
 
+@pytest.mark.backend
 def test_unused_networks_are_not_built():
     model = make_model(alpha=0.0, gamma=0.0)
     assert model.global_critic is None and model.prior_discriminator is None
     assert model.discriminator_variables == []
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("estimator", ["jsd", "nce"])
 def test_short_training_lowers_the_loss_on_real_data(estimator):
     keras.utils.set_random_seed(0)
     images = get_dataset("digits").training_images()[:256]
-    model = make_model(estimator=estimator, gamma=0.0)
+    model = make_model(estimator=estimator, gamma=0.0,
+                       encoder=networks.basic32x32(),
+                       compile=dict(run_eagerly=False))  # 24 steps: traced
     batch = images[:32].astype("float32")
 
     def objective():
@@ -94,6 +108,7 @@ def test_short_training_lowers_the_loss_on_real_data(estimator):
     assert after < before - 0.1 * abs(before)
 
 
+@pytest.mark.backend
 def test_config_round_trip_lists_every_argument():
     model = make_model(estimator="dv", alpha=1.0, beta=0.0, gamma=1.0)
     restored = DeepInfoMax.from_config(model.get_config())
@@ -139,6 +154,7 @@ def _cross_view_terms(model, images, clip=0.0):
     }
 
 
+@pytest.mark.backend
 def test_multi_view_scores_each_view_against_the_other_views_y():
     model = make_model(views=2, estimator="nce", alpha=0.5, beta=1.0,
                        gamma=0.0)
@@ -160,6 +176,7 @@ def test_multi_view_scores_each_view_against_the_other_views_y():
         _scalar(terms["loss"]), rel=1e-5)
 
 
+@pytest.mark.backend
 def test_multi_view_soft_clipping_and_score_penalty():
     clip, penalty = 0.5, 0.05
     model = make_model(views=2, estimator="nce", alpha=0.0, beta=1.0,
@@ -179,6 +196,7 @@ def test_multi_view_soft_clipping_and_score_penalty():
     assert abs(_scalar(raw[0]) - _scalar(hand["local"][0])) > 1e-4
 
 
+@pytest.mark.backend
 def test_score_temperature_divides_the_scores_before_penalty_and_clip():
     temperature, clip, penalty = 4.0, 0.5, 0.05
     model = make_model(views=2, estimator="nce", alpha=0.0, beta=1.0,
@@ -206,6 +224,7 @@ def test_score_temperature_divides_the_scores_before_penalty_and_clip():
     assert restored.score_temperature == temperature
 
 
+@pytest.mark.backend
 def test_multi_view_trains_and_round_trips():
     model = make_model(views=2, estimator="nce", score_clip=20.0,
                        score_penalty=0.05)
@@ -218,6 +237,7 @@ def test_multi_view_trains_and_round_trips():
         assert getattr(restored, name) == getattr(model, name), name
 
 
+@pytest.mark.backend
 def test_speech_pairs_build_from_one_view_or_two_and_train():
     # A speech view is (samples, 1): rank 2. Its two-view batch shape
     # (2, samples, 1) has an image view's rank, and must not get a second
@@ -254,6 +274,7 @@ def test_bad_multi_view_settings_are_refused(settings, match):
 # --- Predictions across scales -----------------------------------------------
 
 
+@pytest.mark.backend
 def test_random_location_picks_one_location_of_each_image():
     from dim_keras.model import random_location
 
@@ -268,6 +289,7 @@ def test_random_location_picks_one_location_of_each_image():
         assert distances.min() < 1e-6  # one of image i's own locations
 
 
+@pytest.mark.backend
 def test_scales_average_every_prediction_of_both_views(monkeypatch):
     from dim_keras import model as model_module
     from dim_keras import objective
@@ -286,7 +308,8 @@ def test_scales_average_every_prediction_of_both_views(monkeypatch):
     b = model.encoder(images[:, 1], training=False)
     hand = []
     for view, other in ((a, b), (b, a)):
-        first = ops.reshape(other["local"], (4, -1, 128))[:, 0]
+        channels = ops.shape(other["local"])[-1]
+        first = ops.reshape(other["local"], (4, -1, channels))[:, 0]
         for critic, source, target in (
             (model.local_critic, view["local"], other["y"]),
             (model.conv_critic, view["conv"], other["y"]),
@@ -300,6 +323,7 @@ def test_scales_average_every_prediction_of_both_views(monkeypatch):
     assert abs(np.mean(hand[0::3]) - np.mean(hand)) > 1e-4
 
 
+@pytest.mark.backend
 def test_scales_train_round_trip_and_build_only_their_critics():
     model = make_model(views=2, estimator="nce", scales="y-local,y-conv")
     assert model.location_critic is None
@@ -333,6 +357,7 @@ def test_bad_scales_are_refused(settings, match):
 # --- Two encoders on two channel groups (CMC) ---------------------------------
 
 
+@pytest.mark.backend
 def test_channel_split_scores_each_encoder_against_the_other():
     from dim_keras import objective
     from dim_keras.networks.encoders import build_encoder
@@ -404,6 +429,7 @@ def _probe_pair(**kwargs):
     return plain, probed
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("views", [1, 2])
 def test_the_online_probe_leaves_the_encoder_update_unchanged(views):
     plain, probed = _probe_pair(views=views)
@@ -424,8 +450,9 @@ def test_the_online_probe_leaves_the_encoder_update_unchanged(views):
     assert logs["online_probe_loss"] > 0
 
 
+@pytest.mark.backend
 def test_online_probe_loss_of_zero_heads_is_log_classes_per_layer():
-    model = make_model(online_probe_classes=4)
+    model = make_model(online_probe_classes=4, encoder=networks.basic32x32())
     for variable in model.probe_variables:
         variable.assign(np.zeros(variable.shape, "float32"))
     features = {"y": ops.ones((3, 64)), "conv": ops.ones((3, 4096))}
@@ -438,6 +465,7 @@ def test_online_probe_loss_of_zero_heads_is_log_classes_per_layer():
     assert float(ops.convert_to_numpy(none["online_probe_loss"])) == 0.0
 
 
+@pytest.mark.backend
 def test_unlabelled_batches_leave_the_online_probe_alone():
     model = make_model(online_probe_classes=3)
     images = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3))
@@ -448,8 +476,9 @@ def test_unlabelled_batches_leave_the_online_probe_alone():
     assert not changed(before, weights(model.probe_variables))
 
 
+@pytest.mark.backend
 def test_online_probe_heads_read_y_and_the_flat_conv_map():
-    model = make_model(online_probe_classes=5)
+    model = make_model(online_probe_classes=5, encoder=networks.basic32x32())
     heads = model.online_probe_heads
     assert sorted(heads) == ["conv", "y"]
     assert tuple(heads["y"].kernel.shape) == (64, 5)

@@ -9,6 +9,9 @@ from keras import ops
 from dim_keras import networks
 from dim_keras.networks import normalization
 
+# Every test here depends on the Keras backend: CI runs them on each.
+pytestmark = pytest.mark.backend
+
 
 def numpy(x):
     return ops.convert_to_numpy(x)

@@ -8,6 +8,9 @@ from keras import ops
 
 from dim_keras import objective
 
+# Every test here depends on the Keras backend: CI runs them on each.
+pytestmark = pytest.mark.backend
+
 
 def value(x):
     return float(ops.convert_to_numpy(x))

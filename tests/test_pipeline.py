@@ -52,6 +52,7 @@ def test_bad_batch_size_is_refused(batch_size):
         training_pipeline(numbered_images(8), batch_size)
 
 
+@pytest.mark.backend
 def test_pipeline_suits_the_backend():
     pipeline = training_pipeline(numbered_images(9), 4, seed=0)
     if keras.backend.backend() == "tensorflow":

@@ -15,37 +15,36 @@ from dim_keras import runs
 from dim_keras import training
 from dim_keras.apps.cli import main
 from dim_keras.config import TrainConfig
+from tests.helpers import TRAINED_RUN_CLI as CLI_SETTINGS
+from tests.helpers import replace_file
+from tests.helpers import trained_run_config
 
-SETTINGS = dict(dataset="digits", encoder="basic32x32", batch_size=16,
-                critic_units=16, steps_per_epoch=2, jit_compile=False)
-CLI_SETTINGS = ["--dataset", "digits", "--encoder", "basic32x32",
-                "--batch-size", "16", "--critic-units", "16",
-                "--steps-per-epoch", "2", "--no-jit"]
+
+# Each damage replaces the file instead of writing into it: a run copy's
+# large files are hard links to the session's run (see `run_copy`).
 
 
 def truncate(path):
     with open(path, "rb") as f:
         data = f.read()
-    with open(path, "wb") as f:
-        f.write(data[: max(1, len(data) // 2)])
+    replace_file(path, data[: max(1, len(data) // 2)])
 
 
 def empty(path):
-    open(path, "wb").close()
+    replace_file(path, b"")
 
 
 def random_bytes(path):
-    with open(path, "wb") as f:
-        f.write(np.random.default_rng(0).bytes(4096))
+    replace_file(path, np.random.default_rng(0).bytes(4096))
 
 
 def wrong_json_type(path):
-    with open(path, "w") as f:
-        json.dump([1, 2, 3], f)
+    replace_file(path, json.dumps([1, 2, 3]).encode())
 
 
 def another_programs(path):
     if path.endswith(".h5"):
+        os.remove(path)
         with h5py.File(path, "w") as f:
             f["table"] = np.arange(10)
     elif path.endswith(".keras"):
@@ -53,41 +52,35 @@ def another_programs(path):
                             os.path.dirname(__file__), "fake_examples")
         os.replace(path[: -len(".keras")] + "-zip.zip", path)
     elif path.endswith(".csv"):
-        with open(path, "w") as f:
-            f.write("name,colour\napple,red\n")
+        replace_file(path, b"name,colour\napple,red\n")
     else:
-        with open(path, "w") as f:
-            json.dump({"name": "my-app", "version": 3}, f)
+        replace_file(path, json.dumps({"name": "my-app", "version": 3})
+                     .encode())
 
 
 DAMAGES = [truncate, empty, random_bytes, wrong_json_type, another_programs]
 
 
 def snapshot(directory):
-    """Every file under `directory` with a hash of its content."""
+    """Every file under `directory`, as a fingerprint of its content.
+
+    Files up to 1 MiB are hashed. Larger ones (the checkpoints, the
+    encoder) are fingerprinted by inode, size and modification time in
+    nanoseconds, which any write in place or atomic replacement changes,
+    instead of hashing 140 MB for every test.
+    """
     files = {}
     for root, _, names in os.walk(directory):
         for name in names:
             path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                digest = hashlib.sha256(f.read()).hexdigest()
+            info = os.stat(path)
+            if info.st_size > 2 ** 20:
+                digest = (info.st_ino, info.st_size, info.st_mtime_ns)
+            else:
+                with open(path, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
             files[os.path.relpath(path, directory)] = digest
     return files
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    run_dir = str(tmp_path_factory.mktemp("trained") / "run")
-    training.train(TrainConfig(epochs=2, **SETTINGS), run_dir, verbose=0,
-                   log=lambda message: None)
-    return run_dir
-
-
-@pytest.fixture
-def run_copy(trained_run, tmp_path):
-    copy = str(tmp_path / "run")
-    shutil.copytree(trained_run, copy)
-    return copy
 
 
 def assert_one_line_error(result, damaged):
@@ -123,19 +116,36 @@ def test_resume_with_a_damaged_config_changes_nothing(run_copy, damage):
 
 
 @pytest.mark.parametrize("damage", DAMAGES, ids=lambda d: d.__name__)
-def test_damaged_newest_checkpoint_resumes_from_the_previous(run_copy,
-                                                             damage):
+def test_damaged_newest_checkpoint_falls_back_to_the_previous(run_copy,
+                                                              damage):
+    # What a resumed run restores, without the training after it: the
+    # checkpoints are read (`runs.resume_points`) and the newest whose
+    # weights load is restored (`training._restore`).
     newest = os.path.join(run_copy, runs.CHECKPOINT_FILE)
     damage(newest)
     messages = []
-    result = training.train(TrainConfig(epochs=3, **SETTINGS), run_copy,
-                            verbose=0, log=messages.append)
+    points = runs.resume_points(run_copy, trained_run_config(epochs=3),
+                                warn=messages.append)
+    recorded = TrainConfig.from_dict(
+        runs.read_config(os.path.join(run_copy, runs.CONFIG_FILE)))
+    model = training.build_model(recorded, 32, num_classes=10)
+    epochs_done, history = training._restore(model, points, messages.append)
+    warnings = [m for m in messages if m.startswith("Warning:")]
+    assert len(warnings) == 1 and newest in warnings[0]
+    assert epochs_done == 1 and [row["epoch"] for row in history] == [1]
+
+
+def test_damaged_newest_checkpoint_resumes_from_the_previous(run_copy):
+    newest = os.path.join(run_copy, runs.CHECKPOINT_FILE)
+    truncate(newest)
+    messages = []
+    config = trained_run_config(epochs=3)
+    result = training.train(config, run_copy, verbose=0, log=messages.append)
     warnings = [m for m in messages if m.startswith("Warning:")]
     assert len(warnings) == 1 and newest in warnings[0]
     assert "from epoch 2" in " ".join(messages)
     assert [row["epoch"] for row in result["history"]] == [1, 2, 3]
-    assert runs.read_run_state(run_copy, TrainConfig(epochs=3, **SETTINGS))[
-        0] == 3
+    assert runs.read_run_state(run_copy, config)[0] == 3
     with open(os.path.join(run_copy, runs.HISTORY_FILE)) as f:
         assert [line.split(",")[0] for line in f.read().split()[1:]] == [
             "1", "2", "3"]

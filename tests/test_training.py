@@ -14,22 +14,14 @@ from dim_keras import recipes
 from dim_keras.config import TrainConfig
 from dim_keras.runs import RunError
 from dim_keras.training import train
+from tests.helpers import quiet
+from tests.helpers import speakers_folder
+from tests.helpers import tiny_config
+from tests.helpers import trained_run_config
 
 
-def tiny_config(**kwargs):
-    settings = dict(epochs=1, batch_size=64, critic_units=16, seed=0)
-    settings.update(kwargs)
-    return TrainConfig(**settings)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("run"))
-    train(tiny_config(), path, verbose=0, log=lambda _: None)
-    return path
-
-
-def test_run_directory_holds_every_file(run_dir):
+def test_run_directory_holds_every_file(trained_run):
+    run_dir = trained_run
     for name in (
         "config.json",
         "encoder.keras",
@@ -40,13 +32,13 @@ def test_run_directory_holds_every_file(run_dir):
         assert os.path.exists(os.path.join(run_dir, name)), name
     with open(os.path.join(run_dir, "config.json")) as f:
         config = json.load(f)
-    assert config["encoder"] == "basic32x32" and config["epochs"] == 1
+    assert config["encoder"] == "basic32x32" and config["epochs"] == 2
     # Unset recipe settings are recorded as digits' recipe filled them in.
-    assert TrainConfig.from_dict(config) == tiny_config(
+    assert TrainConfig.from_dict(config) == trained_run_config(
         encoder="basic32x32").with_recipe(recipes.CIFAR_LIKE)
     with open(os.path.join(run_dir, "history.csv")) as f:
         rows = list(csv.DictReader(f))
-    assert [r["epoch"] for r in rows] == ["1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]
     for key in ("loss", "local_mi", "prior_loss", "discriminator_loss",
                 "online_probe_loss", "monitor_seconds"):
         assert np.isfinite(float(rows[0][key]))
@@ -60,44 +52,44 @@ def test_run_directory_holds_every_file(run_dir):
 
 def test_monitors_off(tmp_path):
     result = train(tiny_config(online_probe=False, knn_every=0),
-                   str(tmp_path), verbose=0, log=lambda _: None)
+                   str(tmp_path), verbose=0, log=quiet)
     assert result["model"].online_probe_heads == {}
     row = result["history"][0]
     assert not [k for k in row if "probe" in k or "knn" in k]
     assert "monitor_seconds" not in row
 
 
-def test_a_run_recorded_before_the_online_probe_resumes_without_it(run_dir,
-                                                                   tmp_path):
+def test_a_run_recorded_before_the_online_probe_resumes_without_it(
+        trained_run, tmp_path):
     old = tmp_path / "old"
     old.mkdir()
-    with open(os.path.join(run_dir, "config.json")) as f:
+    with open(os.path.join(trained_run, "config.json")) as f:
         config = json.load(f)
     del config["online_probe"], config["knn_every"]
     (old / "config.json").write_text(json.dumps(config))
     with pytest.raises(RunError, match="other settings \\(online_probe\\)"):
-        train(tiny_config(), str(old), verbose=0)
+        train(trained_run_config(), str(old), verbose=0)
 
 
-def test_finished_run_does_nothing(run_dir):
+def test_finished_run_does_nothing(run_copy):
     messages = []
-    result = train(tiny_config(), run_dir, verbose=0, log=messages.append)
+    result = train(trained_run_config(), run_copy, verbose=0,
+                   log=messages.append)
     assert not result["trained"]
-    assert "already finished 1 epochs" in messages[0]
+    assert "already finished 2 epochs" in messages[0]
 
 
-def test_other_settings_in_the_same_directory_are_refused(run_dir):
+def test_other_settings_in_the_same_directory_are_refused(run_copy):
     with pytest.raises(RunError, match="other settings \\(estimator\\)"):
-        train(tiny_config(estimator="nce"), run_dir, verbose=0)
+        train(trained_run_config(estimator="nce"), run_copy, verbose=0)
 
 
-def test_raising_epochs_continues_the_run(tmp_path):
-    path = str(tmp_path)
-    train(tiny_config(), path, verbose=0, log=lambda _: None)
+def test_raising_epochs_continues_the_run(run_copy):
     messages = []
-    result = train(tiny_config(epochs=2), path, verbose=0, log=messages.append)
-    assert "from epoch 2" in messages[0]
-    assert [row["epoch"] for row in result["history"]] == [1, 2]
+    result = train(trained_run_config(epochs=3), run_copy, verbose=0,
+                   log=messages.append)
+    assert "from epoch 3" in messages[0]
+    assert [row["epoch"] for row in result["history"]] == [1, 2, 3]
 
 
 RELOAD = textwrap.dedent(
@@ -118,17 +110,19 @@ RELOAD = textwrap.dedent(
     import numpy as np
     import keras
 
-    encoder = keras.saving.load_model(sys.argv[1])
-    images = np.load(sys.argv[2])
-    outputs = encoder.predict(images, verbose=0)
-    np.savez(sys.argv[3], **outputs)
+    images = np.load(sys.argv[1])
+    for path, out in zip(sys.argv[2::2], sys.argv[3::2]):
+        encoder = keras.saving.load_model(path)
+        np.savez(out, **encoder.predict(images, verbose=0))
     """
 )
 
 
-def test_saved_encoder_reloads_without_dim_keras(run_dir, tmp_path):
+@pytest.mark.slow  # a process without dim_keras
+def test_saved_encoder_reloads_without_dim_keras(trained_run, tmp_path):
     import keras
 
+    run_dir = trained_run
     encoder = keras.saving.load_model(os.path.join(run_dir, "encoder.keras"))
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3))
     images = images.astype("uint8")
@@ -140,8 +134,8 @@ def test_saved_encoder_reloads_without_dim_keras(run_dir, tmp_path):
         [
             sys.executable,
             str(script),
-            os.path.join(run_dir, "encoder.keras"),
             str(tmp_path / "images.npy"),
+            os.path.join(run_dir, "encoder.keras"),
             str(tmp_path / "out.npz"),
         ],
         cwd=tmp_path,
@@ -155,6 +149,7 @@ def test_saved_encoder_reloads_without_dim_keras(run_dir, tmp_path):
         np.testing.assert_allclose(reloaded[key], expected[key], atol=1e-5)
 
 
+@pytest.mark.slow  # a process without dim_keras loads the three files
 def test_channel_split_run_saves_both_encoders_and_their_concatenation(
         tmp_path):
     import keras
@@ -162,23 +157,25 @@ def test_channel_split_run_saves_both_encoders_and_their_concatenation(
     run = str(tmp_path / "run")
     train(tiny_config(channel_split="luma-chroma", estimator="nce",
                       steps_per_epoch=2, batch_size=8),
-          run, verbose=0, log=lambda _: None)
+          run, verbose=0, log=quiet)
     images = np.random.default_rng(1).integers(
         0, 256, (4, 32, 32, 3)).astype("uint8")
     np.save(tmp_path / "images.npy", images)
     script = tmp_path / "reload.py"
     script.write_text(RELOAD)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    outputs = {}
-    for name in ("encoder", "encoder_luma", "encoder_chroma"):
-        path = os.path.join(run, f"{name}.keras")
+    names = ("encoder", "encoder_luma", "encoder_chroma")
+    arguments = []
+    for name in names:
         with open(os.path.join(run, f"{name}.json")) as f:
             assert json.load(f)["input"]["layout"] == "NHWC, RGB"
-        subprocess.run(  # each loads where dim_keras cannot be imported
-            [sys.executable, str(script), path, str(tmp_path / "images.npy"),
-             str(tmp_path / f"{name}.npz")],
-            cwd=tmp_path, env=env, check=True)
-        outputs[name] = dict(np.load(tmp_path / f"{name}.npz"))
+        arguments += [os.path.join(run, f"{name}.keras"),
+                      str(tmp_path / f"{name}.npz")]
+    subprocess.run(  # each loads where dim_keras cannot be imported
+        [sys.executable, str(script), str(tmp_path / "images.npy")]
+        + arguments, cwd=tmp_path, env=env, check=True)
+    outputs = {name: dict(np.load(tmp_path / f"{name}.npz"))
+               for name in names}
     assert outputs["encoder"]["y"].shape == (4, 128)
     for key in ("local", "conv", "fc", "y"):
         np.testing.assert_allclose(
@@ -195,30 +192,16 @@ def test_channel_split_run_saves_both_encoders_and_their_concatenation(
     assert parts[1].count_params() - parts[0].count_params() == 64 * 16 + 4
 
 
-def _speakers_folder(root, speakers=3, per_speaker=4, seconds=1.1):
-    """Tone-and-noise 'voices': speaker k hums at 150 * (k + 1) Hz."""
-    import soundfile
-
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * 16000)) / 16000
-    for k in range(speakers):
-        os.makedirs(os.path.join(root, f"spk{k}"))
-        for u in range(per_speaker):
-            wave = 0.3 * np.sin(2 * np.pi * 150 * (k + 1) * t)
-            wave += 0.05 * rng.normal(size=len(t))
-            soundfile.write(os.path.join(root, f"spk{k}", f"u{u}.wav"),
-                            wave, 16000)
-    return f"folder:{root}"
-
-
 def test_a_speech_run_trains_a_portable_wave1d_encoder(tmp_path):
     import keras
 
-    dataset = _speakers_folder(str(tmp_path / "speech"))
+    dataset = speakers_folder(str(tmp_path / "speech"))
     run = str(tmp_path / "run")
     lines = []
+    # The monitors on, as by default: speech has none of the image ones.
     result = train(tiny_config(dataset=dataset, batch_size=4,
-                               steps_per_epoch=2, estimator="nce"),
+                               steps_per_epoch=2, estimator="nce",
+                               online_probe=True, knn_every=None),
                    run, verbose=0, log=lines.append)
     config = result["config"]
     assert config.encoder == "wave1d" and config.views == 2
@@ -242,13 +225,13 @@ def test_a_speech_run_trains_a_portable_wave1d_encoder(tmp_path):
 ])
 def test_settings_that_need_images_are_refused_on_speech(tmp_path, settings,
                                                          match):
-    dataset = _speakers_folder(str(tmp_path / "speech"), per_speaker=2)
+    dataset = speakers_folder(str(tmp_path / "speech"), per_speaker=2)
     with pytest.raises(RunError, match=match):
         train(tiny_config(dataset=dataset, batch_size=4, **settings),
-              str(tmp_path / "run"), verbose=0, log=lambda _: None)
+              str(tmp_path / "run"), verbose=0, log=quiet)
 
 
 def test_a_speech_encoder_is_refused_on_images(tmp_path):
     with pytest.raises(RunError, match="Received: encoder='wave1d'"):
         train(tiny_config(encoder="wave1d"), str(tmp_path / "run"),
-              verbose=0, log=lambda _: None)
+              verbose=0, log=quiet)

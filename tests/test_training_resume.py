@@ -15,22 +15,10 @@ import tensorflow as tf
 
 from dim_keras import runs
 from dim_keras import training
-from dim_keras.config import TrainConfig
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tiny_config(**overrides):
-    values = dict(
-        dataset="digits",
-        batch_size=8,
-        critic_units=16,
-        steps_per_epoch=2,
-        epochs=1,
-        jit_compile=False,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
+from tests.helpers import ROOT
+from tests.helpers import quiet
+from tests.helpers import tiny_config
+from tests.helpers import trained_run_config
 
 
 def read_history(run_dir):
@@ -54,7 +42,8 @@ def all_state(model):
 
 def test_checkpoint_restores_weights_and_both_optimizers(tmp_path):
     run_dir = str(tmp_path / "run")
-    first = training.train(tiny_config(), run_dir, verbose=0, log=lambda m: None)
+    first = training.train(tiny_config(online_probe=True), run_dir, verbose=0,
+                           log=quiet)
     saved = all_state(first["model"])
     model = first["model"]
     # Both Adam optimizers took steps and have non-zero moments to restore.
@@ -67,8 +56,9 @@ def test_checkpoint_restores_weights_and_both_optimizers(tmp_path):
     assert d_moments and any(np.abs(v.numpy()).max() > 0 for v in d_moments)
     assert int(model.probe_optimizer.iterations.numpy()) == 2
 
-    fresh = training.build_model(tiny_config(encoder="basic32x32"), 32,
-                                 num_classes=10)
+    fresh = training.build_model(
+        tiny_config(encoder="basic32x32", online_probe=True), 32,
+        num_classes=10)
     before = all_state(fresh)
     assert set(before) == set(saved)
     assert all(before[k].shape == saved[k].shape for k in saved)
@@ -81,45 +71,42 @@ def test_checkpoint_restores_weights_and_both_optimizers(tmp_path):
         np.testing.assert_array_equal(restored[key], value, err_msg=key)
 
 
-def test_checkpoint_is_the_commit_point(tmp_path):
+def test_checkpoint_is_the_commit_point(run_copy):
     """A state.json older than the checkpoint (a kill between the two
     writes) does not make the run redo or skip an epoch."""
-    run_dir = str(tmp_path / "run")
-    training.train(tiny_config(), run_dir, verbose=0, log=lambda m: None)
+    run_dir = run_copy
     with open(os.path.join(run_dir, runs.STATE_FILE), "w") as f:
         json.dump({"epochs_done": 0, "history": []}, f)
-    config = tiny_config(encoder="basic32x32")
+    config = trained_run_config(encoder="basic32x32")
     epochs_done, history = runs.read_run_state(run_dir, config)
-    assert epochs_done == 1 and [r["epoch"] for r in history] == [1]
+    assert epochs_done == 2 and [r["epoch"] for r in history] == [1, 2]
 
 
-def test_finished_run_does_nothing_and_raised_epochs_continue(tmp_path):
-    run_dir = str(tmp_path / "run")
-    training.train(tiny_config(), run_dir, verbose=0, log=lambda m: None)
+def test_finished_run_does_nothing_and_raised_epochs_continue(run_copy):
+    run_dir = run_copy
     checkpoint = os.path.join(run_dir, runs.CHECKPOINT_FILE)
     stamp = os.stat(checkpoint).st_mtime_ns
     messages = []
-    again = training.train(tiny_config(), run_dir, verbose=0,
+    again = training.train(trained_run_config(), run_dir, verbose=0,
                            log=messages.append)
     assert not again["trained"]
-    assert "already finished 1 epochs" in messages[0]
+    assert "already finished 2 epochs" in messages[0]
     assert os.stat(checkpoint).st_mtime_ns == stamp
 
     messages = []
-    more = training.train(tiny_config(epochs=2), run_dir, verbose=0,
+    more = training.train(trained_run_config(epochs=3), run_dir, verbose=0,
                           log=messages.append)
-    assert any("from epoch 2" in m for m in messages)
+    assert any("from epoch 3" in m for m in messages)
     # The restored optimizers continue counting: 2 steps per epoch.
-    assert int(more["model"].optimizer.iterations.numpy()) == 4
-    assert int(more["model"].discriminator_optimizer.iterations.numpy()) == 4
-    assert [r["epoch"] for r in read_history(run_dir)] == ["1", "2"]
+    assert int(more["model"].optimizer.iterations.numpy()) == 6
+    assert int(more["model"].discriminator_optimizer.iterations.numpy()) == 6
+    assert [r["epoch"] for r in read_history(run_dir)] == ["1", "2", "3"]
 
 
-def test_changed_settings_are_refused(tmp_path):
-    run_dir = str(tmp_path / "run")
-    training.train(tiny_config(), run_dir, verbose=0, log=lambda m: None)
+def test_changed_settings_are_refused(run_copy):
     with pytest.raises(runs.RunError, match="estimator"):
-        training.train(tiny_config(estimator="nce"), run_dir, verbose=0)
+        training.train(trained_run_config(estimator="nce"), run_copy,
+                       verbose=0)
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_epoch(tmp_path, monkeypatch):
@@ -140,7 +127,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_epoch(tmp_path, monkeypatch):
     )
     run_dir = str(tmp_path / "run")
     with pytest.raises(runs.RunError) as info:
-        training.train(config, run_dir, verbose=0, log=lambda m: None)
+        training.train(config, run_dir, verbose=0, log=quiet)
     message = str(info.value)
     assert "non-finite loss in epoch 2" in message
     assert "last good epoch (1) is kept" in message
@@ -178,6 +165,7 @@ def _epochs_done(out):
         return 0
 
 
+@pytest.mark.slow  # two CLI processes, one killed with SIGKILL
 def test_sigkill_mid_epoch_then_resume(tmp_path):
     out = str(tmp_path / "run")
     epochs, steps = 4, 4
@@ -228,7 +216,7 @@ def test_mixed_precision_training(tmp_path, precision):
     run_dir = str(tmp_path / "run")
     result = training.train(
         tiny_config(precision=precision), run_dir, verbose=0,
-        log=lambda m: None,
+        log=quiet,
     )
     # The global policy is the caller's again afterwards.
     assert keras.config.dtype_policy().name == "float32"
@@ -303,7 +291,7 @@ def test_a_run_resumes_with_the_recipe_it_started_with(tmp_path):
     run_dir = str(tmp_path / "run")
     first = training.train(
         tiny_config(lr=1e-4, augment=True, critic_norm="batch_layer"),
-        run_dir, verbose=0, log=lambda m: None,
+        run_dir, verbose=0, log=quiet,
     )
     assert first["config"].lr == 1e-4
     path = os.path.join(run_dir, runs.CONFIG_FILE)
@@ -313,15 +301,14 @@ def test_a_run_resumes_with_the_recipe_it_started_with(tmp_path):
     with open(path, "w") as f:
         json.dump(recorded, f)
     resumed = training.train(tiny_config(epochs=2), run_dir, verbose=0,
-                             log=lambda m: None)
+                             log=quiet)
     assert resumed["resumed"] and resumed["epochs_done"] == 2
     config = resumed["config"]
     assert (config.lr, config.augment, config.critic_norm) == (
         1e-4, True, "batch_layer")
     assert config.view_crop == "resized"  # views were resized crops then
-    # A new run on the same dataset takes today's recipe.
-    fresh = training.train(tiny_config(critic_units=None),
-                           str(tmp_path / "fresh"), verbose=0,
-                           log=lambda m: None)
-    assert (fresh["config"].lr, fresh["config"].critic_units) == (1e-3, 512)
-    assert fresh["config"].view_crop == "translate"
+    # A new run on the same dataset takes today's recipe (as `train`
+    # resolves a config for an empty run directory).
+    fresh = tiny_config(critic_units=None).resolved(resumed["dataset"])
+    assert (fresh.lr, fresh.critic_units) == (1e-3, 512)
+    assert fresh.view_crop == "translate"

@@ -13,11 +13,9 @@ from dim_keras import atomic
 from dim_keras import runs
 from dim_keras import training
 from dim_keras.apps.cli import main
-from dim_keras.config import TrainConfig
 from dim_keras.run_lock import LOCK_FILE
-
-SETTINGS = dict(dataset="digits", batch_size=8, critic_units=16,
-                steps_per_epoch=2, jit_compile=False)
+from tests import helpers
+from tests.helpers import quiet
 
 
 def no_space():
@@ -26,9 +24,8 @@ def no_space():
 
 
 def tiny_config(**overrides):
-    values = dict(SETTINGS, epochs=2)
-    values.update(overrides)
-    return TrainConfig(**values)
+    """The tiny settings, for two epochs unless told."""
+    return helpers.tiny_config(**dict(dict(epochs=2), **overrides))
 
 
 class _FailingFsync:
@@ -123,7 +120,7 @@ def test_a_full_disk_in_epoch_2_keeps_the_last_saved_epoch(
     run_dir = str(tmp_path / "run")
     fail_write(monkeypatch, name, call=2)
     with pytest.raises(runs.WriteError) as info:
-        training.train(tiny_config(), run_dir, verbose=0, log=lambda m: None)
+        training.train(tiny_config(), run_dir, verbose=0, log=quiet)
     message = str(info.value)
     assert len(message.splitlines()) == 1
     assert message.startswith(
@@ -146,7 +143,7 @@ def test_the_run_resumes_once_space_is_freed(tmp_path, monkeypatch):
         fail_write(patch, runs.CHECKPOINT_FILE, call=2)
         with pytest.raises(runs.WriteError):
             training.train(tiny_config(), run_dir, verbose=0,
-                           log=lambda m: None)
+                           log=quiet)
     messages = []
     result = training.train(tiny_config(), run_dir, verbose=0,
                             log=messages.append)
@@ -174,7 +171,7 @@ def test_an_unwritable_out_in_the_first_epoch_leaves_no_epoch(
     fail_write(monkeypatch, runs.HISTORY_FILE, call=1, error=denied)
     with pytest.raises(runs.WriteError) as info:
         training.train(tiny_config(epochs=1), run_dir, verbose=0,
-                       log=lambda m: None)
+                       log=quiet)
     message = str(info.value)
     history = os.path.join(run_dir, runs.HISTORY_FILE)
     assert f"could not write {history} (Permission denied)" in message
@@ -188,10 +185,8 @@ def test_the_command_stops_with_one_line(tmp_path, monkeypatch):
     out = str(tmp_path / "run")
     fail_write(monkeypatch, runs.CHECKPOINT_FILE, call=2)
     result = CliRunner().invoke(main, [
-        "train", "--out", out, "--dataset", "digits", "--batch-size", "8",
-        "--critic-units", "16", "--steps-per-epoch", "2", "--epochs", "2",
-        "--no-jit", "--no-evaluate",
-    ])
+        "train", "--out", out, "--epochs", "2", "--no-evaluate",
+    ] + helpers.TINY_CLI)
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     errors = [line for line in result.output.splitlines()

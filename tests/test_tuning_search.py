@@ -193,6 +193,7 @@ def test_bad_options_fail_with_one_line(tmp_path, args, message):
     assert not out.exists()
 
 
+@pytest.mark.slow  # a search of two trials, then a CLI run
 def test_tiny_search_then_train_the_best_config(tmp_path):
     """Three real trials; `train --config best.json` repeats the best."""
     out = str(tmp_path / "search")
