@@ -1,6 +1,7 @@
 """Tests of `dim-keras train --backend`."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -59,11 +60,24 @@ def test_train_on_another_backend(backend, tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "dim_keras.apps.cli", "train", "--backend", backend,
-         "--epochs", "1", "--batch-size", "256", "--critic-units", "16",
-         "--out", str(out)],
+         "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "256",
+         "--critic-units", "16", "--no-evaluate", "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"{backend} backend" in result.stdout
     assert (out / "encoder.keras").exists()
     assert (out / "history.csv").read_text().count("\n") == 2
+    # Its evaluation, on the same backend, with every part kept short.
+    result = subprocess.run(
+        [sys.executable, "-m", "dim_keras.apps.cli", "evaluate", str(out),
+         "--mlp-epochs", "2", "--mine-steps", "20", "--ndm-steps", "20"],
+        cwd=ROOT, env=dict(env, KERAS_BACKEND=backend), capture_output=True,
+        text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out / "evaluation.json") as f:
+        evaluation = json.load(f)
+    assert {p["representation"] for p in evaluation["probes"]} == {
+        "dim", "random", "pixels"}
+    assert {d["measure"] for d in evaluation["dependence"]} == {"mine", "ndm"}
