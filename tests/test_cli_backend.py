@@ -60,8 +60,8 @@ def test_train_on_another_backend(backend, tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "dim_keras.apps.cli", "train", "--backend", backend,
-         "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "256",
-         "--critic-units", "16", "--no-evaluate", "--out", str(out)],
+         "--epochs", "1", "--batch-size", "256", "--critic-units", "16",
+         "--no-evaluate", "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
