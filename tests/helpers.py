@@ -54,15 +54,6 @@ def quiet(message):
     """A `log` for `train` that prints nothing."""
 
 
-def correlated_gaussians(n, dim, rho, seed):
-    """`n` pairs of `dim`-dimensional standard Gaussians, correlated `rho`
-    per dimension: I(X; Y) = -dim / 2 * log(1 - rho^2) nats."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, dim))
-    y = rho * x + np.sqrt(1.0 - rho**2) * rng.normal(size=(n, dim))
-    return x.astype("float32"), y.astype("float32")
-
-
 def replace_file(path, content):
     """Writes `content` (bytes) as a new file at `path`.
 

@@ -5,23 +5,15 @@ import os
 
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from dim_keras.apps.cli import main
 from dim_keras.data import tfds_data
 from tests import tiny_imagenet_layout as layout
-
-
-def _folder(root, per_class=6):
-    for k, name in enumerate(["a", "b"]):
-        os.makedirs(root / name)
-        for i in range(per_class):
-            Image.new("RGB", (20, 20), (k * 200, i * 30, 50)).save(
-                root / name / f"{i}.png")
+from tests.helpers import image_folder
 
 
 def test_train_on_a_folder_with_no_augment_and_occlusion(tmp_path):
-    _folder(tmp_path / "imgs")
+    image_folder(tmp_path / "imgs")
     out = tmp_path / "run"
     result = CliRunner().invoke(main, [
         "train", "--dataset", f"folder:{tmp_path / 'imgs'}", "--epochs", "1",
@@ -50,7 +42,7 @@ def test_train_offline_without_data_is_one_line(tmp_path, monkeypatch):
 
 
 def test_train_on_a_corrupt_folder_names_the_file(tmp_path):
-    _folder(tmp_path / "imgs", per_class=2)
+    image_folder(tmp_path / "imgs", per_class=2)
     (tmp_path / "imgs" / "a" / "bad.png").write_bytes(b"\x89PNG broken")
     result = CliRunner().invoke(main, [
         "train", "--dataset", f"folder:{tmp_path / 'imgs'}",

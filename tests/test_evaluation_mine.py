@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 
 from dim_keras.evaluation.mine import mine
-from tests.helpers import correlated_gaussians as _correlated
+
+
+def _correlated(n, dim, rho, seed):
+    """`n` pairs of `dim`-dimensional standard Gaussians, correlated `rho`
+    per dimension: I(X; Y) = -dim / 2 * log(1 - rho^2) nats."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim))
+    y = rho * x + np.sqrt(1.0 - rho**2) * rng.normal(size=(n, dim))
+    return x.astype("float32"), y.astype("float32")
 
 
 def test_mine_recovers_closed_form_gaussian_mi_within_10_percent():
