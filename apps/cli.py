@@ -28,49 +28,6 @@ from dim_keras.tuning.settings import default as search_default
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-# Multi-view DIM's estimator unless one is given (NCE, as AMDIM and CMC).
-MULTI_VIEW_ESTIMATOR = "nce"
-# Two views of images, unless given: the recipe that beat single-view DIM
-# on CIFAR-10 (benchmarks/README.md): AMDIM's score temperature (None:
-# the square root of the critic's width), clipping and penalty, Y against
-# the local and the conv maps, and batches of 32 images (64 views).
-MULTI_VIEW_IMAGE_SETTINGS = {
-    "score_temperature": None,
-    "score_clip": 20.0,
-    "score_penalty": 0.05,
-    "scales": "y-local,y-conv",
-    "batch_size": 32,
-}
-
-
-def with_multi_view_defaults(values, given):
-    """The settings of `dim-keras train` with the multi-view defaults.
-
-    Two views, a channel split and speech take `MULTI_VIEW_ESTIMATOR`
-    unless an estimator is given; two views of images also take
-    `MULTI_VIEW_IMAGE_SETTINGS` for each of them not given.
-
-    Args:
-        values: dict of setting name to value (options and config file).
-        given: set of the names the user gave (an option on the command
-            line or a key of the config file); the others are defaults.
-
-    Returns:
-        A new dict of settings.
-    """
-    values = dict(values)
-    if ((values.get("views") == 2
-            or values.get("channel_split", "none") != "none"
-            or _is_speech(values.get("dataset")))
-            and "estimator" not in given):
-        values["estimator"] = MULTI_VIEW_ESTIMATOR
-    if values.get("views") == 2 and not _is_speech(values.get("dataset")):
-        for name, value in MULTI_VIEW_IMAGE_SETTINGS.items():
-            if name not in given:
-                values[name] = value
-    return values
-
-
 def fail(message, code=2):
     """Prints a one-line error and exits with a non-zero code."""
     click.echo(f"Error: {message}", err=True)
@@ -136,16 +93,6 @@ def use_backend(name):
         )
 
 
-def _is_speech(dataset):
-    """Whether a dataset name is speech (an unknown name is not)."""
-    from dim_keras.data import dataset_modality
-
-    try:
-        return dataset_modality(dataset) == "audio"
-    except (ValueError, TypeError):
-        return False  # reported when the config is validated
-
-
 def _default_run_dir(dataset):
     import datetime
 
@@ -159,112 +106,147 @@ def main():
     """Deep InfoMax: learn image representations without labels."""
 
 
+def _setting(name, *decls, **kwargs):
+    """A click option of the `TrainConfig` setting `name`.
+
+    Its default is None (not given): the run takes `TrainConfig`'s default,
+    or the dataset's recipe and view scheme's where that is None; `--help`
+    shows the former.
+    """
+    if "is_flag" not in kwargs and default(name) is not None:
+        kwargs.setdefault("show_default", str(default(name)))
+    kwargs.setdefault("default", None)
+    return click.option(*decls, name, **kwargs)
+
+
+# The settings of a run, declared once: `dim-keras train` trains with those
+# given; `dim-keras tune` pins those it searches and trains every trial with
+# the others.
+SETTING_OPTIONS = (
+    _setting("dataset", "--dataset", show_default=default("dataset"),
+             help="Dataset name (see `dim-keras datasets`) or folder:PATH."),
+    _setting("data_dir", "--data-dir", help="Where datasets are stored."),
+    _setting("encoder", "--encoder", type=Choice(ENCODERS),
+             help="Encoder architecture (default: the dataset's)."),
+    _setting("estimator", "--estimator", type=Choice(ESTIMATORS),
+             help="MI estimator (default: jsd; nce for --views 2, a channel "
+                  "split and speech)."),
+    _setting("alpha", "--alpha", type=float, help="Weight of global MI."),
+    _setting("beta", "--beta", type=float, help="Weight of local MI."),
+    _setting("gamma", "--gamma", type=float,
+             help="Weight of prior matching."),
+    _setting("batch_size", "--batch-size", type=int,
+             help="Images per batch (default 64; 32 images, 64 views, with "
+                  "--views 2 on images)."),
+    _setting("lr", "--lr", type=float,
+             help="Adam learning rate, betas 0.5, 0.999 (default: the "
+                  "dataset's recipe; `dim-keras datasets` lists them)."),
+    _setting("seed", "--seed", type=int),
+    _setting("local_critic", "--local-critic", type=Choice(LOCAL_CRITICS)),
+    _setting("critic_units", "--critic-units", type=int,
+             help="Local critic width (default: the dataset's recipe, else "
+                  "2048 / 512)."),
+    _setting("critic_norm", "--critic-norm", type=Choice(CRITIC_NORMS),
+             help="Normalizations of the encode_and_dot critic: batch and "
+                  "layer norm (the reference's), layer norm only, none "
+                  "(default: the dataset's recipe)."),
+    _setting("gradient_penalty", "--gradient-penalty", type=float,
+             help="Prior discriminator's penalty."),
+    _setting("steps_per_epoch", "--steps-per-epoch", type=int,
+             help="Batches per epoch (default: one pass over the data)."),
+    _setting("distribute", "--distribute", type=Choice(STRATEGIES),
+             help="none, mirrored (TF), multi-worker (several hosts: JAX "
+                  "with KERAS_DISTRIBUTION_*, or TF with TF_CONFIG), "
+                  "data-parallel (JAX) or auto (all local GPUs when "
+                  "several)."),
+    _setting("global_negatives", "--global-negatives", is_flag=True,
+             default=False,
+             help="Score every replica against the whole global batch."),
+    _setting("precision", "--precision", type=Choice(PRECISIONS)),
+    click.option("--no-jit", is_flag=True,
+                 help="Never XLA-compile the step (default: on GPUs only)."),
+    _setting("augment", "--augment/--no-augment",
+             help="Turn the dataset's crop/flip augmentation on or off "
+                  "(default: the dataset's recipe)."),
+    _setting("occlusion", "--occlusion", is_flag=True, default=False,
+             help="Y from images with a random block masked."),
+    _setting("views", "--views", type=int,
+             help="2: multi-view DIM (two augmented views of each image, "
+                  "each view's local features against the other's Y; "
+                  "unless given: NCE, AMDIM's score temperature, clipping "
+                  "and penalty, --scales y-local,y-conv, --batch-size 32). "
+                  "Default 1; speech always takes 2: two chunks of one "
+                  "speaker (NCE unless --estimator is given)."),
+    _setting("score_temperature", "--score-temperature", type=float,
+             help="Divide every critic score by this (default 1; with "
+                  "--views 2 on images AMDIM's, the square root of the "
+                  "critic's width: 22.6 for 512 units)."),
+    _setting("score_clip", "--score-clip", type=float,
+             help="Soft-clip critic scores to c*tanh(s/c); 0 is off "
+                  "(default 0; 20, AMDIM's, with --views 2 on images)."),
+    _setting("score_penalty", "--score-penalty", type=float,
+             help="Weight of the mean squared critic score (default 0; "
+                  "0.05, AMDIM's, with --views 2 on images)."),
+    _setting("scales", "--scales",
+             help="Predictions of local MI, comma-separated: y-local "
+                  "(DIM's), y-conv (Y against the last conv map), "
+                  "local-local (a location of one view against the other "
+                  "view's map; --views 2) (default y-local; "
+                  "y-local,y-conv with --views 2 on images)."),
+    _setting("view_crop", "--view-crop", type=Choice(VIEW_CROPS),
+             help="How each of --views 2 is cropped: resized (AMDIM's "
+                  "random resized crop, area 0.3-1) or translate (AMDIM's "
+                  "CIFAR-10 shift of up to 4 pixels, one flip shared by "
+                  "both views) (default: the dataset's recipe)."),
+    _setting("channel_split", "--channel-split", type=Choice(CHANNEL_SPLITS),
+             help="luma-chroma: CMC's two encoders, one on the luminance "
+                  "and one on the colour of each image, each against the "
+                  "other (NCE unless --estimator is given)."),
+    _setting("online_probe", "--online-probe/--no-online-probe",
+             show_default=str(default("online_probe")).lower(),
+             help="Train a linear probe on the detached Y and conv during "
+                  "training and log its held-out accuracy every epoch "
+                  "(labelled data)."),
+    _setting("knn_every", "--knn-every", type=int,
+             help="Epochs between kNN accuracies of Y and conv on the "
+                  "held-out part (default: chosen to cost under 10% of "
+                  "training; 0 is off)."),
+)
+
+
+def setting_options(command):
+    """Decorates a command with `SETTING_OPTIONS`, in their order."""
+    for option in reversed(SETTING_OPTIONS):
+        command = option(command)
+    return command
+
+
+def given_settings(ctx, options):
+    """The `TrainConfig` settings given on the command line.
+
+    Args:
+        ctx: the click context.
+        options: dict of the command's parameters (of `SETTING_OPTIONS`).
+
+    Returns:
+        dict of the settings the user gave, `--no-jit` as `jit_compile`.
+    """
+    given = {}
+    for name, value in options.items():
+        source = ctx.get_parameter_source(name)
+        if source is None or source.name == "DEFAULT":
+            continue
+        if name == "no_jit":
+            given["jit_compile"] = False if value else None
+        else:
+            given[name] = value
+    return given
+
+
 @main.command()
-@click.option("--dataset", default=default("dataset"), show_default=True,
-              help="Dataset name (see `dim-keras datasets`) or folder:PATH.")
-@click.option("--data-dir", default=None, help="Where datasets are stored.")
-@click.option("--encoder", type=Choice(ENCODERS), default=None,
-              help="Encoder architecture (default: the dataset's).")
-@click.option("--estimator", type=Choice(ESTIMATORS),
-              default=default("estimator"), show_default=True,
-              help="MI estimator.")
-@click.option("--alpha", type=float, default=default("alpha"),
-              show_default=True, help="Weight of global MI.")
-@click.option("--beta", type=float, default=default("beta"),
-              show_default=True, help="Weight of local MI.")
-@click.option("--gamma", type=float, default=default("gamma"),
-              show_default=True, help="Weight of prior matching.")
-@click.option("--epochs", type=int, default=default("epochs"),
-              help="Epochs (default: the dataset's).")
-@click.option("--batch-size", type=int, default=default("batch_size"),
-              show_default=True,
-              help="Images per batch. With --views 2 on images: 32 (64 "
-                   "views).")
-@click.option("--lr", type=float, default=default("lr"),
-              help="Adam learning rate, betas 0.5, 0.999 (default: the "
-                   "dataset's recipe; `dim-keras datasets` lists them).")
-@click.option("--seed", type=int, default=default("seed"), show_default=True)
-@click.option("--local-critic", type=Choice(LOCAL_CRITICS),
-              default=default("local_critic"), show_default=True)
-@click.option("--critic-units", type=int, default=default("critic_units"),
-              help="Local critic width (default 2048 / 512).")
-@click.option("--critic-norm", type=Choice(CRITIC_NORMS),
-              default=default("critic_norm"),
-              help="Normalizations of the encode_and_dot critic: batch and "
-                   "layer norm (the reference's), layer norm only, none "
-                   "(default: the dataset's recipe).")
-@click.option("--gradient-penalty", type=float,
-              default=default("gradient_penalty"), show_default=True,
-              help="Prior discriminator's penalty.")
-@click.option("--steps-per-epoch", type=int,
-              default=default("steps_per_epoch"),
-              help="Batches per epoch (default: one pass over the data).")
-@click.option("--distribute", type=Choice(STRATEGIES),
-              default=default("distribute"), show_default=True,
-              help="none, mirrored (TF), multi-worker (several hosts: JAX "
-                   "with KERAS_DISTRIBUTION_*, or TF with TF_CONFIG), "
-                   "data-parallel (JAX) or auto (all local GPUs when "
-                   "several).")
-@click.option("--global-negatives", is_flag=True,
-              default=default("global_negatives"),
-              help="Score every replica against the whole global batch.")
-@click.option("--precision", type=Choice(PRECISIONS),
-              default=default("precision"), show_default=True)
-@click.option("--no-jit", is_flag=True,
-              help="Never XLA-compile the step (default: on GPUs only).")
-@click.option("--augment/--no-augment", default=default("augment"),
-              help="Turn the dataset's crop/flip augmentation on or off "
-                   "(default: the dataset's recipe).")
-@click.option("--occlusion", is_flag=True, default=default("occlusion"),
-              help="Y from images with a random block masked.")
-@click.option("--views", type=int, default=default("views"),
-              show_default=True,
-              help="2: multi-view DIM (two augmented views of each image, "
-                   "each view's local features against the other's Y; "
-                   "unless given: NCE, AMDIM's score temperature, clipping "
-                   "and penalty, --scales y-local,y-conv, --batch-size 32). "
-                   "Speech always takes "
-                   "2: two chunks of one speaker (NCE unless --estimator "
-                   "is given).")
-@click.option("--score-temperature", type=float,
-              default=default("score_temperature"), show_default=True,
-              help="Divide every critic score by this. With --views 2 on "
-                   "images: AMDIM's, the square root of the critic's width "
-                   "(22.6 for 512 units).")
-@click.option("--score-clip", type=float, default=default("score_clip"),
-              show_default=True,
-              help="Soft-clip critic scores to c*tanh(s/c); 0 is off. "
-                   "With --views 2 on images: 20 (AMDIM's).")
-@click.option("--score-penalty", type=float,
-              default=default("score_penalty"), show_default=True,
-              help="Weight of the mean squared critic score. With --views "
-                   "2 on images: 0.05 (AMDIM's).")
-@click.option("--scales", default=default("scales"), show_default=True,
-              help="Predictions of local MI, comma-separated: y-local "
-                   "(DIM's), y-conv (Y against the last conv map), "
-                   "local-local (a location of one view against the other "
-                   "view's map; --views 2). With --views 2 on images: "
-                   "y-local,y-conv.")
-@click.option("--view-crop", type=Choice(VIEW_CROPS),
-              default=default("view_crop"),
-              help="How each of --views 2 is cropped: resized (AMDIM's "
-                   "random resized crop, area 0.3-1) or translate (AMDIM's "
-                   "CIFAR-10 shift of up to 4 pixels, one flip shared by "
-                   "both views) (default: the dataset's recipe).")
-@click.option("--channel-split", type=Choice(CHANNEL_SPLITS),
-              default=default("channel_split"), show_default=True,
-              help="luma-chroma: CMC's two encoders, one on the luminance "
-                   "and one on the colour of each image, each against the "
-                   "other (NCE unless --estimator is given).")
-@click.option("--online-probe/--no-online-probe",
-              default=default("online_probe"), show_default=True,
-              help="Train a linear probe on the detached Y and conv during "
-                   "training and log its held-out accuracy every epoch "
-                   "(labelled data).")
-@click.option("--knn-every", type=int, default=default("knn_every"),
-              help="Epochs between kNN accuracies of Y and conv on the "
-                   "held-out part (default: chosen to cost under 10% of "
-                   "training; 0 is off).")
+@setting_options
+@_setting("epochs", "--epochs", type=int,
+          help="Epochs (default: the dataset's).")
 @click.option("--backend", type=Choice(BACKENDS), default=None,
               help="Keras backend (default: $KERAS_BACKEND, else Keras's).")
 @click.option("--config", "config_file", default=None,
@@ -276,14 +258,13 @@ def main():
 @click.option("--no-evaluate", is_flag=True,
               help="Skip evaluating the run after training.")
 @click.pass_context
-def train(ctx, config_file, out, no_jit, no_evaluate, backend, **options):
+def train(ctx, config_file, out, no_evaluate, backend, **options):
     """Train a DIM encoder."""
     use_backend(backend)
     from dim_keras.config import TrainConfig
     from dim_keras.data import DatasetError
     from dim_keras.runs import RunError
 
-    options["jit_compile"] = False if no_jit else None  # None: auto
     try:
         values = {}
         if config_file:
@@ -294,17 +275,7 @@ def train(ctx, config_file, out, no_jit, no_evaluate, backend, **options):
             values.update(read_json(config_file, remedy=(
                 "pass a JSON object of settings, such as a run's "
                 "config.json or a search's best.json")))
-        given = set(values)  # the config file's settings
-        for name, value in options.items():
-            if name == "jit_compile":
-                explicit = no_jit
-            else:
-                explicit = ctx.get_parameter_source(name).name != "DEFAULT"
-            if explicit:
-                given.add(name)
-            if explicit or name not in values:
-                values[name] = value
-        values = with_multi_view_defaults(values, given)
+        values.update(given_settings(ctx, options))  # options win
         config = TrainConfig.from_dict(values).validate()
     except (ValueError, TypeError) as e:
         fail(str(e))
@@ -418,8 +389,7 @@ def datasets(data_dir):
         click.echo(line)
 
 @main.command()
-@click.option("--dataset", default=default("dataset"), show_default=True)
-@click.option("--data-dir", default=None, help="Where datasets are stored.")
+@setting_options
 @click.option("--tuner", type=Choice(TUNERS), default=search_default("tuner"),
               show_default=True)
 @click.option("--max-trials", type=int, default=search_default("max_trials"),
@@ -439,58 +409,33 @@ def datasets(data_dir):
 @click.option("--max-failed", type=int, default=search_default("max_failed"),
               show_default=True,
               help="Failed trials in a row that stop the search.")
-@click.option("--estimator", type=Choice(ESTIMATORS), default=None,
-              help="Pin the estimator.")
-@click.option("--alpha", type=float, default=None, help="Pin global MI weight.")
-@click.option("--beta", type=float, default=None, help="Pin local MI weight.")
-@click.option("--gamma", type=float, default=None, help="Pin prior weight.")
-@click.option("--lr", type=float, default=None, help="Pin learning rate.")
-@click.option("--views", type=int, default=None,
-              help="Pin one view (1) or multi-view DIM (2).")
-@click.option("--score-temperature", type=float, default=None,
-              help="Pin the temperature dividing critic scores (1: none).")
-@click.option("--score-clip", type=float, default=None,
-              help="Pin the soft clipping of critic scores (0 is off).")
-@click.option("--scales", default=None,
-              help="Pin the predictions of local MI (see train --scales).")
-@click.option("--encoder", type=Choice(ENCODERS), default=None)
-@click.option("--batch-size", type=int, default=default("batch_size"),
-              show_default=True)
-@click.option("--critic-units", type=int, default=default("critic_units"))
-@click.option("--critic-norm", type=Choice(CRITIC_NORMS),
-              default=default("critic_norm"),
-              help="Default: the dataset's recipe.")
-@click.option("--local-critic", type=Choice(LOCAL_CRITICS),
-              default=default("local_critic"), show_default=True)
-@click.option("--gradient-penalty", type=float,
-              default=default("gradient_penalty"), show_default=True)
-@click.option("--seed", type=int, default=default("seed"), show_default=True)
-@click.option("--no-jit", is_flag=True,
-              help="Never XLA-compile the step (default: on GPUs only).")
 @click.option("--verbose", is_flag=True, help="KerasTuner's and Keras' logs.")
 @click.option("--out", required=True,
-              help="Search directory; an existing search there continues.")
-def tune(out, tuner, max_trials, epochs_per_trial, probe, layer,
-         val_fraction, max_failed, no_jit, verbose, **options):
+              help="Search directory; an existing search continues.")
+@click.pass_context
+def tune(ctx, out, tuner, max_trials, epochs_per_trial, probe, layer,
+         val_fraction, max_failed, verbose, **options):
     """Search alpha, beta, gamma, estimator, lr, views, scales, score
-    temperature and clipping by probe accuracy."""
+    temperature and clipping by probe accuracy.
+
+    A searched setting given as an option is pinned (not searched); the
+    other settings given apply to every trial, which otherwise takes the
+    dataset's recipe and view scheme as `dim-keras train` does.
+    """
     from dim_keras.config import TrainConfig
     from dim_keras.runs import RunError
 
     try:
         from dim_keras.tuning.search import run_search
         from dim_keras.tuning.settings import SearchSettings
+        from dim_keras.tuning.space import PINNABLE
     except ImportError as e:
         fail(f"dim-keras tune needs keras-tuner (pip install keras-tuner): {e}")
-    pins = {k: options.pop(k) for k in ("estimator", "alpha", "beta",
-                                        "gamma", "lr", "views",
-                                        "score_temperature", "score_clip",
-                                        "scales")}
-    pins = {k: v for k, v in pins.items() if v is not None}
+    given = given_settings(ctx, options)
+    pins = {name: given.pop(name) for name in PINNABLE if name in given}
     try:
         settings = SearchSettings(
-            base=TrainConfig(jit_compile=False if no_jit else None,
-                             **options),
+            base=TrainConfig(**given),
             tuner=tuner,
             max_trials=max_trials, epochs_per_trial=epochs_per_trial,
             pins=pins, probe=probe, layer=layer, val_fraction=val_fraction,

@@ -6,8 +6,6 @@ before Keras is loaded and its backend chosen. The modules that implement
 each choice import their names from here.
 """
 
-import math
-
 BACKENDS = ("tensorflow", "jax", "torch")
 ENCODERS = ("basic32x32", "alex64x64", "wave1d")
 # One encoder on RGB, or CMC's form: one encoder on luminance, one on colour.
@@ -122,21 +120,3 @@ def parse_scales(value):
             f"{', '.join(SCALES)}. Received: scales={value!r}"
         )
     return check_choices("scales", names, SCALES, what="scale prediction")
-
-
-def check_score_temperature(score_temperature):
-    """Checks the temperature that divides the critic scores.
-
-    Args:
-        score_temperature: the value to check.
-
-    Raises:
-        ValueError: unless it is a finite positive number.
-    """
-    if not (isinstance(score_temperature, (int, float))
-            and math.isfinite(score_temperature) and score_temperature > 0):
-        raise ValueError(
-            "score_temperature must be a positive number (1 leaves the "
-            "scores as they are). Received: "
-            f"score_temperature={score_temperature!r}"
-        )

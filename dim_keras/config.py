@@ -5,14 +5,17 @@ command line (`dim-keras train`, `dim-keras tune`) reads them from here.
 The module imports no Keras, so the command line can read it before the
 backend is chosen.
 A config is never changed in place: `resolved(dataset)` returns a new one
-with the dataset's defaults filled in: its encoder, its epochs and its
-training recipe (`dim_keras.recipes`) for the settings left unset.
+with the dataset's defaults filled in: its encoder, its epochs, its
+training recipe and its view scheme's settings (`dim_keras.recipes`) for the
+settings left unset (`None`). The library, `dim-keras train` and every
+trial of `dim-keras tune` resolve a config through it, so the same settings
+given give the same run. The checks of single settings are
+`dim_keras.checks`.
 """
 
 import dataclasses
-import math
 
-from dim_keras.choices import CHANNEL_SPLITS
+from dim_keras import checks
 from dim_keras.choices import CRITIC_NORMS
 from dim_keras.choices import ENCODERS
 from dim_keras.choices import ESTIMATORS
@@ -21,10 +24,11 @@ from dim_keras.choices import PRECISIONS
 from dim_keras.choices import STRATEGIES
 from dim_keras.choices import VIEW_CROPS
 from dim_keras.choices import check_choice
-from dim_keras.choices import check_score_temperature
-from dim_keras.choices import parse_scales
 from dim_keras.recipes import RECIPE_FIELDS
 from dim_keras.recipes import REFERENCE
+from dim_keras.recipes import SCHEME_FIELDS
+from dim_keras.recipes import SQRT_WIDTH
+from dim_keras.recipes import scheme_settings
 from dim_keras.recipes import sqrt_width_temperature
 
 
@@ -38,12 +42,15 @@ class TrainConfig:
         data_dir: str or None, where downloaded datasets live.
         encoder: str or None, encoder architecture; None picks the
             dataset's default.
-        estimator: `"jsd"`, `"dv"` or `"nce"`.
+        estimator: `"jsd"`, `"dv"` or `"nce"`, or None: the view scheme's
+            (`dim_keras.recipes.scheme_settings`: JSD for one view, NCE for
+            two views, a channel split and speech).
         alpha: weight of global MI.
         beta: weight of local MI.
         gamma: weight of prior matching.
         epochs: int or None; None picks the dataset's default.
-        batch_size: int, at least 2.
+        batch_size: int, at least 2, or None: the view scheme's (64; 32
+            images, 64 views, for two views of images).
         lr: float or None, Adam learning rate of both optimizers; None
             takes the dataset's recipe (`dim_keras.recipes`).
         seed: int, seeds weights, shuffling and prior samples.
@@ -76,21 +83,25 @@ class TrainConfig:
             (Keras dtype policy; estimators always compute in float32).
         views: 1 (DIM) or 2 (multi-view DIM: two augmented views of each
             image, each view's local map scored against the other's Y; see
-            `dim_keras.data.views` for the augmentation).
+            `dim_keras.data.views` for the augmentation), or None: 1 for
+            images; speech always trains two chunks of one speaker.
         score_temperature: float > 0, every critic score is divided by it
             (AMDIM: the square root of the critic's width, about 22.6 for
-            512 units); 1 leaves the scores as they are. None takes
-            AMDIM's, once the critic's width is known (`with_recipe`);
-            the command line asks for it with `--views 2`.
+            512 units); 1 leaves the scores as they are. None takes the
+            view scheme's: 1, or for two views of images AMDIM's, once the
+            critic's width is known (`with_recipe`).
         score_clip: float, soft clipping `c * tanh(s / c)` of the critic
-            scores (AMDIM: 20); 0 is off.
+            scores (AMDIM: 20); 0 is off. None: the view scheme's (20 for
+            two views of images, else 0).
         score_penalty: float, weight of the mean squared raw critic score
-            in the loss (AMDIM: 0.05); 0 is off.
+            in the loss (AMDIM: 0.05); 0 is off. None: the view scheme's
+            (0.05 for two views of images, else 0).
         scales: str, the predictions of local MI, comma-separated:
             `"y-local"` (DIM's), `"y-conv"` (Y against the last conv
             map), `"local-local"` (a location of one view against the
             other view's local map; needs `views=2`). See
-            `dim_keras.DeepInfoMax`.
+            `dim_keras.DeepInfoMax`. None: the view scheme's (`"y-local"`;
+            `"y-local,y-conv"` for two views of images).
         channel_split: `"none"`, or `"luma-chroma"` (CMC's form: two
             encoders, one on each image's luminance, one on its colour,
             each scored against the other; the run saves both and their
@@ -111,12 +122,12 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str = None
     encoder: str = None
-    estimator: str = "jsd"
+    estimator: str = None
     alpha: float = 0.0
     beta: float = 1.0
     gamma: float = 0.1
     epochs: int = None
-    batch_size: int = 64
+    batch_size: int = None
     lr: float = None
     seed: int = 0
     local_critic: str = "encode_and_dot"
@@ -130,11 +141,11 @@ class TrainConfig:
     distribute: str = "auto"
     global_negatives: bool = False
     precision: str = "float32"
-    views: int = 1
-    score_temperature: float = 1.0
-    score_clip: float = 0.0
-    score_penalty: float = 0.0
-    scales: str = "y-local"
+    views: int = None
+    score_temperature: float = None
+    score_clip: float = None
+    score_penalty: float = None
+    scales: str = None
     channel_split: str = "none"
     view_crop: str = None
     online_probe: bool = True
@@ -142,6 +153,8 @@ class TrainConfig:
 
     def validate(self, check_dataset=True):
         """Checks every setting that can be checked without loading data.
+
+        Settings left unset (`None`) are checked once resolved.
 
         Args:
             check_dataset: bool, also check that `dataset` names a dataset
@@ -154,7 +167,6 @@ class TrainConfig:
         Raises:
             ValueError: naming the bad setting and its value.
         """
-        from dim_keras import objective
         from dim_keras.data import check_name
 
         if check_dataset:
@@ -175,9 +187,10 @@ class TrainConfig:
                 f"Received: local_critic={self.local_critic!r}, "
                 f"critic_norm={self.critic_norm!r}"
             )
-        check_choice("estimator", self.estimator, ESTIMATORS)
-        objective.check_weights(self.alpha, self.beta, self.gamma)
-        if self.batch_size < 2:
+        if self.estimator is not None:
+            check_choice("estimator", self.estimator, ESTIMATORS)
+        checks.check_weights(self.alpha, self.beta, self.gamma)
+        if self.batch_size is not None and self.batch_size < 2:
             raise ValueError(
                 "batch_size must be at least 2 (negatives are the other "
                 f"images of the batch). Received: batch_size={self.batch_size}"
@@ -191,59 +204,16 @@ class TrainConfig:
         check_choice("distribute", self.distribute, STRATEGIES,
                      what="distribution strategy")
         check_choice("precision", self.precision, PRECISIONS)
-        if self.lr is not None and not (
-                self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be positive. Received: lr={self.lr}")
-        if self.gradient_penalty < 0:
-            raise ValueError(
-                "gradient_penalty must be non-negative. "
-                f"Received: gradient_penalty={self.gradient_penalty}"
-            )
-        if self.views not in (1, 2):
-            raise ValueError(
-                "views must be 1 (DIM) or 2 (multi-view DIM: two views of "
-                f"each image). Received: views={self.views!r}"
-            )
-        if self.views == 2 and self.occlusion:
-            raise ValueError(
-                "occlusion is a single-view objective; multi-view DIM "
-                "already scores each view against another. Received: "
-                "views=2, occlusion=True"
-            )
-        if self.score_temperature is not None:  # None: AMDIM's, later
-            check_score_temperature(self.score_temperature)
-        for name in ("score_clip", "score_penalty"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value >= 0
-                    and math.isfinite(value)):
-                raise ValueError(
-                    f"{name} must be a non-negative number (0 is off). "
-                    f"Received: {name}={value!r}"
-                )
-        scales = parse_scales(self.scales)
-        check_choice("channel_split", self.channel_split, CHANNEL_SPLITS)
+        if self.lr is not None:
+            checks.check_lr(self.lr)
+        checks.check_non_negative("gradient_penalty", self.gradient_penalty)
+        checks.check_score_transforms(self.score_temperature,
+                                      self.score_clip, self.score_penalty)
+        checks.check_view_scheme(self.views, self.occlusion,
+                                 self.channel_split, self.scales,
+                                 beta=self.beta)
         if self.view_crop is not None:
             check_choice("view_crop", self.view_crop, VIEW_CROPS)
-        split = self.channel_split != "none"
-        if split and (self.views != 1 or self.occlusion):
-            raise ValueError(
-                "channel_split's two encoders see two channel groups of one "
-                "view; it does not combine with views=2 or occlusion. "
-                f"Received: channel_split={self.channel_split!r}, "
-                f"views={self.views!r}, occlusion={self.occlusion!r}"
-            )
-        if "local-local" in scales and self.views != 2 and not split:
-            raise ValueError(
-                "The local-local prediction scores one view's local map "
-                "against another view's; it needs views=2 or a channel "
-                f"split. Received: scales={self.scales!r}, "
-                f"views={self.views!r}"
-            )
-        if self.beta == 0 and scales != ("y-local",):
-            raise ValueError(
-                "scales choose the predictions of local MI, which is off "
-                f"(beta=0). Received: scales={self.scales!r}, beta=0"
-            )
         if self.online_probe not in (True, False):
             raise ValueError(
                 "online_probe must be true or false. "
@@ -265,27 +235,31 @@ class TrainConfig:
     def resolved(self, dataset, recipe=None):
         """This config with the dataset's defaults filled in.
 
+        The one resolution of a run's settings: `dim_keras.training.train`
+        calls it for the library, the command line and every trial of a
+        search alike.
+
         Args:
-            dataset: the `ImageDataset` the run trains on.
+            dataset: the dataset the run trains on (an `ImageDataset` or
+                an `AudioDataset`).
             recipe: dict or None, recipe settings to use instead of the
                 dataset's (those of a run being resumed).
 
         Returns:
-            A new `TrainConfig` whose `encoder` and `epochs` are set (and
-            `views` is 2 for a speech dataset), and whose unset recipe
-            settings (`dim_keras.recipes.RECIPE_FIELDS`)
-            come from the dataset's recipe.
+            A new, validated `TrainConfig` whose `encoder` and `epochs` are
+            set, whose unset view-scheme settings
+            (`dim_keras.recipes.SCHEME_FIELDS`) are the scheme's for the
+            dataset's modality (speech: always two views), and whose unset
+            recipe settings (`dim_keras.recipes.RECIPE_FIELDS`) come from
+            the dataset's recipe.
         """
         if recipe is None:
             recipe = dataset.default_settings
-        # Speech trains on pairs of chunks of one speaker: two views.
-        speech = getattr(dataset, "modality", "image") == "audio"
         return dataclasses.replace(
             self,
             encoder=self.encoder or dataset.default_encoder,
             epochs=self.epochs or dataset.default_epochs,
-            views=2 if speech else self.views,
-        ).with_recipe(recipe)
+        ).with_recipe(recipe).with_scheme(dataset.modality).validate()
 
     def with_recipe(self, settings=None):
         """This config with its unset recipe settings filled in.
@@ -296,19 +270,36 @@ class TrainConfig:
 
         Returns:
             A new `TrainConfig`. The critic normalization of a recipe only
-            applies to the encode-and-dot critic (the others have none). An
-            unset score temperature becomes AMDIM's for the critic's width
-            (`dim_keras.recipes.sqrt_width_temperature`).
+            applies to the encode-and-dot critic (the others have none).
         """
         recipe = dict(REFERENCE, **(settings or {}))
         if self.local_critic != "encode_and_dot":
             recipe["critic_norm"] = "batch_layer"
-        changes = {name: recipe[name] for name in RECIPE_FIELDS
+        return dataclasses.replace(
+            self, **{name: recipe[name] for name in RECIPE_FIELDS
+                     if getattr(self, name) is None})
+
+    def with_scheme(self, modality="image"):
+        """This config with its unset view-scheme settings filled in.
+
+        Args:
+            modality: `"image"` or `"audio"` (speech always trains two
+                views: two chunks of one speaker).
+
+        Returns:
+            A new `TrainConfig` (`dim_keras.recipes.scheme_settings`). A
+            score temperature left to two views of images becomes AMDIM's
+            for the critic's width (`dim_keras.recipes.sqrt_width_temperature`),
+            so fill the recipe's critic width first (`with_recipe`).
+        """
+        scheme = scheme_settings(self.views, self.channel_split, modality)
+        changes = {name: scheme[name] for name in SCHEME_FIELDS
                    if getattr(self, name) is None}
-        if self.score_temperature is None:
+        if modality == "audio":
+            changes["views"] = scheme["views"]
+        if changes.get("score_temperature") == SQRT_WIDTH:
             changes["score_temperature"] = sqrt_width_temperature(
-                self.local_critic, changes.get("critic_units",
-                                               self.critic_units))
+                self.local_critic, self.critic_units)
         return dataclasses.replace(self, **changes)
 
     def replace(self, **changes):

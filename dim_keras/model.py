@@ -18,10 +18,7 @@ from dim_keras import estimators
 from dim_keras import objective
 from dim_keras.backend import Trainer
 from dim_keras.backend.common import PROBE_LOSS_KEY
-from dim_keras.choices import CHANNEL_SPLITS
-from dim_keras.choices import check_choice
-from dim_keras.choices import check_score_temperature
-from dim_keras.choices import parse_scales
+from dim_keras import checks
 from dim_keras.networks.critics import GlobalCritic
 from dim_keras.networks.critics import build_local_critic
 from dim_keras.networks.encoders import channel_group_encoders
@@ -228,49 +225,15 @@ class DeepInfoMax(Trainer, keras.Model):
                 "online_probe_classes must be a number of classes (0 is "
                 f"off). Received: online_probe_classes={online_probe_classes!r}"
             )
-        scales = parse_scales(scales)
-        check_choice("channel_split", channel_split, CHANNEL_SPLITS)
-        split = channel_split != "none"
-        if split and (views != 1 or occlusion):
-            raise ValueError(
-                "channel_split's two encoders see two channel groups of one "
-                "view; it does not combine with views=2 or occlusion. "
-                f"Received: channel_split={channel_split!r}, views={views!r}, "
-                f"occlusion={occlusion!r}"
-            )
-        if "local-local" in scales and views != 2 and not split:
-            raise ValueError(
-                "The local-local prediction scores one view's local map "
-                "against another view's; it needs views=2 or a channel "
-                f"split. Received: scales={','.join(scales)!r}, "
-                f"views={views!r}"
-            )
-        if views not in (1, 2):
-            raise ValueError(
-                "views must be 1 (DIM) or 2 (multi-view DIM). "
-                f"Received: views={views!r}"
-            )
-        if views == 2 and occlusion:
-            raise ValueError(
-                "occlusion is a single-view objective; multi-view DIM "
-                "already scores each view against another. Received: "
-                "views=2, occlusion=True"
-            )
-        for name, value in (("score_clip", score_clip),
-                            ("score_penalty", score_penalty)):
-            if not (isinstance(value, (int, float)) and value >= 0):
-                raise ValueError(
-                    f"{name} must be a non-negative number. "
-                    f"Received: {name}={value!r}"
-                )
-        check_score_temperature(score_temperature)
+        checks.check_views(views)  # set: a model has no unset settings
+        scales = checks.check_view_scheme(views, occlusion, channel_split,
+                                          scales)
+        checks.check_score_temperature(score_temperature)
+        checks.check_non_negative("score_clip", score_clip, "0 is off")
+        checks.check_non_negative("score_penalty", score_penalty, "0 is off")
         estimators.check_estimator(estimator)
-        objective.check_weights(alpha, beta, gamma)
-        if gradient_penalty < 0:
-            raise ValueError(
-                "gradient_penalty must be non-negative. "
-                f"Received: gradient_penalty={gradient_penalty}"
-            )
+        checks.check_weights(alpha, beta, gamma)
+        checks.check_non_negative("gradient_penalty", gradient_penalty)
         self.encoder = encoder
         self.estimator = estimator
         self.alpha = float(alpha)
@@ -290,7 +253,7 @@ class DeepInfoMax(Trainer, keras.Model):
         self.score_penalty = float(score_penalty)
         self.scales = scales
         self.channel_split = channel_split
-        if split:
+        if channel_split != "none":
             channel_group_encoders(encoder)  # checks that it has both
         self.representation_dim = encoder.output["y"].shape[-1]
         self.global_critic = (

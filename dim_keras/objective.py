@@ -17,6 +17,7 @@ import math
 from keras import ops
 
 from dim_keras import estimators
+from dim_keras.checks import check_weights  # noqa: F401 (its old home)
 
 
 def global_mi(scores, estimator):
@@ -124,29 +125,3 @@ def discriminator_loss(real_logits, fake_logits):
     return real + fake
 
 
-def check_weights(alpha, beta, gamma):
-    """Checks the objective's weights.
-
-    Args:
-        alpha: weight of the global MI term.
-        beta: weight of the local MI term.
-        gamma: weight of the prior matching term.
-
-    Raises:
-        ValueError: if a weight is negative or not finite, or if alpha and
-            beta are both zero (nothing would train the representation).
-    """
-    for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value)):
-            raise ValueError(
-                f"Weights must be finite numbers. Received: {name}={value!r}"
-            )
-        if value < 0:
-            raise ValueError(
-                f"Weights must be non-negative. Received: {name}={value}"
-            )
-    if alpha == 0 and beta == 0:
-        raise ValueError(
-            "At least one of alpha (global MI) and beta (local MI) must be "
-            f"positive. Received: alpha={alpha}, beta={beta}"
-        )

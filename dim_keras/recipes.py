@@ -1,10 +1,18 @@
 """Default training recipes: the settings a run takes when it is not given them.
 
-A recipe fills the `TrainConfig` settings of `RECIPE_FIELDS` that a user
-left unset (`None`). Each dataset names its recipe
-(`ImageDataset.default_settings`); settings it does not name come from
-`REFERENCE`. Imports nothing, so the command line can show the recipes
-before Keras is loaded.
+Every default of a run that depends on what it trains is written here, in
+two layers, and `TrainConfig.resolved` (library, command line and tuner
+alike) applies them to the settings a user left unset (`None`):
+
+- the dataset's recipe fills `RECIPE_FIELDS` (learning rate, augmentation,
+  critic): each dataset names its recipe (`ImageDataset.default_settings`);
+  settings it does not name come from `REFERENCE`;
+- the view scheme's settings fill `SCHEME_FIELDS` (`scheme_settings`):
+  DIM's single view, or the contrastive recipe of two views, a channel
+  split and speech.
+
+Imports nothing, so the command line can show the recipes before Keras is
+loaded.
 """
 
 # Width of the encode-and-dot critic when none is given (the reference's).
@@ -38,6 +46,69 @@ CIFAR_LIKE = {
     "critic_norm": "batch_layer",
     "view_crop": "translate",
 }
+
+
+# Settings the view scheme fills (`scheme_settings`); `TrainConfig` leaves
+# them `None` by default.
+SCHEME_FIELDS = ("views", "estimator", "batch_size", "score_temperature",
+                 "score_clip", "score_penalty", "scales")
+
+# The score temperature of `TWO_IMAGE_VIEWS`: AMDIM's, the square root of the
+# critic's width (`sqrt_width_temperature`), known once the critic is.
+SQRT_WIDTH = "sqrt_width"
+
+# DIM as the paper trains it: one view of each image, JSD, batches of 64,
+# critic scores as they are, Y against the local map.
+ONE_VIEW = {
+    "views": 1,
+    "estimator": "jsd",
+    "batch_size": 64,
+    "score_temperature": 1.0,
+    "score_clip": 0.0,
+    "score_penalty": 0.0,
+    "scales": "y-local",
+}
+
+# Two views, a channel split and speech score one view against another, the
+# batch's other images as negatives: infoNCE, as AMDIM and CMC.
+CONTRASTIVE = {"estimator": "nce"}
+
+# Two views of images: the recipe that beat single-view DIM on CIFAR-10
+# (benchmarks/README.md): AMDIM's score temperature, clipping and penalty,
+# Y against the local and the conv maps, and batches of 32 images (64
+# views).
+TWO_IMAGE_VIEWS = {
+    "score_temperature": SQRT_WIDTH,
+    "score_clip": 20.0,
+    "score_penalty": 0.05,
+    "scales": "y-local,y-conv",
+    "batch_size": 32,
+}
+
+
+def scheme_settings(views, channel_split="none", modality="image"):
+    """The settings of a view scheme, for those a user left unset.
+
+    Args:
+        views: 1, 2, or None (unset: 2 for speech, else 1).
+        channel_split: `"none"` or a channel split (`choices.CHANNEL_SPLITS`).
+        modality: `"image"` or `"audio"`; speech always trains two chunks
+            of one speaker, two views.
+
+    Returns:
+        dict with a value for each of `SCHEME_FIELDS`; `score_temperature`
+        may be `SQRT_WIDTH`.
+    """
+    if modality == "audio":
+        views = 2
+    elif views is None:
+        views = 1
+    settings = dict(ONE_VIEW, views=views)
+    if views == 2 or channel_split != "none":
+        settings.update(CONTRASTIVE)
+    if views == 2 and modality != "audio":
+        settings.update(TWO_IMAGE_VIEWS)
+    return settings
 
 
 def sqrt_width_temperature(local_critic, critic_units):

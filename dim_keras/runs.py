@@ -554,7 +554,7 @@ def _comparable(config_dict, recorded=True):
         config_dict = dict(config_dict, online_probe=False)
     config = TrainConfig.from_dict(config_dict)
     if recorded:
-        config = config.with_recipe()
+        config = config.with_recipe().with_scheme()
     settings = config.to_dict()
     for name in RESUMABLE_CHANGES:
         settings.pop(name, None)

@@ -303,7 +303,8 @@ def build_model(config, image_size, jit_compile=None, num_classes=0,
     from dim_keras.model import reference_optimizer
     from dim_keras.networks.encoders import build_encoder
 
-    config = config.with_recipe()  # the reference's where still unset
+    # The reference's recipe and DIM's single view where still unset.
+    config = config.with_recipe().with_scheme()
     encoder = build_encoder(config.encoder, image_size=image_size,
                             channel_split=config.channel_split,
                             chunk_length=chunk_length)

@@ -6,8 +6,6 @@ import pytest
 from click.testing import CliRunner
 
 from dim_keras.apps.cli import main
-from dim_keras.apps.cli import with_multi_view_defaults
-from dim_keras.data.views import for_crop
 from tests.helpers import speakers_folder
 
 
@@ -115,39 +113,35 @@ def test_two_views_train_with_nce_unless_an_estimator_is_given(tmp_path):
     assert "views" in again.output
 
 
-def _options(**given):
-    """`dim-keras train`'s settings: every default, `given` applied."""
+def _config_given(monkeypatch, args):
+    """The `TrainConfig` `dim-keras train ARGS` hands to training."""
+    import dim_keras.training
+
+    seen = {}
+
+    def capture(config, run_dir, **kwargs):
+        seen["config"] = config
+        return {"paths": {}, "writer": False, "epochs_done": 0}
+
+    monkeypatch.setattr(dim_keras.training, "train", capture)
+    result = CliRunner().invoke(main, ["train", "--no-evaluate"] + args)
+    assert result.exit_code == 0, result.output
+    return seen["config"]
+
+
+def test_the_command_line_leaves_unset_what_is_not_given(monkeypatch,
+                                                          tmp_path):
     from dim_keras.config import TrainConfig
 
-    return dict(TrainConfig().to_dict(), **given), set(given)
-
-
-def test_two_views_take_nce_and_the_multi_view_recipe_unless_given():
-    from dim_keras.config import TrainConfig
-
-    # A config file that names the estimator (--config jsd.json).
-    values = with_multi_view_defaults(*_options(views=2, estimator="jsd"))
-    config = TrainConfig.from_dict(values).validate()
-    assert config.views == 2 and config.estimator == "jsd"
-    assert config.scales == "y-local,y-conv"
-    assert config.batch_size == 32  # two views' default
-    assert config.score_temperature is None  # AMDIM's, once resolved
-    assert (config.score_clip, config.score_penalty) == (20.0, 0.05)
-    # Given settings win over the multi-view ones.
-    values = with_multi_view_defaults(*_options(
-        views=2, batch_size=4, score_temperature=1.0, score_clip=0.0,
-        view_crop="resized"))
-    config = TrainConfig.from_dict(values).validate()
-    assert config.estimator == "nce" and config.batch_size == 4
-    assert config.score_temperature == 1.0 and config.score_clip == 0.0
-    assert config.view_crop == "resized"
-    assert for_crop(config.view_crop).describe().startswith(
-        "random resized crop")
-    # One view of images keeps every default.
-    assert with_multi_view_defaults(*_options()) == _options()[0]
-    # A channel split and speech take NCE, but not the image recipe.
-    values = with_multi_view_defaults(*_options(channel_split="luma-chroma"))
-    assert values["estimator"] == "nce" and values["batch_size"] == 64
+    config = _config_given(monkeypatch, ["--views", "2"])
+    assert config == TrainConfig(views=2)  # the rest: resolved by training
+    # A config file's settings apply; options given win over them.
+    path = tmp_path / "jsd.json"
+    path.write_text('{"views": 2, "estimator": "jsd", "batch_size": 8}')
+    config = _config_given(monkeypatch, ["--config", str(path),
+                                         "--batch-size", "4", "--no-jit"])
+    assert config == TrainConfig(views=2, estimator="jsd", batch_size=4,
+                                 jit_compile=False)
 
 
 def test_speech_trains_two_chunks_of_a_speaker_with_nce(tmp_path):

@@ -12,7 +12,14 @@ from dim_keras.data import ImageDataset
 def test_defaults_are_the_reference_local_dim():
     config = TrainConfig()
     assert (config.alpha, config.beta, config.gamma) == (0.0, 1.0, 0.1)
-    assert config.estimator == "jsd" and config.batch_size == 64
+    # The view scheme's settings are left to the resolution.
+    assert config.estimator is None and config.batch_size is None
+    resolved = config.resolved(ImageDataset("tiny", 32, 2, {},
+                                            default_epochs=3))
+    assert resolved.estimator == "jsd" and resolved.batch_size == 64
+    assert (resolved.views, resolved.scales) == (1, "y-local")
+    assert (resolved.score_temperature, resolved.score_clip,
+            resolved.score_penalty) == (1.0, 0.0, 0.0)
     assert config_module.default("lr") is None  # the dataset's recipe
     assert config_module.field_names()[0] == "dataset"
 
@@ -117,19 +124,89 @@ def test_from_dict_refuses_unknown_keys_and_non_objects():
         TrainConfig.from_dict([1, 2])
 
 
+def _filled(config, recipe=None):
+    return config.with_recipe(recipe).with_scheme()
+
+
 def test_an_unset_score_temperature_is_the_square_root_of_the_critic_width():
     unset = TrainConfig(views=2, score_temperature=None).validate()
     # The recipe's 512-unit critic, the reference's 2048 units, or a width
     # that was given.
-    assert unset.with_recipe({"critic_units": 512}).score_temperature == (
+    assert _filled(unset, {"critic_units": 512}).score_temperature == (
         pytest.approx(22.627417))
-    assert unset.with_recipe().score_temperature == pytest.approx(45.254834)
-    given = TrainConfig(critic_units=64, score_temperature=None)
-    assert given.with_recipe({"critic_units": 512}).score_temperature == 8.0
+    assert _filled(unset).score_temperature == pytest.approx(45.254834)
+    given = TrainConfig(views=2, critic_units=64, score_temperature=None)
+    assert _filled(given, {"critic_units": 512}).score_temperature == 8.0
     # Concat-and-convolve scores are not dot products: left alone.
-    other = TrainConfig(local_critic="concat_and_convolve",
+    other = TrainConfig(views=2, local_critic="concat_and_convolve",
                         score_temperature=None)
-    assert other.with_recipe().score_temperature == 1.0
-    # A temperature that was set stays.
-    assert TrainConfig(score_temperature=3.0).with_recipe(
-        {"critic_units": 512}).score_temperature == 3.0
+    assert _filled(other).score_temperature == 1.0
+    # A temperature that was set stays; one view leaves scores alone.
+    assert _filled(TrainConfig(views=2, score_temperature=3.0),
+                   {"critic_units": 512}).score_temperature == 3.0
+    assert _filled(TrainConfig(critic_units=512)).score_temperature == 1.0
+
+
+class _Speech:
+    """The members of a speech dataset that resolution reads."""
+
+    modality = "audio"
+    default_encoder = "wave1d"
+    default_epochs = 5
+    default_settings = None
+
+
+def test_two_views_take_nce_and_the_multi_view_recipe_unless_given():
+    from dim_keras.data.views import for_crop
+
+    images = ImageDataset("tiny", 32, 2, {}, default_epochs=3)
+    # A config file that names the estimator (--config jsd.json).
+    config = TrainConfig(views=2, estimator="jsd").resolved(images)
+    assert config.views == 2 and config.estimator == "jsd"
+    assert config.scales == "y-local,y-conv"
+    assert config.batch_size == 32  # two views' default
+    assert config.score_temperature == pytest.approx(2048 ** 0.5)  # AMDIM's
+    assert (config.score_clip, config.score_penalty) == (20.0, 0.05)
+    # Given settings win over the multi-view ones.
+    config = TrainConfig(views=2, batch_size=4, score_temperature=1.0,
+                         score_clip=0.0, view_crop="resized").resolved(images)
+    assert config.estimator == "nce" and config.batch_size == 4
+    assert config.score_temperature == 1.0 and config.score_clip == 0.0
+    assert config.view_crop == "resized"
+    assert for_crop(config.view_crop).describe().startswith(
+        "random resized crop")
+    # One view of images keeps DIM's settings.
+    one = TrainConfig().resolved(images)
+    assert (one.estimator, one.batch_size, one.scales) == (
+        "jsd", 64, "y-local")
+    # A channel split and speech take NCE, but not the image recipe.
+    split = TrainConfig(channel_split="luma-chroma").resolved(images)
+    assert split.estimator == "nce" and split.batch_size == 64
+    speech = TrainConfig().resolved(_Speech())
+    assert (speech.views, speech.estimator, speech.batch_size) == (
+        2, "nce", 64)
+    assert (speech.score_temperature, speech.score_clip) == (1.0, 0.0)
+
+
+def test_library_command_line_and_tuner_resolve_the_same_settings(
+        monkeypatch):
+    import keras_tuner
+
+    from dim_keras import recipes
+    from dim_keras.tuning.tuner import DIMHyperModel
+    from tests.test_cli import _config_given
+
+    images = ImageDataset("tiny", 32, 2, {}, default_epochs=3,
+                          default_settings=recipes.CIFAR_LIKE)
+    library = TrainConfig(views=2).resolved(images)
+    cli = _config_given(monkeypatch, ["--views", "2"]).resolved(images)
+    assert cli == library
+    # A trial whose searched values are the library's trains the same run.
+    searched = {name: getattr(library, name) for name in (
+        "estimator", "alpha", "beta", "gamma", "lr", "views",
+        "score_temperature", "score_clip", "scales")}
+    base = TrainConfig().with_recipe(images.default_settings)
+    trial = DIMHyperModel(base, searched, epochs_per_trial=3).build(
+        keras_tuner.HyperParameters())
+    assert trial.resolved(images) == library
+    assert (library.batch_size, library.score_penalty) == (32, 0.05)

@@ -33,9 +33,10 @@ def test_run_directory_holds_every_file(trained_run):
     with open(os.path.join(run_dir, "config.json")) as f:
         config = json.load(f)
     assert config["encoder"] == "basic32x32" and config["epochs"] == 2
-    # Unset recipe settings are recorded as digits' recipe filled them in.
+    # Unset recipe and scheme settings are recorded as digits' recipe and
+    # the single view filled them in.
     assert TrainConfig.from_dict(config) == trained_run_config(
-        encoder="basic32x32").with_recipe(recipes.CIFAR_LIKE)
+        encoder="basic32x32").with_recipe(recipes.CIFAR_LIKE).with_scheme()
     with open(os.path.join(run_dir, "history.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2"]

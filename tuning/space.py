@@ -20,18 +20,15 @@ Any of `PINNABLE` (`estimator`, `alpha`, `beta`, `gamma`, `lr`, `views`,
 choice of `mi_terms` is narrowed to the terms the pins allow.
 """
 
-import math
-
+from dim_keras import checks
 from dim_keras import estimators
-from dim_keras.choices import parse_scales
-from dim_keras import objective
 
 PINNABLE = ("estimator", "alpha", "beta", "gamma", "lr", "views",
             "score_temperature", "score_clip", "scales")
 MI_TERMS = ("local", "global", "both")
 # Multi-view DIM (one or two views) and AMDIM's soft clipping of scores
 # (off, or c = 20) are choices of the search too.
-VIEWS = (1, 2)
+VIEWS = checks.VIEWS
 SCORE_CLIPS = (0.0, 20.0)
 # The predictions of local MI searched with two views.
 SCALE_CHOICES = ("y-local", "y-local,y-conv", "y-local,y-conv,local-local")
@@ -68,39 +65,24 @@ def check_pins(pins):
     pins = dict(pins)
     if "estimator" in pins:
         estimators.check_estimator(pins["estimator"])
-    for name in ("alpha", "beta", "gamma", "lr"):
+    for name in ("alpha", "beta", "gamma", "lr", "score_temperature",
+                 "score_clip"):
         if name in pins:
             pins[name] = float(pins[name])
-    objective.check_weights(
+    checks.check_weights(
         pins.get("alpha", 1.0), pins.get("beta", 1.0), pins.get("gamma", 1.0)
     )
-    if "lr" in pins and not (pins["lr"] > 0 and math.isfinite(pins["lr"])):
-        raise ValueError(f"lr must be positive. Received: lr={pins['lr']}")
-    if "views" in pins and pins["views"] not in VIEWS:
-        raise ValueError(
-            f"views must be 1 or 2. Received: views={pins['views']!r}")
-    if "score_temperature" in pins:
-        pins["score_temperature"] = float(pins["score_temperature"])
-        if not (pins["score_temperature"] > 0
-                and math.isfinite(pins["score_temperature"])):
-            raise ValueError(
-                "score_temperature must be a positive number (1 leaves the "
-                "scores alone). "
-                f"Received: score_temperature={pins['score_temperature']}")
-    if "score_clip" in pins:
-        pins["score_clip"] = float(pins["score_clip"])
-        if not (pins["score_clip"] >= 0
-                and math.isfinite(pins["score_clip"])):
-            raise ValueError(
-                "score_clip must be a non-negative number (0 is off). "
-                f"Received: score_clip={pins['score_clip']}")
+    if "lr" in pins:
+        checks.check_lr(pins["lr"])
+    if "views" in pins:
+        checks.check_views(pins["views"])
+    checks.check_score_transforms(pins.get("score_temperature"),
+                                  pins.get("score_clip"), None)
     if "scales" in pins:
-        pins["scales"] = ",".join(parse_scales(pins["scales"]))
-        if "local-local" in pins["scales"] and pins.get("views", 2) != 2:
-            raise ValueError(
-                "The local-local prediction needs two views. Received: "
-                f"scales={pins['scales']!r}, views={pins['views']!r}")
-        if "local-local" in pins["scales"]:
+        scales = checks.check_view_scheme(
+            pins.get("views", 2), False, "none", pins["scales"])
+        pins["scales"] = ",".join(scales)
+        if "local-local" in scales:
             pins["views"] = 2
     return pins
 
