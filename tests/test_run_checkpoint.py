@@ -5,8 +5,8 @@ import os
 import keras
 import numpy as np
 
+from dim_keras import checkpointing
 from dim_keras import runs
-from dim_keras import training
 
 
 def tiny_model():
@@ -18,7 +18,7 @@ def tiny_model():
 
 def test_no_batch_hook_so_steps_never_wait_for_the_host():
     assert (
-        training.RunCheckpoint.on_train_batch_end
+        checkpointing.RunCheckpoint.on_train_batch_end
         is keras.callbacks.Callback.on_train_batch_end
     )
 
@@ -26,7 +26,7 @@ def test_no_batch_hook_so_steps_never_wait_for_the_host():
 def test_non_finite_epoch_stops_without_saving(tmp_path):
     model = tiny_model()
     history = []
-    checkpoint = training.RunCheckpoint(
+    checkpoint = checkpointing.RunCheckpoint(
         str(tmp_path), model, history,
         save_encoder=lambda encoder, path, info: encoder.save(path),
     )

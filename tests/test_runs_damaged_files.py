@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from dim_keras import checkpointing
 from dim_keras import runs
 from dim_keras import training
 from dim_keras.apps.cli import main
@@ -120,7 +121,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(run_copy,
                                                               damage):
     # What a resumed run restores, without the training after it: the
     # checkpoints are read (`runs.resume_points`) and the newest whose
-    # weights load is restored (`training._restore`).
+    # weights load is restored (`checkpointing.restore`).
     newest = os.path.join(run_copy, runs.CHECKPOINT_FILE)
     damage(newest)
     messages = []
@@ -129,7 +130,8 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(run_copy,
     recorded = TrainConfig.from_dict(
         runs.read_config(os.path.join(run_copy, runs.CONFIG_FILE)))
     model = training.build_model(recorded, 32, num_classes=10)
-    epochs_done, history = training._restore(model, points, messages.append)
+    epochs_done, history = checkpointing.restore(model, points,
+                                                 messages.append)
     warnings = [m for m in messages if m.startswith("Warning:")]
     assert len(warnings) == 1 and newest in warnings[0]
     assert epochs_done == 1 and [row["epoch"] for row in history] == [1]

@@ -15,7 +15,8 @@ For a run directory written by `dim_keras.training.train`:
    directory.
 
 A run trained on speech is evaluated by speaker identification and
-verification instead (`dim_keras.evaluation.speech`).
+verification instead (`dim_keras.evaluation.speech`): `EVALUATORS` holds
+the evaluation of each modality.
 """
 
 import dataclasses
@@ -28,6 +29,8 @@ from dim_keras import runs
 from dim_keras.choices import PROBES
 from dim_keras.choices import check_choices
 from dim_keras.evaluation import report
+from dim_keras.evaluation import speech
+from dim_keras.evaluation.baselines import random_encoder
 from dim_keras.choices import PROBED_LAYERS
 from dim_keras.evaluation.features import extract_features
 from dim_keras.evaluation.probes import LINEAR_C_GRID
@@ -211,23 +214,6 @@ def _check_image_size(encoder, images, dataset_name):
         )
 
 
-def random_encoder(encoder, seed):
-    """The same architecture as `encoder`, with freshly initialized weights.
-
-    Args:
-        encoder: a Functional encoder.
-        seed: int, seeds the initializers.
-
-    Returns:
-        A new `keras.Model` (inference-mode batch norm statistics are
-        the initial ones: mean 0, variance 1).
-    """
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    return keras.models.clone_model(encoder)
-
-
 def _timed(fn, *args, **kwargs):
     started = time.time()
     result = fn(*args, **kwargs)
@@ -363,7 +349,6 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
     config = (config or EvaluationConfig()).validate()
     if verbose is None:
         verbose = 1 if is_terminal(sys.stdout) else 0
-    live = None if verbose else False  # None: live on a terminal
     started = time.time()
     run_config = runs.read_run_config(run_dir)
     # Every file of the run is read before the work starts.
@@ -385,13 +370,46 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
             )
         except ValueError as e:
             raise RunError(str(e)) from e
-    if getattr(data, "modality", "image") == "audio":
-        from dim_keras.evaluation.speech import evaluate_speech
+    evaluate = EVALUATORS.get(data.modality)
+    if evaluate is None:
+        raise RunError(
+            f"No evaluation for the modality of {name}; expected one of "
+            f"{sorted(EVALUATORS)}. Received: modality={data.modality!r}")
+    return evaluate(run_dir, encoder, data, name, run_config, config,
+                    history=history, log=log, verbose=verbose,
+                    started=started)
 
-        results = evaluate_speech(run_dir, encoder, data, name, run_config,
-                                  config, log=log, verbose=verbose)
-        results["paths"] = report.write_report(run_dir, results, history)
-        return results
+
+def _evaluate_speech(run_dir, encoder, data, name, run_config, config,
+                     history, log, verbose, started):
+    """Speaker identification and verification (`evaluation.speech`)."""
+    results = speech.evaluate_speech(run_dir, encoder, data, name,
+                                     run_config, config, log=log,
+                                     verbose=verbose)
+    results["paths"] = report.write_report(run_dir, results, history)
+    return results
+
+
+def _evaluate_images(run_dir, encoder, data, name, run_config, config,
+                     history, log, verbose, started):
+    """The probes, MINE, NDM and t-SNE of an image encoder, with baselines.
+
+    Args:
+        run_dir: str, the run directory (the report is written there).
+        encoder: the run's encoder.
+        data: the labelled `ImageDataset`.
+        name: str, the dataset's name.
+        run_config: dict, the run's `config.json`.
+        config: the validated `EvaluationConfig`.
+        history: the run's history rows.
+        log: callable for one-line messages.
+        verbose: 1 for live progress lines, 0 for end lines only.
+        started: `time.time()` when the evaluation started.
+
+    Returns:
+        The results dict, with `paths`.
+    """
+    live = None if verbose else False  # None: live on a terminal
     train_images, train_labels = labelled_split(data, "train")
     test_images, test_labels = labelled_split(data, "test")
     num_classes = int(data.num_classes)
@@ -474,3 +492,7 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, config=None,
     results["paths"] = report.write_report(run_dir, results, history,
                                            embeddings=maps)
     return results
+
+
+# The evaluation of each modality (`dataset.modality`).
+EVALUATORS = {"image": _evaluate_images, "audio": _evaluate_speech}

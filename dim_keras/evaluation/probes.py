@@ -431,3 +431,25 @@ def knn_probe(train_x, train_y, test_x, test_y, k=20, temperature=0.07,
         "k": k_used,
         "temperature": float(temperature),
     }
+
+
+def linear_probe_settings(settings):
+    """The linear probe's settings as one Markdown list item.
+
+    Args:
+        settings: dict with `linear_c` (a number, or a list to choose
+            from), `linear_max_iter` and `validation_fraction`.
+
+    Returns:
+        str.
+    """
+    grid = check_linear_c(settings["linear_c"])
+    if len(grid) > 1:
+        chosen = (f"C chosen from {', '.join(f'{v:g}' for v in grid)} on "
+                  f"{100 * settings['validation_fraction']:.0f}% of train "
+                  "held out, then refitted on all of train")
+    else:
+        chosen = f"C={grid[0]:g}"
+    return (f"- Linear: multinomial logistic regression on standardized "
+            f"features, {chosen}, at most {settings['linear_max_iter']} "
+            "L-BFGS iterations.")

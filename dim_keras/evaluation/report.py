@@ -23,6 +23,8 @@ from dim_keras.runs import read_history
 from dim_keras import atomic
 from dim_keras.evaluation.figures import new_figure
 from dim_keras.evaluation.figures import save_figure
+from dim_keras.evaluation import speech
+from dim_keras.evaluation.probes import linear_probe_settings
 
 REPRESENTATIONS = ("dim", "random", "pixels")
 TITLES = {"dim": "DIM", "random": "Random", "pixels": "Pixels"}
@@ -100,30 +102,6 @@ def _dependence_cell(row):
     if "train_estimate" in row:
         text += f" (train {row['train_estimate']:.3f})"
     return text
-
-
-def linear_probe_settings(settings):
-    """The linear probe's settings as one Markdown list item.
-
-    Args:
-        settings: dict with `linear_c` (a number, or a list to choose
-            from), `linear_max_iter` and `validation_fraction`.
-
-    Returns:
-        str.
-    """
-    from dim_keras.evaluation.probes import check_linear_c
-
-    grid = check_linear_c(settings["linear_c"])
-    if len(grid) > 1:
-        chosen = (f"C chosen from {', '.join(f'{v:g}' for v in grid)} on "
-                  f"{100 * settings['validation_fraction']:.0f}% of train "
-                  "held out, then refitted on all of train")
-    else:
-        chosen = f"C={grid[0]:g}"
-    return (f"- Linear: multinomial logistic regression on standardized "
-            f"features, {chosen}, at most {settings['linear_max_iter']} "
-            "L-BFGS iterations.")
 
 
 def _settings_lines(results):
@@ -233,11 +211,12 @@ def verdict_lines(results):
 
 
 def markdown(results):
-    """The whole `evaluation.md` text, the verdict first."""
-    if results.get("modality") == "audio":
-        from dim_keras.evaluation import speech
+    """The whole `evaluation.md` text of any modality's results."""
+    return _WRITERS[results.get("modality", "image")][0](results)
 
-        return speech.markdown(results)
+
+def _image_markdown(results):
+    """The `evaluation.md` text of an image evaluation, the verdict first."""
     verdict = verdict_lines(results)
     parts = [
         f"# Evaluation of {results['run_dir']}",
@@ -401,10 +380,11 @@ def write_report(run_dir, results, history=None, embeddings=None):
         "markdown": os.path.join(run_dir, "evaluation.md"),
         "probes_plot": os.path.join(run_dir, "probes.png"),
     }
-    if results.get("modality") == "audio":
-        del paths["probes_plot"]  # one table of three rows says it all
+    plot = _WRITERS[results.get("modality", "image")][1]
+    if plot is None:
+        del paths["probes_plot"]
     else:
-        plot_probes(results, paths["probes_plot"])
+        plot(results, paths["probes_plot"])
     if embeddings:
         from dim_keras.evaluation.embedding import plot_embeddings
 
@@ -421,3 +401,11 @@ def write_report(run_dir, results, history=None, embeddings=None):
     atomic.write_text(paths["json"],
                       json.dumps({**results, "paths": paths}, indent=1))
     return paths
+
+
+# Each modality's (`results["modality"]`, images when absent) Markdown
+# writer and probes plot; a speech table of three rows needs no plot.
+_WRITERS = {
+    "image": (_image_markdown, plot_probes),
+    "audio": (speech.markdown, None),
+}

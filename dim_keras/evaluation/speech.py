@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from dim_keras.evaluation.features import extract_features
-from dim_keras.evaluation.report import linear_probe_settings
+from dim_keras.evaluation.probes import linear_probe_settings
 from dim_keras.progress import Progress
 
 # Names and titles of the representations, in table order.
@@ -113,7 +113,7 @@ def evaluate_speech(run_dir, encoder, data, name, run_config, config,
         RunError: when the encoder's chunk length is not the dataset's, or
             the test split has too few chunks for verification trials.
     """
-    from dim_keras.evaluation.evaluate import random_encoder
+    from dim_keras.evaluation.baselines import random_encoder
     from dim_keras.evaluation.spectral import log_mel_statistics
     from dim_keras.runs import RunError
 
