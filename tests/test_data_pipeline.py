@@ -128,3 +128,24 @@ def test_labels_must_match_the_images():
         pipeline.ShuffledBatches(_images(4), 2, labels=np.zeros(3))
     with pytest.raises(ValueError, match="3 labels for 4 images"):
         pipeline.tf_data_pipeline(_images(4), 2, labels=np.zeros(3))
+
+
+def test_batches_that_need_tensorflow_say_so_in_a_dataset_error(monkeypatch):
+    import builtins
+
+    import keras
+
+    from dim_keras.data.image_dataset import DatasetError
+
+    real_import = builtins.__import__
+
+    def without_tensorflow(name, *args, **kwargs):
+        if name == "tensorflow":
+            raise ImportError("No module named 'tensorflow'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(builtins, "__import__", without_tensorflow)
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    with pytest.raises(DatasetError, match="repeat=True"):
+        pipeline.training_pipeline(images, 2, repeat=True)

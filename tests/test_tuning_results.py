@@ -88,7 +88,8 @@ def test_written_files(tmp_path, trials):
     expected = TrainConfig(
         batch_size=32, critic_units=16, encoder="basic32x32",
         estimator="nce", alpha=0.3, beta=1.2, gamma=0.02, lr=3e-4, epochs=3,
-    )
+        views=1, score_temperature=1.0, score_clip=0.0, scales="y-local",
+    )  # a trial sets every searched setting (its defaults: one view)
     assert TrainConfig.from_dict(best) == expected
     assert summary["best"]["trial"] == "2"
 

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from dim_keras.data import augment
+from dim_keras.data.image_dataset import DatasetError
 
 # Decoded training images up to this size are cached in memory.
 CACHE_LIMIT_BYTES = 3 * 2**30
@@ -236,8 +237,9 @@ def training_pipeline(
         `[batch_size, size, size, 3]` batches.
 
     Raises:
-        ValueError: for a bad batch size, or when the batches need
-            TensorFlow and it is not installed.
+        ValueError: for a bad batch size.
+        DatasetError: when the batches need TensorFlow and it is not
+            installed (the command line prints it as one line).
     """
     in_memory = isinstance(images, np.ndarray)
     needs_transform = views > 1 or augmentation.active or (
@@ -250,7 +252,7 @@ def training_pipeline(
         try:
             import tensorflow  # noqa: F401
         except ImportError:
-            raise ValueError(
+            raise DatasetError(
                 "Streamed datasets, augmentation, views, resizing and "
                 "--steps-per-epoch run in tf.data and need TensorFlow: "
                 "install it, or train in-memory data with --no-augment. "
