@@ -24,8 +24,9 @@ from dim_keras.choices import check_score_temperature
 from dim_keras.choices import parse_scales
 from dim_keras.networks.critics import GlobalCritic
 from dim_keras.networks.critics import build_local_critic
-from dim_keras.networks.encoders import channel_group_encoders
 from dim_keras.networks.prior import build_prior_discriminator
+from dim_keras.view_schemes import occlude  # noqa: F401
+from dim_keras.view_schemes import view_scheme
 
 LOG_KEYS = (
     "loss",
@@ -92,36 +93,6 @@ def random_location(feature_map, seed):
     index = keras.random.randint((n,), 0, locations, seed=seed)
     pick = ops.one_hot(index, locations, dtype=rows.dtype)
     return ops.einsum("nl,nlc->nc", pick, rows)
-
-
-def occlude(images, seed, block_fraction=0.5):
-    """Sets a random square block of each image to mid-grey (127.5).
-
-    Args:
-        images: `[N, H, W, C]` raw images (0-255).
-        seed: a `keras.random.SeedGenerator` or int.
-        block_fraction: block side as a fraction of the image side.
-
-    Returns:
-        float32 images of the same shape; each has one `b x b` block
-        (`b = round(block_fraction * H)`), placed uniformly at random
-        inside the image, equal to 127.5 (0 after the encoder's scaling).
-    """
-    images = ops.cast(images, "float32")
-    height, width = images.shape[1], images.shape[2]
-    block_h = max(1, int(round(block_fraction * height)))
-    block_w = max(1, int(round(block_fraction * width)))
-    batch = ops.shape(images)[0]
-    corners = keras.random.uniform((batch, 2), seed=seed)
-    top = ops.floor(corners[:, 0] * (height - block_h + 1))
-    left = ops.floor(corners[:, 1] * (width - block_w + 1))
-    rows = ops.arange(height, dtype="float32")[None, :]
-    cols = ops.arange(width, dtype="float32")[None, :]
-    top, left = top[:, None], left[:, None]
-    in_rows = ops.logical_and(rows >= top, rows < top + block_h)
-    in_cols = ops.logical_and(cols >= left, cols < left + block_w)
-    mask = ops.logical_and(in_rows[:, :, None], in_cols[:, None, :])
-    return ops.where(mask[..., None], 127.5, images)
 
 
 @keras.saving.register_keras_serializable(package="dim_keras")
@@ -290,8 +261,9 @@ class DeepInfoMax(Trainer, keras.Model):
         self.score_penalty = float(score_penalty)
         self.scales = scales
         self.channel_split = channel_split
-        if split:
-            channel_group_encoders(encoder)  # checks that it has both
+        # How a batch becomes views (checks a channel split's encoder).
+        self.view_scheme = view_scheme(encoder, views, occlusion,
+                                       channel_split)
         self.representation_dim = encoder.output["y"].shape[-1]
         self.global_critic = (
             GlobalCritic(units=global_critic_units, name="global_critic")
@@ -340,10 +312,7 @@ class DeepInfoMax(Trainer, keras.Model):
                 (`(H, W, 3)` images, `(samples, 1)` speech); with `views=2`
                 the shape of one view is also taken.
         """
-        shape = tuple(input_shape[1:])
-        view_rank = len(self.encoder.input.shape) - 1  # 3 images, 2 speech
-        if self.views == 2 and len(shape) == view_rank:
-            shape = (2,) + shape  # given the shape of one view
+        shape = self.view_scheme.batch_shape(input_shape[1:])
         images = keras.KerasTensor((2,) + shape, "float32")
         _SymbolicDIMLosses(self)(images)
         if self.online_probe_classes:
@@ -362,9 +331,7 @@ class DeepInfoMax(Trainer, keras.Model):
 
         Looked up in `encoder` (not tracked twice as attributes).
         """
-        if self.channel_split == "none":
-            return None
-        return channel_group_encoders(self.encoder)
+        return self.view_scheme.channel_encoders
 
     @property
     def metrics(self):
@@ -506,30 +473,11 @@ class DeepInfoMax(Trainer, keras.Model):
             float32 `[N, width]`, or is `{}` with the online probe off.
         """
         probing = bool(self.online_probe_classes)
-        keys = (("local", "conv", "y") if self.conv_critic or probing
-                else ("local", "y"))
-        if self.channel_encoders is not None:
-            # One view, two encoders: luminance and colour.
-            views = []
-            for part in self.channel_encoders:
-                outputs = part(images, training=training)
-                views.append({k: outputs[k] for k in keys})
-        elif self.views == 2:
-            # Both views in one pass (one set of batch-norm statistics).
-            both = ops.concatenate([images[:, 0], images[:, 1]], axis=0)
-            outputs = self.encoder(both, training=training)
-            halves = {k: ops.split(outputs[k], 2, axis=0) for k in keys}
-            views = [{k: halves[k][v] for k in keys} for v in range(2)]
-        else:
-            outputs = self.encoder(images, training=training)
-            view = {k: outputs[k] for k in keys}
-            if self.occlusion and training:
-                occluded = occlude(images, self.seed_generator)
-                view["y"] = self.encoder(occluded, training=training)["y"]
-            views = [view]
+        views = self.view_scheme.encode(images, self._encoded_keys,
+                                        training, self.seed_generator)
         features = {}
         if probing:
-            parts = views if self.channel_encoders is not None else views[:1]
+            parts = self.view_scheme.probed(views)
             for key in PROBED_ONLINE:
                 flat = [ops.reshape(ops.cast(part[key], "float32"),
                                     (ops.shape(part[key])[0], -1))
@@ -540,8 +488,7 @@ class DeepInfoMax(Trainer, keras.Model):
         if self.global_negatives:  # Distribution: see `gather_replicas`.
             views = [{k: self.gather_replicas(x) for k, x in view.items()}
                      for view in views]
-        # Each view's maps against the other view (one view: itself).
-        pairs = list(zip(views, reversed(views)))
+        pairs = self.view_scheme.pairs(views)
         zero = ops.zeros((), dtype="float32")
         terms = {"global_mi": zero, "local_mi": zero, "prior_loss": zero}
         loss = zero
@@ -579,18 +526,12 @@ class DeepInfoMax(Trainer, keras.Model):
                 estimates.append(estimate(scores, self.estimator))
             terms[key] = sum(estimates[1:], estimates[0]) / len(estimates)
             loss = loss - weight * terms[key]
-        ys = [view["y"] for view in views]
-        if len(ys) == 1:
-            y = ys[0]
-        else:  # both views' Y; the two encoders' Y side by side
-            axis = -1 if self.channel_encoders is not None else 0
-            y = ops.concatenate(ys, axis=axis)
         code = None
         if self.prior_discriminator is not None:
-            code = ops.sigmoid(ops.cast(y, "float32"))
+            code = ops.sigmoid(
+                ops.cast(self.view_scheme.prior_y(views), "float32"))
             terms["prior_loss"] = objective.generator_prior_loss(
-                self.prior_discriminator(code, training=training)
-            )
+                self.prior_discriminator(code, training=training))
             loss = loss + self.gamma * terms["prior_loss"]
         terms["loss"] = loss
         if return_features:
@@ -598,10 +539,17 @@ class DeepInfoMax(Trainer, keras.Model):
         return terms, code
 
     @property
+    def _encoded_keys(self):
+        """The encoder outputs each view keeps."""
+        if self.conv_critic is not None or self.online_probe_classes:
+            return ("local", "conv", "y")
+        return ("local", "y")
+
+    @property
     def _probe_width(self):
         """Input width of each online probe head (flattened features)."""
         widths = {}
-        parts = self.channel_encoders or (self.encoder,)
+        parts = self.view_scheme.encoders
         for key in PROBED_ONLINE:
             total = 0
             for part in parts:
