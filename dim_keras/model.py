@@ -25,6 +25,8 @@ from dim_keras.choices import parse_scales
 from dim_keras.networks.critics import GlobalCritic
 from dim_keras.networks.critics import build_local_critic
 from dim_keras.networks.prior import build_prior_discriminator
+from dim_keras.predictions import cross_view_predictions
+from dim_keras.predictions import random_location  # noqa: F401
 from dim_keras.view_schemes import occlude  # noqa: F401
 from dim_keras.view_schemes import view_scheme
 
@@ -71,28 +73,6 @@ def reference_optimizer(learning_rate=1e-4):
         `keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999)`.
     """
     return keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999)
-
-
-def random_location(feature_map, seed):
-    """One location of each image's feature map, drawn at random.
-
-    AMDIM's 5-to-5 prediction scores one feature of a view's map against
-    every feature of the other view's map; the location is drawn
-    independently for every image.
-
-    Args:
-        feature_map: `[N, H, W, C]`.
-        seed: a `keras.random.SeedGenerator` or int seed.
-
-    Returns:
-        `[N, C]`: `feature_map[i, h_i, w_i]` for random `(h_i, w_i)`.
-    """
-    shape = ops.shape(feature_map)
-    n, locations = shape[0], shape[1] * shape[2]
-    rows = ops.reshape(feature_map, (n, locations, shape[3]))
-    index = keras.random.randint((n,), 0, locations, seed=seed)
-    pick = ops.one_hot(index, locations, dtype=rows.dtype)
-    return ops.einsum("nl,nlc->nc", pick, rows)
 
 
 @keras.saving.register_keras_serializable(package="dim_keras")
@@ -488,44 +468,20 @@ class DeepInfoMax(Trainer, keras.Model):
         if self.global_negatives:  # Distribution: see `gather_replicas`.
             views = [{k: self.gather_replicas(x) for k, x in view.items()}
                      for view in views]
-        pairs = self.view_scheme.pairs(views)
+        predictions = cross_view_predictions(
+            self.view_scheme.pairs(views), self.global_critic,
+            self.local_critic, self.conv_critic, self.location_critic,
+            seed=self.seed_generator)
+        scores = {key: [critic(source, target, training=training)
+                        for critic, source, target in triples]
+                  for key, triples in predictions.items()}
+        estimates, loss = objective.mi_loss(
+            scores, {"global_mi": self.alpha, "local_mi": self.beta},
+            self.estimator, self.score_temperature, self.score_clip,
+            self.score_penalty)
         zero = ops.zeros((), dtype="float32")
         terms = {"global_mi": zero, "local_mi": zero, "prior_loss": zero}
-        loss = zero
-        predictions = {"global_mi": [], "local_mi": []}
-        for view, other in pairs:
-            if self.global_critic is not None:
-                predictions["global_mi"].append(
-                    (self.global_critic, view["local"], other["y"]))
-            for critic, source, target in (
-                (self.local_critic, view.get("local"), other["y"]),
-                (self.conv_critic, view.get("conv"), other["y"]),
-                (self.location_critic, view["local"],
-                 None if self.location_critic is None
-                 else random_location(other["local"], self.seed_generator)),
-            ):
-                if critic is not None:
-                    predictions["local_mi"].append((critic, source, target))
-        for key, estimate, weight in (
-            ("global_mi", objective.global_mi, self.alpha),
-            ("local_mi", objective.local_mi, self.beta),
-        ):
-            if not predictions[key]:
-                continue
-            estimates = []
-            for critic, source, target in predictions[key]:
-                scores = critic(source, target, training=training)
-                if self.score_temperature != 1.0:
-                    scores = (ops.cast(scores, "float32")
-                              / self.score_temperature)
-                if self.score_penalty:
-                    loss = loss + (
-                        self.score_penalty / len(predictions[key])
-                    ) * objective.score_penalty(scores)
-                scores = objective.soft_clip(scores, self.score_clip)
-                estimates.append(estimate(scores, self.estimator))
-            terms[key] = sum(estimates[1:], estimates[0]) / len(estimates)
-            loss = loss - weight * terms[key]
+        terms.update(estimates)
         code = None
         if self.prior_discriminator is not None:
             code = ops.sigmoid(
