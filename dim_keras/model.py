@@ -16,6 +16,7 @@ from keras import ops
 
 from dim_keras import estimators
 from dim_keras import objective
+from dim_keras import online_probe
 from dim_keras.backend import Trainer
 from dim_keras.backend.common import PROBE_LOSS_KEY
 from dim_keras.choices import CHANNEL_SPLITS
@@ -25,6 +26,8 @@ from dim_keras.choices import parse_scales
 from dim_keras.networks.critics import GlobalCritic
 from dim_keras.networks.critics import build_local_critic
 from dim_keras.networks.prior import build_prior_discriminator
+from dim_keras.online_probe import ONLINE_PROBE_LR
+from dim_keras.online_probe import OnlineProbeMixin
 from dim_keras.predictions import cross_view_predictions
 from dim_keras.predictions import random_location  # noqa: F401
 from dim_keras.view_schemes import occlude  # noqa: F401
@@ -41,10 +44,6 @@ LOG_KEYS = (
 # Logged too when the online probe is on (`PROBE_LOSS_KEY`): its training
 # cross-entropy (the sum over the probed layers) on each batch's labelled
 # images.
-# The layers the online probe reads, and the names of its heads.
-PROBED_ONLINE = ("y", "conv")
-# The online probe's default optimizer: Adam at this learning rate.
-ONLINE_PROBE_LR = 1e-2
 
 
 class _SymbolicDIMLosses(keras.Operation):
@@ -76,7 +75,7 @@ def reference_optimizer(learning_rate=1e-4):
 
 
 @keras.saving.register_keras_serializable(package="dim_keras")
-class DeepInfoMax(Trainer, keras.Model):
+class DeepInfoMax(OnlineProbeMixin, Trainer, keras.Model):
     """Deep InfoMax training model.
 
     Example:
@@ -267,10 +266,7 @@ class DeepInfoMax(Trainer, keras.Model):
         )
         self.online_probe_classes = online_probe_classes
         self.online_probe_y, self.online_probe_conv = (
-            keras.layers.Dense(online_probe_classes, name=f"online_probe_{k}")
-            if online_probe_classes else None
-            for k in PROBED_ONLINE
-        )
+            online_probe.probe_heads(online_probe_classes))
         self.seed_generator = keras.random.SeedGenerator(seed)
         keys = LOG_KEYS + ((PROBE_LOSS_KEY,) if online_probe_classes else ())
         self.trackers = {k: keras.metrics.Mean(name=k) for k in keys}
@@ -295,10 +291,7 @@ class DeepInfoMax(Trainer, keras.Model):
         shape = self.view_scheme.batch_shape(input_shape[1:])
         images = keras.KerasTensor((2,) + shape, "float32")
         _SymbolicDIMLosses(self)(images)
-        if self.online_probe_classes:
-            for layer, head in self.online_probe_heads.items():
-                width = self._probe_width[layer]
-                head.build((None, width))
+        self.build_online_probe(self.view_scheme.encoders)
         self.built = True
         if getattr(self, "discriminator_optimizer", None) is not None:
             # Compiled before built: give each optimizer its own variables
@@ -325,21 +318,6 @@ class DeepInfoMax(Trainer, keras.Model):
                        self.conv_critic, self.location_critic):
             if critic is not None:
                 variables += critic.trainable_variables
-        return variables
-
-    @property
-    def online_probe_heads(self):
-        """`{"y": Dense, "conv": Dense}` of the online probe, or `{}`."""
-        if not self.online_probe_classes:
-            return {}
-        return {"y": self.online_probe_y, "conv": self.online_probe_conv}
-
-    @property
-    def probe_variables(self):
-        """Trainable variables of the online probe's heads."""
-        variables = []
-        for head in self.online_probe_heads.values():
-            variables += head.trainable_variables
         return variables
 
     @property
@@ -452,19 +430,12 @@ class DeepInfoMax(Trainer, keras.Model):
             first view's (or both encoders' side by side) gradient-stopped
             float32 `[N, width]`, or is `{}` with the online probe off.
         """
-        probing = bool(self.online_probe_classes)
         views = self.view_scheme.encode(images, self._encoded_keys,
                                         training, self.seed_generator)
         features = {}
-        if probing:
-            parts = self.view_scheme.probed(views)
-            for key in PROBED_ONLINE:
-                flat = [ops.reshape(ops.cast(part[key], "float32"),
-                                    (ops.shape(part[key])[0], -1))
-                        for part in parts]
-                features[key] = ops.stop_gradient(
-                    ops.concatenate(flat, axis=-1) if len(flat) > 1
-                    else flat[0])
+        if self.online_probe_classes:
+            features = online_probe.probe_features(
+                self.view_scheme.probed(views))
         if self.global_negatives:  # Distribution: see `gather_replicas`.
             views = [{k: self.gather_replicas(x) for k, x in view.items()}
                      for view in views]
@@ -500,47 +471,6 @@ class DeepInfoMax(Trainer, keras.Model):
         if self.conv_critic is not None or self.online_probe_classes:
             return ("local", "conv", "y")
         return ("local", "y")
-
-    @property
-    def _probe_width(self):
-        """Input width of each online probe head (flattened features)."""
-        widths = {}
-        parts = self.view_scheme.encoders
-        for key in PROBED_ONLINE:
-            total = 0
-            for part in parts:
-                size = 1
-                for dim in part.output[key].shape[1:]:
-                    size *= int(dim)
-                total += size
-            widths[key] = total
-        return widths
-
-    def compute_probe_losses(self, features, labels):
-        """The online probe's cross-entropy on the labelled images.
-
-        Args:
-            features: `compute_encoder_losses`'s gradient-stopped features.
-            labels: `[N]` int class ids, -1 for unlabelled images, or None.
-
-        Returns:
-            `{PROBE_LOSS_KEY: loss}`: the sum over the probed layers of the
-            mean cross-entropy of the labelled images (0 without any).
-        """
-        zero = ops.zeros((), dtype="float32")
-        if labels is None or not self.online_probe_classes:
-            return {PROBE_LOSS_KEY: zero}
-        labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-        labelled = ops.cast(labels >= 0, "float32")
-        safe = ops.where(labels >= 0, labels, ops.zeros_like(labels))
-        count = ops.maximum(ops.sum(labelled), 1.0)
-        loss = zero
-        for key, head in self.online_probe_heads.items():
-            logits = ops.cast(head(features[key]), "float32")
-            cross_entropy = keras.losses.sparse_categorical_crossentropy(
-                safe, logits, from_logits=True)
-            loss = loss + ops.sum(cross_entropy * labelled) / count
-        return {PROBE_LOSS_KEY: loss}
 
     def sample_prior(self, shape):
         """Samples of the prior, Uniform[0, 1]^D, from the seed generator."""
