@@ -7,8 +7,12 @@ Who updates what (the min-max game of prior matching):
 - the prior discriminator takes its own optimizer step on its GAN loss
   (plus the gradient penalty), with Y gradient-stopped.
 
-The loss maths is shared `keras.ops` code (`compute_dim_losses`); only the
-gradient and optimizer mechanics live in `dim_keras.backend`.
+The loss maths is shared `keras.ops` code (`compute_dim_losses`): how a
+batch becomes views is its view scheme's (`dim_keras.view_schemes`), which
+critic scores what is `dim_keras.predictions`', the loss terms are
+`dim_keras.objective`'s; the discriminator's side and the online probe
+are mixins (`dim_keras.prior_matching`, `dim_keras.online_probe`). Only
+the gradient and optimizer mechanics live in `dim_keras.backend`.
 """
 
 import keras
@@ -30,6 +34,7 @@ from dim_keras.online_probe import ONLINE_PROBE_LR
 from dim_keras.online_probe import OnlineProbeMixin
 from dim_keras.predictions import cross_view_predictions
 from dim_keras.predictions import random_location  # noqa: F401
+from dim_keras.prior_matching import PriorMatchingMixin
 from dim_keras.view_schemes import occlude  # noqa: F401
 from dim_keras.view_schemes import view_scheme
 
@@ -75,7 +80,8 @@ def reference_optimizer(learning_rate=1e-4):
 
 
 @keras.saving.register_keras_serializable(package="dim_keras")
-class DeepInfoMax(OnlineProbeMixin, Trainer, keras.Model):
+class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
+                  keras.Model):
     """Deep InfoMax training model.
 
     Example:
@@ -320,13 +326,6 @@ class DeepInfoMax(OnlineProbeMixin, Trainer, keras.Model):
                 variables += critic.trainable_variables
         return variables
 
-    @property
-    def discriminator_variables(self):
-        """Trainable variables of the prior discriminator."""
-        if self.prior_discriminator is None:
-            return []
-        return list(self.prior_discriminator.trainable_variables)
-
     def compile(
         self,
         optimizer=None,
@@ -401,13 +400,8 @@ class DeepInfoMax(OnlineProbeMixin, Trainer, keras.Model):
             terms.update(self.compute_probe_losses(features, labels))
         if code is not None:
             code = ops.stop_gradient(code)
-        terms.update(
-            self.compute_discriminator_losses(
-                code,
-                training=training,
-                prior_samples=prior_samples,
-            )
-        )
+        terms.update(self.compute_discriminator_losses(
+            code, training=training, prior_samples=prior_samples))
         return terms
 
     def compute_encoder_losses(self, images, training=True,
@@ -471,51 +465,6 @@ class DeepInfoMax(OnlineProbeMixin, Trainer, keras.Model):
         if self.conv_critic is not None or self.online_probe_classes:
             return ("local", "conv", "y")
         return ("local", "y")
-
-    def sample_prior(self, shape):
-        """Samples of the prior, Uniform[0, 1]^D, from the seed generator."""
-        return keras.random.uniform(shape, seed=self.seed_generator)
-
-    def compute_discriminator_losses(
-        self, code, training=True, prior_samples=None
-    ):
-        """The prior discriminator's objective on gradient-stopped codes.
-
-        Args:
-            code: `[N, D]` sigmoid(Y) with its gradient stopped, or None
-                when `gamma` is 0.
-            training: bool, passed to the discriminator.
-            prior_samples: `[N, D]` prior samples, or None to draw them.
-
-        Returns:
-            Dict with `"discriminator_loss"`, `"gradient_penalty"` and
-            `"discriminator_total"` (float32 scalars; zeros when `gamma`
-            is 0).
-        """
-        zero = ops.zeros((), dtype="float32")
-        terms = {
-            "discriminator_loss": zero,
-            "gradient_penalty": zero,
-            "discriminator_total": zero,
-        }
-        if self.prior_discriminator is None:
-            return terms
-        if prior_samples is None:
-            prior_samples = self.sample_prior(ops.shape(code))
-        prior_samples = ops.cast(prior_samples, "float32")
-        terms["discriminator_loss"] = objective.discriminator_loss(
-            self.prior_discriminator(prior_samples, training=training),
-            self.prior_discriminator(code, training=training),
-        )
-        total = terms["discriminator_loss"]
-        if self.gradient_penalty > 0:
-            samples = ops.concatenate([prior_samples, code], axis=0)
-            terms["gradient_penalty"] = self.input_gradient_penalty(
-                self.prior_discriminator, samples
-            )
-            total = total + self.gradient_penalty * terms["gradient_penalty"]
-        terms["discriminator_total"] = total
-        return terms
 
     def update_trackers(self, terms):
         """Updates the epoch means and returns the logs of this step."""
