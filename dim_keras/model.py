@@ -21,6 +21,7 @@ from keras import ops
 from dim_keras import estimators
 from dim_keras import objective
 from dim_keras import online_probe
+from dim_keras import symbolic
 from dim_keras.backend import Trainer
 from dim_keras.backend.common import PROBE_LOSS_KEY
 from dim_keras.choices import CHANNEL_SPLITS
@@ -49,22 +50,6 @@ LOG_KEYS = (
 # Logged too when the online probe is on (`PROBE_LOSS_KEY`): its training
 # cross-entropy (the sum over the probed layers) on each batch's labelled
 # images.
-
-
-class _SymbolicDIMLosses(keras.Operation):
-    """`model.compute_dim_losses` as an operation, to trace it symbolically.
-
-    Calling a `keras.Operation` on `KerasTensor`s infers its outputs'
-    shapes by tracing `call` without arithmetic (Keras's public route to
-    its `compute_output_spec`), which creates every variable on the way.
-    """
-
-    def __init__(self, model):
-        super().__init__(name="dim_losses")
-        self.model = model
-
-    def call(self, images):
-        return self.model.compute_dim_losses(images, training=False)
 
 
 def reference_optimizer(learning_rate=1e-4):
@@ -295,8 +280,9 @@ class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
                 the shape of one view is also taken.
         """
         shape = self.view_scheme.batch_shape(input_shape[1:])
-        images = keras.KerasTensor((2,) + shape, "float32")
-        _SymbolicDIMLosses(self)(images)
+        symbolic.trace(
+            lambda images: self.compute_dim_losses(images, training=False),
+            (2,) + shape, name="dim_losses")
         self.build_online_probe(self.view_scheme.encoders)
         self.built = True
         if getattr(self, "discriminator_optimizer", None) is not None:
