@@ -1,19 +1,19 @@
-"""JAX training step: stateless, with two optimizers threaded through it.
+"""JAX training step: stateless, with three optimizers threaded through it.
 
 Keras's JAX trainer passes `train_step(state, data)` the values of the
 model's trainable, non-trainable, optimizer and metrics variables, and
-writes back what the step returns. It knows one optimizer, `self.optimizer`;
-the prior discriminator's optimizer would be left out of `state`, so its
-slots would never change inside a compiled step. Here its variables ride
-along with the metrics variables (`metrics_variables` lists the trackers'
-variables, then the discriminator optimizer's), which Keras threads through
-every step, writes back to the model, and shards like the rest of the state.
+writes back what the step returns. It knows one optimizer, `self.optimizer`
+(the encoder's and the MI critics'); the prior discriminator's and the
+online probe's optimizers ride in the metrics item of `state`, after the
+trackers' variables: `dim_keras.backend.jax_state` says why there and owns
+that layout.
 
 The step takes two gradients: the encoder objective w.r.t. the encoder and
 the MI critics (the discriminator's weights held fixed), then the
 discriminator objective w.r.t. the discriminator's weights, on the
 gradient-stopped codes of the first pass (only the small discriminator runs
-twice).
+twice). With the online probe and labelled images it takes a third: the
+probe's loss w.r.t. its heads, on gradient-stopped features.
 """
 
 import jax
@@ -26,6 +26,7 @@ from dim_keras.backend.common import split_batch
 from dim_keras.backend.common import adapt_pipeline  # noqa: F401
 from dim_keras.backend.common import prepare_model  # noqa: F401
 from dim_keras.backend.common import supports_jit  # noqa: F401
+from dim_keras.backend.jax_state import MetricsState
 # The distribution mechanics: `dim_keras.distribute` finds them here.
 from dim_keras.backend.jax_distribute import (  # noqa: F401
     broadcast_from_chief,
@@ -70,28 +71,43 @@ class Trainer(TrainerBase):
     @property
     def metrics_variables(self):
         """The trackers' variables, then the discriminator optimizer's and
-        the online probe optimizer's."""
-        variables = []
-        for metric in self.metrics:
-            variables.extend(metric.variables)
-        return variables + self._riding_optimizer_variables()[0]
+        the online probe optimizer's (`jax_state.MetricsState`)."""
+        return self._metrics_state().variables
 
-    def _riding_optimizer_variables(self):
-        """The other optimizers' variables threaded with the metrics'.
+    def _metrics_state(self):
+        """The layout of the metrics item of the train state.
 
         Returns:
-            `(variables, discriminator_count)`: the discriminator
-            optimizer's variables, then the probe optimizer's, and how
-            many are the discriminator's.
+            A `MetricsState` of the trackers and of the discriminator's and
+            the probe's optimizers (None for one not in use).
         """
-        discriminator, probe = [], []
-        optimizer = getattr(self, "discriminator_optimizer", None)
-        if optimizer is not None and self.prior_discriminator is not None:
-            discriminator = list(optimizer.variables)
-        optimizer = getattr(self, "probe_optimizer", None)
-        if optimizer is not None and self.online_probe_classes:
-            probe = list(optimizer.variables)
-        return discriminator + probe, len(discriminator)
+        discriminator = getattr(self, "discriminator_optimizer", None)
+        if self.prior_discriminator is None:
+            discriminator = None
+        probe = getattr(self, "probe_optimizer", None)
+        if not self.online_probe_classes:
+            probe = None
+        return MetricsState(self.metrics, [discriminator, probe])
+
+    def _stateless_track(self, tracker_values, terms):
+        """Updates the trackers' values with this step's loss terms.
+
+        Args:
+            tracker_values: a list of values per tracker, in the order of
+                `self.trackers`.
+            terms: dict of this step's loss terms.
+
+        Returns:
+            `(logs, tracker_values)`: the trackers' results and their new
+            values.
+        """
+        logs, new_values = {}, []
+        for (key, tracker), values in zip(self.trackers.items(),
+                                          tracker_values):
+            values = tracker.stateless_update_state(values, terms[key])
+            logs[key] = tracker.stateless_result(values)
+            new_values.append(values)
+        return logs, new_values
 
     def _variable_positions(self):
         """Positions of encoder, discriminator and probe variables in the
@@ -251,22 +267,10 @@ class Trainer(TrainerBase):
         optimizer_values = _apply(self.optimizer, optimizer_values, grads,
                                   trainable_values, encoder_pos)
 
-        tracker_values = []
-        logs = {}
-        offset = 0
-        for key, tracker in self.trackers.items():
-            count = len(tracker.variables)
-            values = tracker.stateless_update_state(
-                metrics_values[offset : offset + count], terms[key]
-            )
-            logs[key] = tracker.stateless_result(values)
-            tracker_values.extend(values)
-            offset += count
-        _, discriminator_count = self._riding_optimizer_variables()
-        d_optimizer_values = list(
-            metrics_values[offset : offset + discriminator_count])
-        p_optimizer_values = list(
-            metrics_values[offset + discriminator_count :])
+        layout = self._metrics_state()
+        tracker_values, (d_optimizer_values, p_optimizer_values) = (
+            layout.split(metrics_values))
+        logs, tracker_values = self._stateless_track(tracker_values, terms)
 
         if self.prior_discriminator is not None:
             d_optimizer_values = _apply(
@@ -281,7 +285,7 @@ class Trainer(TrainerBase):
             trainable_values,
             non_trainable_values,
             optimizer_values,
-            tracker_values + list(d_optimizer_values)
-            + list(p_optimizer_values),
+            layout.join(tracker_values,
+                        [d_optimizer_values, p_optimizer_values]),
         )
         return logs, state
