@@ -842,8 +842,8 @@ def curve(snapshots, run_dir, trained, cache, settings, seed, clock):
     """Linear and kNN accuracy of the encoder at each snapshot.
 
     Args:
-        snapshots: the budget callback's snapshots (all but the last:
-            the final encoder is probed as every run's is).
+        snapshots: the budget callback's snapshots but the final
+            encoder's (probed as every run's is).
         run_dir, trained, cache, settings, seed, clock: as `probe_run`.
 
     Returns:
@@ -916,8 +916,11 @@ def one_run(recipe, seed, run_dir, cache, settings, clock, minutes=None,
     if minutes is not None:
         run["minutes"] = round(trained["fit_s"] / 60, 2)
         run["epochs_done"] = len(trained["history"])
-        points = curve(budget.snapshots[:-1], run_dir, trained, cache,
-                       settings, seed, clock)
+        # The final encoder is probed above: its snapshot is not again.
+        snapshots = [s for s in budget.snapshots
+                     if s["epochs"] != run["epochs_done"]]
+        points = curve(snapshots, run_dir, trained, cache, settings, seed,
+                       clock)
         run["curve"] = points + [{"epochs": run["epochs_done"],
                                   "minutes": run["minutes"],
                                   "accuracy": result["accuracy"]["dim"]}]
