@@ -105,3 +105,28 @@ def test_minutes_cap_the_epochs_and_a_curve_needs_them():
         quality.build_recipes(quality.parse_args(["--curve-points", "3"]))
     with pytest.raises(quality.QualityError, match="Received: 0.0"):
         quality.build_recipes(quality.parse_args(["--minutes", "0"]))
+
+
+def test_the_minutes_curve_averages_seeds_point_by_point(tmp_path):
+    from benchmarks import plot_quality
+
+    def run(shift):
+        accuracy = {"linear": {layer: 0.5 + shift for layer in "conv fc y".split()},
+                    "knn": {layer: 0.4 for layer in "conv fc y".split()}}
+        return {"curve": [{"minutes": 1.0 + shift, "epochs": 1,
+                           "accuracy": accuracy},
+                          {"minutes": 2.0 + shift, "epochs": 2,
+                           "accuracy": accuracy}],
+                "accuracy": {"dim": accuracy, "random": accuracy,
+                             "pixels": {"linear": {"pixels": 0.3},
+                                        "knn": {"pixels": 0.2}}}}
+
+    report = {"recipes": [{"index": 0, "label": "defaults",
+                           "runs": [run(0.0), run(0.2)]}]}
+    found = plot_quality.curves(report)
+    assert list(found) == ["0: defaults"]
+    (m1, a1), (m2, a2) = found["0: defaults"]["y"]
+    assert (m1, m2) == pytest.approx((1.1, 2.1))
+    assert a1 == pytest.approx(60.0) and a2 == pytest.approx(60.0)
+    plot_quality.plot(report, str(tmp_path / "curve.png"))
+    assert (tmp_path / "curve.png").stat().st_size > 0
