@@ -93,6 +93,6 @@ def build_model(config, image_size=None, jit_compile=None, num_classes=0,
         jit_compile="auto" if jit_compile is None else jit_compile,
     )
     view = tuple(encoder.input.shape[1:])  # (H, W, 3), or (samples, 1)
-    model.build((None,) + ((2,) + view if config.views == 2 else view))
+    model.build((None,) + model.view_scheme.batch_shape(view))
     model.build_optimizers()
     return model

@@ -24,6 +24,7 @@ from dim_keras.choices import PRECISIONS
 from dim_keras.choices import STRATEGIES
 from dim_keras.choices import VIEW_CROPS
 from dim_keras.choices import check_choice
+from dim_keras.recipes import FORCED
 from dim_keras.recipes import RECIPE_FIELDS
 from dim_keras.recipes import REFERENCE
 from dim_keras.recipes import SCHEME_FIELDS
@@ -299,8 +300,7 @@ class TrainConfig:
         scheme = scheme_settings(self.views, self.channel_split, modality)
         changes = {name: scheme[name] for name in SCHEME_FIELDS
                    if getattr(self, name) is None}
-        if modality == "audio":
-            changes["views"] = scheme["views"]
+        changes.update(FORCED.get(modality, {}))
         if changes.get("score_temperature") == SQRT_WIDTH:
             changes["score_temperature"] = sqrt_width_temperature(
                 self.local_critic, self.critic_units)

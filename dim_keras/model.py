@@ -7,22 +7,34 @@ Who updates what (the min-max game of prior matching):
 - the prior discriminator takes its own optimizer step on its GAN loss
   (plus the gradient penalty), with Y gradient-stopped.
 
-The loss maths is shared `keras.ops` code (`compute_dim_losses`); only the
-gradient and optimizer mechanics live in `dim_keras.backend`.
+The loss maths is shared `keras.ops` code (`compute_dim_losses`): how a
+batch becomes views is its view scheme's (`dim_keras.view_schemes`), which
+critic scores what is `dim_keras.predictions`', the loss terms are
+`dim_keras.objective`'s; the discriminator's side and the online probe
+are mixins (`dim_keras.prior_matching`, `dim_keras.online_probe`). Only
+the gradient and optimizer mechanics live in `dim_keras.backend`.
 """
 
 import keras
 from keras import ops
 
+from dim_keras import checks
 from dim_keras import estimators
 from dim_keras import objective
+from dim_keras import online_probe
+from dim_keras import symbolic
 from dim_keras.backend import Trainer
 from dim_keras.backend.common import PROBE_LOSS_KEY
-from dim_keras import checks
 from dim_keras.networks.critics import GlobalCritic
 from dim_keras.networks.critics import build_local_critic
-from dim_keras.networks.encoders import channel_group_encoders
 from dim_keras.networks.prior import build_prior_discriminator
+from dim_keras.online_probe import ONLINE_PROBE_LR
+from dim_keras.online_probe import OnlineProbeMixin
+from dim_keras.predictions import cross_view_predictions
+from dim_keras.predictions import random_location  # noqa: F401
+from dim_keras.prior_matching import PriorMatchingMixin
+from dim_keras.view_schemes import occlude  # noqa: F401
+from dim_keras.view_schemes import view_scheme
 
 LOG_KEYS = (
     "loss",
@@ -35,26 +47,6 @@ LOG_KEYS = (
 # Logged too when the online probe is on (`PROBE_LOSS_KEY`): its training
 # cross-entropy (the sum over the probed layers) on each batch's labelled
 # images.
-# The layers the online probe reads, and the names of its heads.
-PROBED_ONLINE = ("y", "conv")
-# The online probe's default optimizer: Adam at this learning rate.
-ONLINE_PROBE_LR = 1e-2
-
-
-class _SymbolicDIMLosses(keras.Operation):
-    """`model.compute_dim_losses` as an operation, to trace it symbolically.
-
-    Calling a `keras.Operation` on `KerasTensor`s infers its outputs'
-    shapes by tracing `call` without arithmetic (Keras's public route to
-    its `compute_output_spec`), which creates every variable on the way.
-    """
-
-    def __init__(self, model):
-        super().__init__(name="dim_losses")
-        self.model = model
-
-    def call(self, images):
-        return self.model.compute_dim_losses(images, training=False)
 
 
 def reference_optimizer(learning_rate=1e-4):
@@ -69,60 +61,9 @@ def reference_optimizer(learning_rate=1e-4):
     return keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999)
 
 
-def random_location(feature_map, seed):
-    """One location of each image's feature map, drawn at random.
-
-    AMDIM's 5-to-5 prediction scores one feature of a view's map against
-    every feature of the other view's map; the location is drawn
-    independently for every image.
-
-    Args:
-        feature_map: `[N, H, W, C]`.
-        seed: a `keras.random.SeedGenerator` or int seed.
-
-    Returns:
-        `[N, C]`: `feature_map[i, h_i, w_i]` for random `(h_i, w_i)`.
-    """
-    shape = ops.shape(feature_map)
-    n, locations = shape[0], shape[1] * shape[2]
-    rows = ops.reshape(feature_map, (n, locations, shape[3]))
-    index = keras.random.randint((n,), 0, locations, seed=seed)
-    pick = ops.one_hot(index, locations, dtype=rows.dtype)
-    return ops.einsum("nl,nlc->nc", pick, rows)
-
-
-def occlude(images, seed, block_fraction=0.5):
-    """Sets a random square block of each image to mid-grey (127.5).
-
-    Args:
-        images: `[N, H, W, C]` raw images (0-255).
-        seed: a `keras.random.SeedGenerator` or int.
-        block_fraction: block side as a fraction of the image side.
-
-    Returns:
-        float32 images of the same shape; each has one `b x b` block
-        (`b = round(block_fraction * H)`), placed uniformly at random
-        inside the image, equal to 127.5 (0 after the encoder's scaling).
-    """
-    images = ops.cast(images, "float32")
-    height, width = images.shape[1], images.shape[2]
-    block_h = max(1, int(round(block_fraction * height)))
-    block_w = max(1, int(round(block_fraction * width)))
-    batch = ops.shape(images)[0]
-    corners = keras.random.uniform((batch, 2), seed=seed)
-    top = ops.floor(corners[:, 0] * (height - block_h + 1))
-    left = ops.floor(corners[:, 1] * (width - block_w + 1))
-    rows = ops.arange(height, dtype="float32")[None, :]
-    cols = ops.arange(width, dtype="float32")[None, :]
-    top, left = top[:, None], left[:, None]
-    in_rows = ops.logical_and(rows >= top, rows < top + block_h)
-    in_cols = ops.logical_and(cols >= left, cols < left + block_w)
-    mask = ops.logical_and(in_rows[:, :, None], in_cols[:, None, :])
-    return ops.where(mask[..., None], 127.5, images)
-
-
 @keras.saving.register_keras_serializable(package="dim_keras")
-class DeepInfoMax(Trainer, keras.Model):
+class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
+                  keras.Model):
     """Deep InfoMax training model.
 
     Example:
@@ -253,8 +194,9 @@ class DeepInfoMax(Trainer, keras.Model):
         self.score_penalty = float(score_penalty)
         self.scales = scales
         self.channel_split = channel_split
-        if channel_split != "none":
-            channel_group_encoders(encoder)  # checks that it has both
+        # How a batch becomes views (checks a channel split's encoder).
+        self.view_scheme = view_scheme(encoder, views, occlusion,
+                                       channel_split)
         self.representation_dim = encoder.output["y"].shape[-1]
         self.global_critic = (
             GlobalCritic(units=global_critic_units, name="global_critic")
@@ -278,10 +220,7 @@ class DeepInfoMax(Trainer, keras.Model):
         )
         self.online_probe_classes = online_probe_classes
         self.online_probe_y, self.online_probe_conv = (
-            keras.layers.Dense(online_probe_classes, name=f"online_probe_{k}")
-            if online_probe_classes else None
-            for k in PROBED_ONLINE
-        )
+            online_probe.probe_heads(online_probe_classes))
         self.seed_generator = keras.random.SeedGenerator(seed)
         keys = LOG_KEYS + ((PROBE_LOSS_KEY,) if online_probe_classes else ())
         self.trackers = {k: keras.metrics.Mean(name=k) for k in keys}
@@ -303,16 +242,11 @@ class DeepInfoMax(Trainer, keras.Model):
                 (`(H, W, 3)` images, `(samples, 1)` speech); with `views=2`
                 the shape of one view is also taken.
         """
-        shape = tuple(input_shape[1:])
-        view_rank = len(self.encoder.input.shape) - 1  # 3 images, 2 speech
-        if self.views == 2 and len(shape) == view_rank:
-            shape = (2,) + shape  # given the shape of one view
-        images = keras.KerasTensor((2,) + shape, "float32")
-        _SymbolicDIMLosses(self)(images)
-        if self.online_probe_classes:
-            for layer, head in self.online_probe_heads.items():
-                width = self._probe_width[layer]
-                head.build((None, width))
+        shape = self.view_scheme.batch_shape(input_shape[1:])
+        symbolic.trace(
+            lambda images: self.compute_dim_losses(images, training=False),
+            (2,) + shape, name="dim_losses")
+        self.build_online_probe(self.view_scheme.encoders)
         self.built = True
         if getattr(self, "discriminator_optimizer", None) is not None:
             # Compiled before built: give each optimizer its own variables
@@ -325,9 +259,7 @@ class DeepInfoMax(Trainer, keras.Model):
 
         Looked up in `encoder` (not tracked twice as attributes).
         """
-        if self.channel_split == "none":
-            return None
-        return channel_group_encoders(self.encoder)
+        return self.view_scheme.channel_encoders
 
     @property
     def metrics(self):
@@ -342,28 +274,6 @@ class DeepInfoMax(Trainer, keras.Model):
             if critic is not None:
                 variables += critic.trainable_variables
         return variables
-
-    @property
-    def online_probe_heads(self):
-        """`{"y": Dense, "conv": Dense}` of the online probe, or `{}`."""
-        if not self.online_probe_classes:
-            return {}
-        return {"y": self.online_probe_y, "conv": self.online_probe_conv}
-
-    @property
-    def probe_variables(self):
-        """Trainable variables of the online probe's heads."""
-        variables = []
-        for head in self.online_probe_heads.values():
-            variables += head.trainable_variables
-        return variables
-
-    @property
-    def discriminator_variables(self):
-        """Trainable variables of the prior discriminator."""
-        if self.prior_discriminator is None:
-            return []
-        return list(self.prior_discriminator.trainable_variables)
 
     def compile(
         self,
@@ -439,13 +349,8 @@ class DeepInfoMax(Trainer, keras.Model):
             terms.update(self.compute_probe_losses(features, labels))
         if code is not None:
             code = ops.stop_gradient(code)
-        terms.update(
-            self.compute_discriminator_losses(
-                code,
-                training=training,
-                prior_samples=prior_samples,
-            )
-        )
+        terms.update(self.compute_discriminator_losses(
+            code, training=training, prior_samples=prior_samples))
         return terms
 
     def compute_encoder_losses(self, images, training=True,
@@ -468,92 +373,35 @@ class DeepInfoMax(Trainer, keras.Model):
             first view's (or both encoders' side by side) gradient-stopped
             float32 `[N, width]`, or is `{}` with the online probe off.
         """
-        probing = bool(self.online_probe_classes)
-        keys = (("local", "conv", "y") if self.conv_critic or probing
-                else ("local", "y"))
-        if self.channel_encoders is not None:
-            # One view, two encoders: luminance and colour.
-            views = []
-            for part in self.channel_encoders:
-                outputs = part(images, training=training)
-                views.append({k: outputs[k] for k in keys})
-        elif self.views == 2:
-            # Both views in one pass (one set of batch-norm statistics).
-            both = ops.concatenate([images[:, 0], images[:, 1]], axis=0)
-            outputs = self.encoder(both, training=training)
-            halves = {k: ops.split(outputs[k], 2, axis=0) for k in keys}
-            views = [{k: halves[k][v] for k in keys} for v in range(2)]
-        else:
-            outputs = self.encoder(images, training=training)
-            view = {k: outputs[k] for k in keys}
-            if self.occlusion and training:
-                occluded = occlude(images, self.seed_generator)
-                view["y"] = self.encoder(occluded, training=training)["y"]
-            views = [view]
+        views = self.view_scheme.encode(images, self._encoded_keys,
+                                        training, self.seed_generator)
         features = {}
-        if probing:
-            parts = views if self.channel_encoders is not None else views[:1]
-            for key in PROBED_ONLINE:
-                flat = [ops.reshape(ops.cast(part[key], "float32"),
-                                    (ops.shape(part[key])[0], -1))
-                        for part in parts]
-                features[key] = ops.stop_gradient(
-                    ops.concatenate(flat, axis=-1) if len(flat) > 1
-                    else flat[0])
+        if self.online_probe_classes:
+            features = online_probe.probe_features(
+                self.view_scheme.probed(views))
         if self.global_negatives:  # Distribution: see `gather_replicas`.
             views = [{k: self.gather_replicas(x) for k, x in view.items()}
                      for view in views]
-        # Each view's maps against the other view (one view: itself).
-        pairs = list(zip(views, reversed(views)))
+        predictions = cross_view_predictions(
+            self.view_scheme.pairs(views), self.global_critic,
+            self.local_critic, self.conv_critic, self.location_critic,
+            seed=self.seed_generator)
+        scores = {key: [critic(source, target, training=training)
+                        for critic, source, target in triples]
+                  for key, triples in predictions.items()}
+        estimates, loss = objective.mi_loss(
+            scores, {"global_mi": self.alpha, "local_mi": self.beta},
+            self.estimator, self.score_temperature, self.score_clip,
+            self.score_penalty)
         zero = ops.zeros((), dtype="float32")
         terms = {"global_mi": zero, "local_mi": zero, "prior_loss": zero}
-        loss = zero
-        predictions = {"global_mi": [], "local_mi": []}
-        for view, other in pairs:
-            if self.global_critic is not None:
-                predictions["global_mi"].append(
-                    (self.global_critic, view["local"], other["y"]))
-            for critic, source, target in (
-                (self.local_critic, view.get("local"), other["y"]),
-                (self.conv_critic, view.get("conv"), other["y"]),
-                (self.location_critic, view["local"],
-                 None if self.location_critic is None
-                 else random_location(other["local"], self.seed_generator)),
-            ):
-                if critic is not None:
-                    predictions["local_mi"].append((critic, source, target))
-        for key, estimate, weight in (
-            ("global_mi", objective.global_mi, self.alpha),
-            ("local_mi", objective.local_mi, self.beta),
-        ):
-            if not predictions[key]:
-                continue
-            estimates = []
-            for critic, source, target in predictions[key]:
-                scores = critic(source, target, training=training)
-                if self.score_temperature != 1.0:
-                    scores = (ops.cast(scores, "float32")
-                              / self.score_temperature)
-                if self.score_penalty:
-                    loss = loss + (
-                        self.score_penalty / len(predictions[key])
-                    ) * objective.score_penalty(scores)
-                scores = objective.soft_clip(scores, self.score_clip)
-                estimates.append(estimate(scores, self.estimator))
-            terms[key] = sum(estimates[1:], estimates[0]) / len(estimates)
-            loss = loss - weight * terms[key]
-        ys = [view["y"] for view in views]
-        if len(ys) == 1:
-            y = ys[0]
-        else:  # both views' Y; the two encoders' Y side by side
-            axis = -1 if self.channel_encoders is not None else 0
-            y = ops.concatenate(ys, axis=axis)
+        terms.update(estimates)
         code = None
         if self.prior_discriminator is not None:
-            code = ops.sigmoid(ops.cast(y, "float32"))
+            code = ops.sigmoid(
+                ops.cast(self.view_scheme.prior_y(views), "float32"))
             terms["prior_loss"] = objective.generator_prior_loss(
-                self.prior_discriminator(code, training=training)
-            )
+                self.prior_discriminator(code, training=training))
             loss = loss + self.gamma * terms["prior_loss"]
         terms["loss"] = loss
         if return_features:
@@ -561,90 +409,11 @@ class DeepInfoMax(Trainer, keras.Model):
         return terms, code
 
     @property
-    def _probe_width(self):
-        """Input width of each online probe head (flattened features)."""
-        widths = {}
-        parts = self.channel_encoders or (self.encoder,)
-        for key in PROBED_ONLINE:
-            total = 0
-            for part in parts:
-                size = 1
-                for dim in part.output[key].shape[1:]:
-                    size *= int(dim)
-                total += size
-            widths[key] = total
-        return widths
-
-    def compute_probe_losses(self, features, labels):
-        """The online probe's cross-entropy on the labelled images.
-
-        Args:
-            features: `compute_encoder_losses`'s gradient-stopped features.
-            labels: `[N]` int class ids, -1 for unlabelled images, or None.
-
-        Returns:
-            `{PROBE_LOSS_KEY: loss}`: the sum over the probed layers of the
-            mean cross-entropy of the labelled images (0 without any).
-        """
-        zero = ops.zeros((), dtype="float32")
-        if labels is None or not self.online_probe_classes:
-            return {PROBE_LOSS_KEY: zero}
-        labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-        labelled = ops.cast(labels >= 0, "float32")
-        safe = ops.where(labels >= 0, labels, ops.zeros_like(labels))
-        count = ops.maximum(ops.sum(labelled), 1.0)
-        loss = zero
-        for key, head in self.online_probe_heads.items():
-            logits = ops.cast(head(features[key]), "float32")
-            cross_entropy = keras.losses.sparse_categorical_crossentropy(
-                safe, logits, from_logits=True)
-            loss = loss + ops.sum(cross_entropy * labelled) / count
-        return {PROBE_LOSS_KEY: loss}
-
-    def sample_prior(self, shape):
-        """Samples of the prior, Uniform[0, 1]^D, from the seed generator."""
-        return keras.random.uniform(shape, seed=self.seed_generator)
-
-    def compute_discriminator_losses(
-        self, code, training=True, prior_samples=None
-    ):
-        """The prior discriminator's objective on gradient-stopped codes.
-
-        Args:
-            code: `[N, D]` sigmoid(Y) with its gradient stopped, or None
-                when `gamma` is 0.
-            training: bool, passed to the discriminator.
-            prior_samples: `[N, D]` prior samples, or None to draw them.
-
-        Returns:
-            Dict with `"discriminator_loss"`, `"gradient_penalty"` and
-            `"discriminator_total"` (float32 scalars; zeros when `gamma`
-            is 0).
-        """
-        zero = ops.zeros((), dtype="float32")
-        terms = {
-            "discriminator_loss": zero,
-            "gradient_penalty": zero,
-            "discriminator_total": zero,
-        }
-        if self.prior_discriminator is None:
-            return terms
-        if prior_samples is None:
-            prior_samples = self.sample_prior(ops.shape(code))
-        prior_samples = ops.cast(prior_samples, "float32")
-        terms["discriminator_loss"] = objective.discriminator_loss(
-            self.prior_discriminator(prior_samples, training=training),
-            self.prior_discriminator(code, training=training),
-        )
-        total = terms["discriminator_loss"]
-        if self.gradient_penalty > 0:
-            samples = ops.concatenate([prior_samples, code], axis=0)
-            terms["gradient_penalty"] = self.input_gradient_penalty(
-                self.prior_discriminator, samples
-            )
-            total = total + self.gradient_penalty * terms["gradient_penalty"]
-        terms["discriminator_total"] = total
-        return terms
+    def _encoded_keys(self):
+        """The encoder outputs each view keeps."""
+        if self.conv_critic is not None or self.online_probe_classes:
+            return ("local", "conv", "y")
+        return ("local", "y")
 
     def update_trackers(self, terms):
         """Updates the epoch means and returns the logs of this step."""

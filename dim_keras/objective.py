@@ -10,6 +10,12 @@ discriminator D minimizes its own GAN loss
 `E_prior[softplus(-D(z))] + E[softplus(D(sigmoid(Y)))]`, plus an optional
 gradient penalty. Which network each term updates is spelled out in
 `dim_keras.model.DeepInfoMax`.
+
+Before an estimator sees them, critic scores may be transformed as AMDIM
+does: divided by a temperature (`scale_scores`), penalized by their mean
+square (`score_penalty`) and soft-clipped (`soft_clip`); `mean_estimate`
+applies the three to the predictions of one MI term
+(`dim_keras.predictions`), and `mi_loss` weighs the terms into the loss.
 """
 
 import math
@@ -67,6 +73,25 @@ def local_mi(scores, estimator):
     return ops.mean(log_probs) + math.log(num_candidates)
 
 
+def scale_scores(scores, temperature):
+    """Critic scores divided by a temperature.
+
+    AMDIM divides its dot products by the square root of the embedding
+    width (about 22.6 for a 512-unit critic).
+
+    Args:
+        scores: critic scores, any shape.
+        temperature: float > 0; 1 leaves the scores as they are (their
+            dtype too).
+
+    Returns:
+        `scores / temperature` in float32, or `scores` for 1.
+    """
+    if temperature == 1.0:
+        return scores
+    return ops.cast(scores, "float32") / temperature
+
+
 def soft_clip(scores, clip):
     """AMDIM's soft clipping of critic scores, `clip * tanh(scores / clip)`.
 
@@ -96,6 +121,79 @@ def score_penalty(scores):
         Scalar float32, added to the loss with its weight.
     """
     return ops.mean(ops.square(ops.cast(scores, "float32")))
+
+
+def mean_estimate(scores, estimate, estimator, temperature=1.0, clip=0.0,
+                  penalty=0.0):
+    """One MI term: the mean estimate of its predictions' scores.
+
+    Each prediction's scores are divided by `temperature`
+    (`scale_scores`), penalized (`score_penalty`, on the scaled scores),
+    then soft-clipped (`soft_clip`) before `estimate` sees them.
+
+    Args:
+        scores: list of critic scores, one per prediction (`[N, N]` for
+            `global_mi`, `[N, L, N]` for `local_mi`).
+        estimate: `global_mi` or `local_mi`.
+        estimator: `"jsd"`, `"dv"` or `"nce"`.
+        temperature: float > 0; 1 leaves the scores as they are.
+        clip: float; 0 turns the soft clipping off.
+        penalty: float, the weight of the mean square of the scores,
+            shared by the predictions; 0 turns it off.
+
+    Returns:
+        `(estimate, penalties)`: the mean over the predictions of their
+        estimates (a float32 scalar, to maximize), and the list of each
+        prediction's `penalty / len(scores) * score_penalty(scores)` (to
+        add to the loss; empty when `penalty` is 0).
+    """
+    estimates, penalties = [], []
+    for prediction in scores:
+        prediction = scale_scores(prediction, temperature)
+        if penalty:
+            penalties.append(
+                (penalty / len(scores)) * score_penalty(prediction))
+        estimates.append(estimate(soft_clip(prediction, clip), estimator))
+    return sum(estimates[1:], estimates[0]) / len(estimates), penalties
+
+
+# The estimate of each MI term of the loss from its critic scores.
+MI_ESTIMATES = {"global_mi": global_mi, "local_mi": local_mi}
+
+
+def mi_loss(scores, weights, estimator, temperature=1.0, clip=0.0,
+            penalty=0.0):
+    """The MI terms' estimates and their part of the encoder's loss.
+
+    Args:
+        scores: dict mapping MI terms (`"global_mi"`, `"local_mi"`) to
+            lists of critic scores, one per prediction; an empty list
+            leaves the term out.
+        weights: dict mapping the same terms to their weights (`alpha`,
+            `beta`).
+        estimator: `"jsd"`, `"dv"` or `"nce"`.
+        temperature: float > 0, see `mean_estimate`.
+        clip: float, see `mean_estimate`.
+        penalty: float, see `mean_estimate`.
+
+    Returns:
+        `(estimates, loss)`: dict mapping each term with scores to its
+        `mean_estimate`, and the float32 scalar `sum(penalties) -
+        sum(weight * estimate)`, added up term by term in the order of
+        `scores`.
+    """
+    loss = ops.zeros((), dtype="float32")
+    estimates = {}
+    for key, term_scores in scores.items():
+        if not term_scores:
+            continue
+        estimates[key], penalties = mean_estimate(
+            term_scores, MI_ESTIMATES[key], estimator, temperature, clip,
+            penalty)
+        for weighted_penalty in penalties:
+            loss = loss + weighted_penalty
+        loss = loss - weights[key] * estimates[key]
+    return estimates, loss
 
 
 def generator_prior_loss(fake_logits):

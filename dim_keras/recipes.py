@@ -97,6 +97,11 @@ TWO_IMAGE_VIEWS = {
 }
 
 
+# Settings a modality always takes, given or not: speech trains two chunks
+# of one speaker.
+FORCED = {"audio": {"views": 2}}
+
+
 def scheme_settings(views, channel_split="none", modality="image"):
     """The settings of a view scheme, for those a user left unset.
 
@@ -110,9 +115,8 @@ def scheme_settings(views, channel_split="none", modality="image"):
         dict with a value for each of `SCHEME_FIELDS`; `score_temperature`
         may be `SQRT_WIDTH`.
     """
-    if modality == "audio":
-        views = 2
-    elif views is None:
+    views = FORCED.get(modality, {}).get("views", views)
+    if views is None:
         views = 1
     settings = dict(ONE_VIEW, views=views)
     if views == 2 or channel_split != "none":

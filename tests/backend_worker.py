@@ -103,7 +103,7 @@ def build(estimator="jsd", **settings):
         discriminator_optimizer=reference_optimizer(1e-3),
     )
     view = (IMAGE_SIZE, IMAGE_SIZE, 3)
-    model.build((None,) + ((2,) + view if model.views == 2 else view))
+    model.build((None,) + model.view_scheme.batch_shape(view))
     model.build_optimizers()
     return model
 
@@ -147,8 +147,12 @@ def gradients(out_dir, backend):
         model.estimator = estimator
         _record_gradients(arrays, estimator, model, images, prior)
     # Multi-view DIM (NCE with AMDIM's temperature and stabilizers) on two
-    # views of the batch: the settings only enter the loss maths.
+    # views of the batch: the settings and the view scheme only enter the
+    # loss maths.
+    from dim_keras.view_schemes import view_scheme
+
     model.estimator, model.views = "nce", 2
+    model.view_scheme = view_scheme(model.encoder, 2, False, "none")
     model.score_temperature = 4.0
     model.score_clip, model.score_penalty = 20.0, 0.05
     batch = fixed_batch()

@@ -18,6 +18,7 @@ import dim_keras.backend
 from dim_keras.data.pipeline import training_pipeline
 from dim_keras.model import DeepInfoMax
 from dim_keras.networks.encoders import build_encoder
+from tests.helpers import tiny_encoder
 
 # Every test here depends on the Keras backend: CI runs them on each.
 pytestmark = pytest.mark.backend
@@ -150,6 +151,74 @@ def test_fit_without_prior_matching_steps_only_the_encoder():
     assert history.history["prior_loss"] == [0.0]
     assert history.history["discriminator_loss"] == [0.0]
     assert np.isfinite(history.history["loss"][0])
+
+
+def _value_or_none(variable):
+    """A variable's value, or None when `fit` left it without one (its
+    buffer purged or donated to the step, and never written back)."""
+    try:
+        return np.array(variable.numpy())
+    except (RuntimeError, TypeError):
+        return None
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax",
+                    reason="about Keras's JAX train state")
+def test_jax_fit_carries_every_optimizer_s_state():
+    """The discriminator's and the probe's optimizer state ride in Keras's
+    JAX train state after the metrics' (`dim_keras.backend.jax_state`):
+    this fails, saying so, when Keras's `fit` stops carrying them."""
+    keras.utils.set_random_seed(0)
+    model = DeepInfoMax(tiny_encoder(), alpha=0.5, beta=1.0, gamma=0.1,
+                        local_critic_units=16, online_probe_classes=3, seed=0)
+    model.compile()
+    model.build((None, 32, 32, 3))
+    model.build_optimizers()
+    carried = [model.discriminator_optimizer, model.probe_optimizer]
+    before = [[np.array(v.numpy()) for v in o.variables] for o in carried]
+    images = np.random.default_rng(0).random((8, 32, 32, 3), "float32")
+    labels = np.array([0, 1, 2, 0] * 2, dtype="int32")
+    model.fit(images, labels, batch_size=4, epochs=1, shuffle=False,
+              verbose=0)
+    assert int(model.optimizer.iterations) == 2
+    for optimizer, values in zip(carried, before):
+        steps = _value_or_none(optimizer.iterations)
+        moments = [
+            after is not None and not np.array_equal(value, after)
+            for value, after, variable in zip(
+                values, map(_value_or_none, optimizer.variables),
+                optimizer.variables)
+            if "momentum" in variable.path
+        ]
+        assert steps == 2 and moments and all(moments), (
+            "Keras's JAX fit no longer carries Model.metrics_variables "
+            "through the steps and back, where the prior discriminator's "
+            "and the online probe's optimizer state ride: move them to "
+            "where Keras now carries them (dim_keras/backend/jax_state.py). "
+            f"Received: {optimizer.name}.iterations={steps} after 2 steps, "
+            f"moments moved={moments}"
+        )
+
+
+def test_metrics_state_splits_and_joins_and_refuses_another_layout():
+    from dim_keras.backend.jax_state import MetricsState
+
+    tracker = keras.metrics.Mean()
+    optimizer = keras.optimizers.Adam()
+    optimizer.build([keras.Variable(np.zeros(3))])
+    layout = MetricsState([tracker], [optimizer, None])
+    values = [variable.value for variable in layout.variables]
+    assert len(values) == len(tracker.variables) + len(optimizer.variables)
+    metric_values, optimizer_values = layout.split(values)
+    assert [len(v) for v in metric_values] == [len(tracker.variables)]
+    assert [len(v) for v in optimizer_values] == [len(optimizer.variables), 0]
+    joined = layout.join(metric_values, optimizer_values)
+    assert all(a is b for a, b in zip(joined, values))
+    assert len(joined) == len(values)
+    with pytest.raises(RuntimeError) as error:
+        layout.split(values[: len(tracker.variables)])
+    assert "no longer carries Model.metrics_variables" in str(error.value)
+    assert "Received: len(metrics_variables)=2" in str(error.value)
 
 
 def _run_worker(backend, mode, out_dir, hide_tensorflow=False, **env_vars):

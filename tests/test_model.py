@@ -291,12 +291,12 @@ def test_random_location_picks_one_location_of_each_image():
 
 @pytest.mark.backend
 def test_scales_average_every_prediction_of_both_views(monkeypatch):
-    from dim_keras import model as model_module
     from dim_keras import objective
+    from dim_keras import predictions
 
     # The local-local source location is drawn at random; take the first.
     monkeypatch.setattr(
-        model_module, "random_location",
+        predictions, "random_location",
         lambda maps, seed: ops.reshape(maps, (ops.shape(maps)[0], -1,
                                               ops.shape(maps)[-1]))[:, 0])
     model = make_model(views=2, estimator="nce", alpha=0.0, beta=1.0,

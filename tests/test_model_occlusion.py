@@ -3,8 +3,8 @@
 import numpy as np
 from keras import ops
 
-from dim_keras import model as model_module
 from dim_keras import objective
+from dim_keras import view_schemes
 from dim_keras.model import DeepInfoMax
 from dim_keras.model import occlude
 from dim_keras.networks.encoders import basic32x32
@@ -36,7 +36,7 @@ def test_y_comes_from_occluded_images_and_locals_from_clean(monkeypatch):
     images = np.random.default_rng(1).integers(
         0, 256, (4, 32, 32, 3)).astype("float32")
     blank = np.zeros_like(images)
-    monkeypatch.setattr(model_module, "occlude", lambda x, seed: blank)
+    monkeypatch.setattr(view_schemes, "occlude", lambda x, seed: blank)
     model = _model(occlusion=True)
     terms = model.compute_dim_losses(images, training=True)
     clean = model.encoder(images, training=True)
