@@ -305,12 +305,30 @@ def train(ctx, config_file, out, no_evaluate, backend, **options):
         )
     click.echo(f"Run directory: {paths['run_dir']}")
     click.echo(f"  encoder:  {paths['encoder']}")
+    _echo_best(paths["run_dir"])
     click.echo(f"  config:   {paths['config']}")
     click.echo(f"  history:  {paths['history']}")
     click.echo(f"  resume:   {paths['checkpoint']} (rerun with --out)")
     if not no_evaluate:
         # The dataset just trained on, not loaded a second time.
         _evaluate(paths["run_dir"], data=result["dataset"])
+
+
+def _echo_best(run_dir):
+    """Names the run's best encoder by its monitor, where it kept one."""
+    from dim_keras.checkpointing import BEST_ENCODER_FILE
+    from dim_keras.encoder_file import metadata_path
+    from dim_keras.runs import DamagedFileError
+    from dim_keras.runs import read_json
+
+    path = os.path.join(run_dir, BEST_ENCODER_FILE)
+    try:
+        best = read_json(metadata_path(path)).get("best")
+    except (OSError, DamagedFileError):
+        return
+    if isinstance(best, dict):
+        click.echo(f"  best:     {path} (epoch {best.get('epoch')}, "
+                   f"{best.get('monitor')} {best.get('value', 0):.4f})")
 
 
 def _evaluate(run_dir, dataset=None, data_dir=None, data=None, **settings):

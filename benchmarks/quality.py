@@ -54,6 +54,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 LAYERS = ("conv", "fc", "y")
 PROBES = ("linear", "knn")
 REPRESENTATIONS = ("dim", "random", "pixels")
+# Epochs of a run with a --minutes budget and no --epochs: a cap never met.
+MAX_BUDGET_EPOCHS = 10000
 # TrainConfig settings the command line sets for every recipe.
 SHARED_FLAGS = ("epochs", "batch_size", "steps_per_epoch")
 # Settings recipes may not set, and the flag that sets them.
@@ -98,6 +100,16 @@ def parse_args(argv=None):
     p.add_argument("--steps-per-epoch", type=int, default=None,
                    help="batches per epoch of every recipe (default: one "
                         "pass over the training images)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="a training budget in wall-clock minutes of fit per "
+                        "run: training stops at the first epoch end past it "
+                        "(epochs: --epochs, else at most 10000); compares "
+                        "recipes of different cost per image fairly")
+    p.add_argument("--curve-points", type=int, default=0,
+                   help="with --minutes: also probe the encoder as it was "
+                        "at the first epoch end past each of this many "
+                        "evenly spaced times, for accuracy against minutes "
+                        "(default 0: the final encoder only)")
     p.add_argument("--linear-max-iter", type=int, default=None,
                    help="L-BFGS iterations of the linear probe at most "
                         "(default: EvaluationConfig's)")
@@ -191,6 +203,14 @@ def build_recipes(args):
     texts = args.recipe or ["{}"]
     shared = {k: getattr(args, k) for k in SHARED_FLAGS
               if getattr(args, k) is not None}
+    if args.minutes is not None:
+        if not args.minutes > 0:
+            raise QualityError(f"--minutes must be positive. Received: "
+                               f"{args.minutes}")
+        shared.setdefault("epochs", MAX_BUDGET_EPOCHS)
+    elif args.curve_points:
+        raise QualityError("--curve-points needs a --minutes budget. "
+                           f"Received: --curve-points={args.curve_points}")
     recipes = []
     for index, text in enumerate(texts):
         given = read_recipe(text)
@@ -273,7 +293,50 @@ class Clock:
         print(f"[{self.elapsed():7.1f}s] {message}", flush=True)
 
 
-def train_run(config, run_dir, clock):
+def training_budget(minutes, curve_points=0):
+    """A Keras callback: a wall-clock budget of fit, and encoder snapshots.
+
+    Args:
+        minutes: float or None, the budget; training stops at the first
+            epoch end at or past it (None: no budget).
+        curve_points: int, keep a copy of the encoder's weights at the
+            first epoch end at or past each of this many evenly spaced
+            times of the budget (the last one is the budget's end).
+
+    Returns:
+        The callback; after `fit`, its `snapshots` is a list of dicts with
+        `epochs`, `minutes` and `weights`.
+    """
+    import keras
+
+    class TrainingBudget(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            seconds = None if minutes is None else 60.0 * minutes
+            self.seconds = seconds
+            self.marks = ([seconds * (i + 1) / curve_points
+                           for i in range(curve_points)]
+                          if seconds and curve_points else [])
+            self.snapshots = []
+
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            elapsed = time.perf_counter() - self.started
+            if self.marks and elapsed >= self.marks[0]:
+                while self.marks and elapsed >= self.marks[0]:
+                    self.marks.pop(0)
+                self.snapshots.append({
+                    "epochs": epoch + 1, "minutes": round(elapsed / 60, 2),
+                    "weights": self.model.encoder.get_weights()})
+            if self.seconds is not None and elapsed >= self.seconds:
+                self.model.stop_training = True
+
+    return TrainingBudget()
+
+
+def train_run(config, run_dir, clock, callbacks=None):
     """Trains one run and times it.
 
     `fit_s` runs from `train`'s last message before `fit` (its "Training
@@ -285,6 +348,7 @@ def train_run(config, run_dir, clock):
         config: a validated `TrainConfig`.
         run_dir: str, a fresh run directory.
         clock: the `Clock` that prints progress.
+        callbacks: list of extra Keras callbacks for `fit`, or None.
 
     Returns:
         dict with `config` (resolved), `dataset`, `history`, `wall_s`,
@@ -300,7 +364,7 @@ def train_run(config, run_dir, clock):
         marks.append(time.perf_counter())
 
     started = time.perf_counter()
-    result = train(config, run_dir, verbose=2, log=log)
+    result = train(config, run_dir, verbose=2, log=log, callbacks=callbacks)
     ended = time.perf_counter()
     config, dataset = result["config"], result["dataset"]
     fit_s = ended - (marks[-1] if marks else started)
@@ -774,7 +838,37 @@ def new_report(args, recipes, settings):
     }
 
 
-def one_run(recipe, seed, run_dir, cache, settings, clock):
+def curve(snapshots, run_dir, trained, cache, settings, seed, clock):
+    """Linear and kNN accuracy of the encoder at each snapshot.
+
+    Args:
+        snapshots: the budget callback's snapshots but the final
+            encoder's (probed as every run's is).
+        run_dir, trained, cache, settings, seed, clock: as `probe_run`.
+
+    Returns:
+        list of dicts with `epochs`, `minutes` and `accuracy`
+        (`{probe: {layer: fraction}}`).
+    """
+    from dim_keras.runs import load_encoder
+
+    splits = cache["splits"][trained["dataset"].image_size]
+    encoder = load_encoder(run_dir)
+    points = []
+    for snapshot in snapshots:
+        encoder.set_weights(snapshot["weights"])
+        clock.log(f"curve: the encoder after {snapshot['epochs']} epochs "
+                  f"({snapshot['minutes']:.1f} min)")
+        features = encoder_features(encoder, splits, settings)
+        accuracy, _ = run_probes("dim", features, splits, settings, seed,
+                                 clock)
+        points.append({"epochs": snapshot["epochs"],
+                       "minutes": snapshot["minutes"], "accuracy": accuracy})
+    return points
+
+
+def one_run(recipe, seed, run_dir, cache, settings, clock, minutes=None,
+            curve_points=0):
     """Trains and probes one (recipe, seed).
 
     Args:
@@ -784,6 +878,8 @@ def one_run(recipe, seed, run_dir, cache, settings, clock):
         cache: the baselines cache (see `probe_run`).
         settings: probe settings.
         clock: the `Clock` that prints progress.
+        minutes: float or None, the training budget (`training_budget`).
+        curve_points: int, snapshots probed along the budget.
 
     Returns:
         `(run dict, resolved config dict or None, splits)`; a run that
@@ -795,8 +891,9 @@ def one_run(recipe, seed, run_dir, cache, settings, clock):
     config = recipe["config"].replace(seed=seed)
     clock.log(f"recipe {recipe['index']} ({recipe['label']}), seed {seed}: "
               f"training into {run_dir}")
+    budget = training_budget(minutes, curve_points)
     try:
-        trained = train_run(config, run_dir, clock)
+        trained = train_run(config, run_dir, clock, callbacks=[budget])
     except RunError as e:
         clock.log(f"recipe {recipe['index']}, seed {seed} failed: {e}")
         return {"seed": seed, "run_dir": run_dir, "error": str(e)}, None, {}
@@ -816,6 +913,17 @@ def one_run(recipe, seed, run_dir, cache, settings, clock):
            "accuracy": result["accuracy"], "probes": result["probes"],
            "mine": result["mine"],
            "random_baseline": result["random_baseline"]}
+    if minutes is not None:
+        run["minutes"] = round(trained["fit_s"] / 60, 2)
+        run["epochs_done"] = len(trained["history"])
+        # The final encoder is probed above: its snapshot is not again.
+        snapshots = [s for s in budget.snapshots
+                     if s["epochs"] != run["epochs_done"]]
+        points = curve(snapshots, run_dir, trained, cache, settings, seed,
+                       clock)
+        run["curve"] = points + [{"epochs": run["epochs_done"],
+                                  "minutes": run["minutes"],
+                                  "accuracy": result["accuracy"]["dim"]}]
     return run, trained["config"].to_dict(), result["splits"]
 
 
@@ -826,7 +934,9 @@ def run_all(args, recipes, settings, dirs, report, json_path, clock):
         for seed in args.seeds:
             run, config, splits = one_run(recipe, seed,
                                           dirs[(recipe["index"], seed)],
-                                          cache, settings, clock)
+                                          cache, settings, clock,
+                                          minutes=args.minutes,
+                                          curve_points=args.curve_points)
             entry["runs"].append(run)
             if config is not None:
                 entry["config"] = dict(config, seed=None)

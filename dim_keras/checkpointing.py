@@ -1,11 +1,13 @@
 """Saving a run every epoch, and restoring it to resume.
 
 `RunCheckpoint` commits each finished epoch to the run directory (see
-`dim_keras.runs` for the files and their order) and stops on a non-finite
-loss; `restore` loads the newest readable checkpoint; `recorded_recipe`
+`dim_keras.runs` for the files and their order), keeps the best encoder by
+the run's monitor beside the last one (`encoder.best.keras`), and stops on
+a non-finite loss; `restore` loads the newest readable checkpoint; `recorded_recipe`
 reads the recipe a run started with, which its resumption keeps.
 """
 
+import functools
 import math
 import os
 
@@ -16,6 +18,7 @@ from dim_keras import runs
 from dim_keras.distribute import local_variables
 from dim_keras.distribute import unsynchronized_batch_norm
 from dim_keras.encoder_file import channel_parts
+from dim_keras.encoder_file import metadata_path
 from dim_keras.encoder_file import save_encoder
 
 
@@ -24,16 +27,27 @@ def _scalar(value):
     return float(np.asarray(value, dtype="float64").reshape(-1)[0])
 
 
-def _save_unsynchronized(encoder, path, info=None):
+# The encoder kept as the run's best, beside the last one (`encoder.keras`).
+BEST_ENCODER_FILE = "encoder.best.keras"
+# The monitors that choose it, by preference: the online linear probe's
+# held-out accuracy of Y (every epoch), else the kNN monitor's (every
+# `knn_every` epochs). Without either (unlabelled data) no best is kept.
+BEST_MONITORS = ("online_probe_y_acc", "knn_y_acc")
+
+
+def _save_unsynchronized(encoder, path, info=None, with_parts=True):
     """`encoder_file.save_encoder` with batch norm unsynchronized.
 
     Synchronized batch norm is a training setting, not part of the file.
     The two encoders of a channel split are also saved on their own, as
-    `encoder_luma.keras` and `encoder_chroma.keras` beside `path`.
+    `encoder_luma.keras` and `encoder_chroma.keras` beside `path`, unless
+    `with_parts` is False.
     """
     with unsynchronized_batch_norm(encoder):
         with runs.naming(path):
             save_encoder(encoder, path, info=info)
+        if not with_parts:
+            return
         for group, part in channel_parts(encoder).items():
             part_path = os.path.join(os.path.dirname(path),
                                      f"encoder_{group}.keras")
@@ -54,6 +68,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         save_encoder: callable `(encoder, path, info)`; defaults to
             `dim_keras.encoder_file.save_encoder` (`encoder.keras` and
             `encoder.json`, both atomic) with batch norm unsynchronized.
+
+    After each committed epoch whose monitor (the first of `BEST_MONITORS`
+    in its logs) beats every earlier epoch's, the encoder is also saved as
+    `BEST_ENCODER_FILE` (atomic, with `encoder.best.json` naming the epoch,
+    the monitor and its value), so a loss spike late in a run never costs
+    its best encoder. A resumed run reads the best value back.
     """
 
     def __init__(self, run_dir, encoder, history, info=None,
@@ -64,7 +84,11 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.history = history
         self.info = dict(info or {})
         self.save_encoder = save_encoder or _save_unsynchronized
+        # The best encoder alone: a channel split's parts are the last's.
+        self.save_best = save_encoder or functools.partial(
+            _save_unsynchronized, with_parts=False)
         self.diverged_at = None
+        self.best = _recorded_best(run_dir)
 
     def on_epoch_end(self, epoch, logs=None):
         # Checked once per epoch, not per batch: reading the logs every
@@ -93,6 +117,42 @@ class RunCheckpoint(keras.callbacks.Callback):
             runs.write_history(self.run_dir, history)
             runs.commit_epoch(self.model, self.run_dir, history)
         self.history.append(row)
+        self._keep_if_best(epoch + 1, logs)
+
+    def _keep_if_best(self, epochs_done, logs):
+        """Saves the encoder as the best if its monitor beats the best's."""
+        monitor = next((m for m in BEST_MONITORS if m in logs), None)
+        if monitor is None:
+            return
+        if self.best is not None and (
+                self.best["monitor"] != monitor
+                or logs[monitor] <= self.best["value"]):
+            return
+        best = {"monitor": monitor, "value": logs[monitor],
+                "epoch": epochs_done}
+        with runs.saving(self.run_dir, epochs_done), local_variables():
+            self.save_best(
+                self.encoder,
+                os.path.join(self.run_dir, BEST_ENCODER_FILE),
+                dict(self.info, epochs_done=epochs_done, best=best),
+            )
+        self.best = best
+
+
+def _recorded_best(run_dir):
+    """The `best` record of a run's `encoder.best.json`, or None."""
+    if run_dir is None:
+        return None
+    path = os.path.join(run_dir, metadata_path(BEST_ENCODER_FILE))
+    if not os.path.exists(path):
+        return None
+    try:
+        best = runs.read_json(path).get("best")
+    except runs.DamagedFileError:
+        return None  # a new best replaces it
+    if not (isinstance(best, dict) and {"monitor", "value", "epoch"} <= set(best)):
+        return None
+    return best
 
 
 def training_state(model):

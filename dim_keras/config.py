@@ -271,11 +271,15 @@ class TrainConfig:
 
         Returns:
             A new `TrainConfig`. The critic normalization of a recipe only
-            applies to the encode-and-dot critic (the others have none).
+            applies to the encode-and-dot critic (the others have none);
+            its views only where occlusion and a channel split (both one
+            view) are off.
         """
         recipe = dict(REFERENCE, **(settings or {}))
         if self.local_critic != "encode_and_dot":
             recipe["critic_norm"] = "batch_layer"
+        if self.occlusion or self.channel_split != "none":
+            recipe["views"] = 1  # both are schemes of one view
         return dataclasses.replace(
             self, **{name: recipe[name] for name in RECIPE_FIELDS
                      if getattr(self, name) is None})

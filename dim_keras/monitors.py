@@ -62,6 +62,58 @@ class Throughput(keras.callbacks.Callback):
         return {"batch_size": self.batch_size}
 
 
+class EpochEstimate(keras.callbacks.Callback):
+    """Says in one line, after the first steps, that an epoch will be long.
+
+    The first step is left out (it traces the step function); the next
+    `measured_steps` time the step. When an epoch of `params["steps"]`
+    steps will take more than `threshold_seconds`, `log` gets one line with
+    the estimate and what would shorten it. It only reads the host clock,
+    so Keras may dispatch it off the training loop (`async_safe`).
+
+    Args:
+        batch_size: int, the global batch size (images per step).
+        devices: str, where the run trains (e.g. "one device").
+        log: callable for the line.
+        threshold_seconds: float, the epoch length worth a warning.
+        measured_steps: int, steps timed after the first.
+    """
+
+    async_safe = True
+
+    def __init__(self, batch_size, devices, log, threshold_seconds=600.0,
+                 measured_steps=3):
+        super().__init__()
+        self.batch_size = int(batch_size)
+        self.devices = devices
+        self.log = log
+        self.threshold_seconds = float(threshold_seconds)
+        self.measured_steps = int(measured_steps)
+        self.estimate = None  # seconds per epoch, once measured
+        self._started = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.estimate is not None:
+            return
+        if self._started is None:
+            self._started = time.perf_counter()  # after the traced step
+            self._first = batch
+            return
+        if batch - self._first < self.measured_steps:
+            return
+        steps = (self.params or {}).get("steps")
+        per_step = (time.perf_counter() - self._started) / (
+            batch - self._first)
+        self.estimate = per_step * steps if steps else 0.0
+        if self.estimate > self.threshold_seconds:
+            self.log(
+                f"An epoch ({steps} steps) will take about "
+                f"{self.estimate / 60:.0f} min on {self.devices} "
+                f"({self.batch_size / per_step:.1f} images/s on the first "
+                "steps); to shorten it: a GPU, --steps-per-epoch, or a "
+                "smaller --encoder.")
+
+
 def _scalars(logs):
     return {key: float(np.asarray(value, dtype="float64").reshape(-1)[0])
             for key, value in (logs or {}).items()}

@@ -28,6 +28,7 @@ from dim_keras.checkpointing import restore
 from dim_keras.checkpointing import training_state
 from dim_keras.distribute import local_variables
 from dim_keras.distribute import make_distribution
+from dim_keras.monitors import EpochEstimate
 from dim_keras.monitors import Throughput
 from dim_keras.monitors import tensorboard_callbacks
 from dim_keras.monitors import write_example_inputs
@@ -308,7 +309,9 @@ class _Run:
         """The monitors, the checkpoint and TensorBoard, in that order."""
         config = self.config
         # Before the checkpoint: it writes the logs they add.
-        monitors = [Throughput(config.batch_size)]
+        monitors = [Throughput(config.batch_size),
+                    EpochEstimate(config.batch_size,
+                                  self.distribution.describe(), self.log)]
         if part is not None:
             monitors.append(OnlineMonitors(
                 part, model.online_probe_heads,

@@ -70,3 +70,63 @@ def test_used_run_directories_need_resume(tmp_path):
                                   allow_used=True)
     assert dirs[(0, 1)] == str(used)
     assert dirs[(0, 0)] == str(tmp_path / "recipe0-seed0")
+
+
+def test_a_minutes_budget_stops_at_the_first_epoch_end_past_it(monkeypatch):
+    import types
+
+    now = [0.0]
+    monkeypatch.setattr(quality.time, "perf_counter", lambda: now[0])
+    budget = quality.training_budget(minutes=1.0, curve_points=2)
+    weights = [0]
+    model = types.SimpleNamespace(
+        stop_training=False,
+        encoder=types.SimpleNamespace(get_weights=lambda: list(weights)))
+    budget.set_model(model)
+    budget.on_train_begin()
+    # Epochs of 25 s: the marks at 30 s and 60 s are passed at the ends of
+    # epochs 2 (50 s) and 3 (75 s), where the budget also stops training.
+    for epoch in range(3):
+        now[0] += 25.0
+        weights[0] = epoch + 1
+        budget.on_epoch_end(epoch)
+        assert model.stop_training == (epoch == 2)
+    assert [(s["epochs"], s["minutes"], s["weights"])
+            for s in budget.snapshots] == [(2, 0.83, [2]), (3, 1.25, [3])]
+
+
+def test_minutes_cap_the_epochs_and_a_curve_needs_them():
+    args = quality.parse_args(["--minutes", "2"])
+    (recipe,) = quality.build_recipes(args)
+    assert recipe["config"].epochs == quality.MAX_BUDGET_EPOCHS
+    args = quality.parse_args(["--minutes", "2", "--epochs", "3"])
+    assert quality.build_recipes(args)[0]["config"].epochs == 3
+    with pytest.raises(quality.QualityError, match="--curve-points=3"):
+        quality.build_recipes(quality.parse_args(["--curve-points", "3"]))
+    with pytest.raises(quality.QualityError, match="Received: 0.0"):
+        quality.build_recipes(quality.parse_args(["--minutes", "0"]))
+
+
+def test_the_minutes_curve_averages_seeds_point_by_point(tmp_path):
+    from benchmarks import plot_quality
+
+    def run(shift):
+        accuracy = {"linear": {layer: 0.5 + shift for layer in "conv fc y".split()},
+                    "knn": {layer: 0.4 for layer in "conv fc y".split()}}
+        return {"curve": [{"minutes": 1.0 + shift, "epochs": 1,
+                           "accuracy": accuracy},
+                          {"minutes": 2.0 + shift, "epochs": 2,
+                           "accuracy": accuracy}],
+                "accuracy": {"dim": accuracy, "random": accuracy,
+                             "pixels": {"linear": {"pixels": 0.3},
+                                        "knn": {"pixels": 0.2}}}}
+
+    report = {"recipes": [{"index": 0, "label": "defaults",
+                           "runs": [run(0.0), run(0.2)]}]}
+    found = plot_quality.curves(report)
+    assert list(found) == ["0: defaults"]
+    (m1, a1), (m2, a2) = found["0: defaults"]["y"]
+    assert (m1, m2) == pytest.approx((1.1, 2.1))
+    assert a1 == pytest.approx(60.0) and a2 == pytest.approx(60.0)
+    plot_quality.plot(report, str(tmp_path / "curve.png"))
+    assert (tmp_path / "curve.png").stat().st_size > 0

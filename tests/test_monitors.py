@@ -87,3 +87,36 @@ def _tiny_model():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     return model
+
+
+def _estimate_after(steps, seconds_per_step, threshold):
+    from dim_keras import monitors
+
+    lines = []
+    now = [0.0]
+    estimate = monitors.EpochEstimate(32, "one device", lines.append,
+                                      threshold_seconds=threshold)
+    estimate.set_params({"steps": steps})
+    original = monitors.time.perf_counter
+    monitors.time.perf_counter = lambda: now[0]
+    try:
+        for batch in range(6):
+            now[0] = batch * seconds_per_step  # the host clock at its end
+            estimate.on_train_batch_end(batch)
+    finally:
+        monitors.time.perf_counter = original
+    return estimate.estimate, lines
+
+
+def test_a_long_epoch_is_announced_once_from_its_first_steps():
+    # 2 s a step (16 images/s), 1000 steps: 2000 s, over the 600 s line.
+    seconds, lines = _estimate_after(1000, 2.0, 600.0)
+    assert seconds == 2000.0
+    assert len(lines) == 1
+    assert "about 33 min on one device (16.0 images/s" in lines[0]
+    assert "--steps-per-epoch" in lines[0] and "GPU" in lines[0]
+
+
+def test_a_short_epoch_says_nothing():
+    seconds, lines = _estimate_after(100, 2.0, 600.0)
+    assert seconds == 200.0 and lines == []

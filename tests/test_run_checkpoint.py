@@ -1,5 +1,6 @@
 """RunCheckpoint: finiteness checked once per epoch, no per-batch reads."""
 
+import json
 import os
 
 import keras
@@ -40,3 +41,53 @@ def test_non_finite_epoch_stops_without_saving(tmp_path):
     assert checkpoint.diverged_at[0] == 2
     assert len(history) == 1
     assert (tmp_path / runs.STATE_FILE).read_text() == before
+
+
+def test_a_forced_spike_never_costs_the_best_encoder(tmp_path):
+    model = tiny_model()
+    saved = {}
+
+    def save(encoder, path, info):
+        encoder.save(path)
+        with open(os.path.splitext(path)[0] + ".json", "w") as f:
+            json.dump(info, f)
+        saved[os.path.basename(path)] = encoder.get_weights()[0].copy()
+
+    checkpoint = checkpointing.RunCheckpoint(str(tmp_path), model, [],
+                                             save_encoder=save)
+    checkpoint.set_model(model)
+    # The monitor rises for two epochs, then a spike: the weights change
+    # and the held-out accuracy falls.
+    for epoch, accuracy in enumerate([0.5, 0.7, 0.2]):
+        model.layers[-1].kernel.assign(np.full((2, 1), epoch, "float32"))
+        checkpoint.on_epoch_end(epoch, {"loss": 1.0,
+                                        "online_probe_y_acc": accuracy})
+    best = tmp_path / checkpointing.BEST_ENCODER_FILE
+    assert best.exists()
+    np.testing.assert_array_equal(saved["encoder.best.keras"],
+                                  np.full((2, 1), 1.0))  # epoch 2's
+    np.testing.assert_array_equal(saved[runs.ENCODER_FILE],
+                                  np.full((2, 1), 2.0))  # the last one
+    assert checkpoint.best == {"monitor": "online_probe_y_acc",
+                               "value": 0.7, "epoch": 2}
+    # A resumed run reads its best back: only a better epoch replaces it.
+    resumed = checkpointing.RunCheckpoint(str(tmp_path), model, [],
+                                          save_encoder=save)
+    resumed.set_model(model)
+    assert resumed.best["epoch"] == 2
+    resumed.on_epoch_end(3, {"loss": 1.0, "online_probe_y_acc": 0.65})
+    assert resumed.best["epoch"] == 2
+    resumed.on_epoch_end(4, {"loss": 1.0, "online_probe_y_acc": 0.9})
+    assert resumed.best == {"monitor": "online_probe_y_acc", "value": 0.9,
+                            "epoch": 5}
+
+
+def test_without_a_monitor_no_best_encoder_is_kept(tmp_path):
+    model = tiny_model()
+    checkpoint = checkpointing.RunCheckpoint(
+        str(tmp_path), model, [],
+        save_encoder=lambda encoder, path, info: encoder.save(path))
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0})
+    assert not (tmp_path / checkpointing.BEST_ENCODER_FILE).exists()
+    assert checkpoint.best is None

@@ -36,7 +36,7 @@ def test_run_directory_holds_every_file(trained_run):
     # Unset recipe and scheme settings are recorded as digits' recipe and
     # the single view filled them in.
     assert TrainConfig.from_dict(config) == trained_run_config(
-        encoder="basic32x32").with_recipe(recipes.CIFAR_LIKE).with_scheme()
+        encoder="basic32x32").with_recipe(recipes.DIGITS).with_scheme()
     with open(os.path.join(run_dir, "history.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2"]

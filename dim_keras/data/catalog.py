@@ -110,4 +110,10 @@ def describe_all(data_dir=None):
                  " or speech: PATH/<speaker>/**/*.wav|flac|ogg|mp3")
     lines.append(f"{'':14s} recipe: 32x32: {recipes.describe(recipes.CIFAR_LIKE)};"
                  f" 64x64: {recipes.describe(recipes.REFERENCE)}")
+    two = recipes.scheme_settings(2)
+    lines.append(
+        "views=2 is multi-view DIM (" + ", ".join(
+            f"{k}={two[k]}" for k in recipes.SCHEME_FIELDS if k != "views")
+        + "); --views 1 trains the paper's single-view DIM with a "
+        "dataset's other settings.")
     return lines

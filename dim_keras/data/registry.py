@@ -68,7 +68,7 @@ def load_digits(test_fraction=0.2, seed=0):
         splits={"train": (x_train, y_train), "test": (x_test, y_test)},
         default_encoder="basic32x32",
         default_epochs=5,
-        default_settings=recipes.CIFAR_LIKE,
+        default_settings=recipes.DIGITS,
     )
 
 
@@ -225,7 +225,7 @@ DATASETS = {
         "digits", 32, {"train": 1437, "test": 360}, 10, augment.NONE,
         "scikit-learn (bundled, offline)",
         lambda data_dir=None, image_size=None: load_digits(),
-        recipes.CIFAR_LIKE,
+        recipes.DIGITS,
     ),
     "cifar10": DatasetSpec(
         "cifar10", 32, {"train": 50000, "test": 10000}, 10, _CIFAR_AUGMENT,
