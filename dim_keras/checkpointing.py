@@ -28,7 +28,7 @@ def _scalar(value):
 
 
 # The encoder kept as the run's best, beside the last one (`encoder.keras`).
-BEST_ENCODER_FILE = "encoder.best.keras"
+BEST_ENCODER_FILE = runs.BEST_ENCODER_FILE
 # The monitors that choose it, by preference: the online linear probe's
 # held-out accuracy of Y (every epoch), else the kNN monitor's (every
 # `knn_every` epochs). Without either (unlabelled data) no best is kept.

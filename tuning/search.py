@@ -190,7 +190,7 @@ def _search_locked(settings, out_dir, part, log, verbose):
     if part == "chief":
         tuner.save()  # the oracle, now that no trial is ongoing
     summary = results.write_results(
-        out_dir, tuner.oracle.trials.values(), tuner.trial_config,
+        out_dir, tuner.oracle.trials.values(), tuner.trained_config,
         tuner.trial_failure,
     )
     summary["role"] = part

@@ -22,8 +22,10 @@ import keras
 import keras_tuner as kt
 
 from dim_keras import atomic
+from dim_keras import runs
 from dim_keras.choices import TUNERS
 from dim_keras.choices import check_choice
+from dim_keras.config import TrainConfig
 
 from dim_keras.tuning import space
 
@@ -196,8 +198,24 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
         return os.path.join(self.get_trial_dir(trial_id), RUN_DIR)
 
     def trial_config(self, trial):
-        """The `TrainConfig` a trial trains."""
+        """The `TrainConfig` a trial trains (settings left unset: unset)."""
         return self.hypermodel.build(trial.hyperparameters.copy())
+
+    def trained_config(self, trial):
+        """The `TrainConfig` a trial trained, as its run recorded it.
+
+        The run records its settings resolved (the dataset's recipe and the
+        view scheme filled in), so `best.json` repeats the trial exactly;
+        a trial that never wrote its run gives `trial_config`'s.
+        """
+        path = os.path.join(self.trial_run_dir(trial.trial_id),
+                            runs.CONFIG_FILE)
+        if os.path.exists(path):
+            try:
+                return TrainConfig.from_dict(runs.read_config(path))
+            except (runs.DamagedFileError, ValueError):
+                pass
+        return self.trial_config(trial)
 
     def _continue_from_past_trial(self, trial, run_dir):
         past_id = trial.hyperparameters.values.get("tuner/trial_id")
@@ -219,7 +237,6 @@ class DIMTuner(kt.engine.base_tuner.BaseTuner):
             keras_tuner.errors.FailedTrialError: if training diverges or
                 the features are not finite.
         """
-        from dim_keras import runs
         from dim_keras.progress import Progress
         from dim_keras.progress import keras_callback
         from dim_keras.training import train

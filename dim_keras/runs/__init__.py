@@ -45,6 +45,8 @@ from dim_keras.runs.checkpoints import read_checkpoint_state
 from dim_keras.runs.checkpoints import restore_checkpoint
 from dim_keras.runs.commit import commit_epoch
 from dim_keras.runs.commit import save_checkpoint
+from dim_keras.runs.files import BEST_ENCODER_FILE
+from dim_keras.runs.files import BEST_ENCODER_METADATA_FILE
 from dim_keras.runs.files import CHECKPOINT_FILE
 from dim_keras.runs.files import CONFIG_FILE
 from dim_keras.runs.files import DamagedFileError

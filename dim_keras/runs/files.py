@@ -20,6 +20,10 @@ from dim_keras.encoder_file import metadata_path
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.keras"
 ENCODER_METADATA_FILE = os.path.basename(metadata_path(ENCODER_FILE))
+# The best encoder by the run's monitor (`checkpointing.RunCheckpoint`).
+BEST_ENCODER_FILE = "encoder.best.keras"
+BEST_ENCODER_METADATA_FILE = os.path.basename(
+    metadata_path(BEST_ENCODER_FILE))
 CHECKPOINT_FILE = "checkpoint.weights.h5"
 PREVIOUS_CHECKPOINT_FILE = "checkpoint.previous.weights.h5"
 STATE_FILE = "state.json"

@@ -13,6 +13,8 @@ import os
 import re
 
 from dim_keras.runs.checkpoints import read_checkpoint_state
+from dim_keras.runs.files import BEST_ENCODER_FILE
+from dim_keras.runs.files import BEST_ENCODER_METADATA_FILE
 from dim_keras.runs.files import CHECKPOINT_FILE
 from dim_keras.runs.files import CONFIG_FILE
 from dim_keras.runs.files import DamagedFileError
@@ -171,7 +173,7 @@ def _remove_leftovers(run_dir):
     """
     run_files = {CONFIG_FILE, ENCODER_FILE, ENCODER_METADATA_FILE,
                  CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, STATE_FILE,
-                 HISTORY_FILE}
+                 HISTORY_FILE, BEST_ENCODER_FILE, BEST_ENCODER_METADATA_FILE}
     try:
         names = os.listdir(run_dir)
     except OSError:
