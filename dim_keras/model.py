@@ -25,6 +25,7 @@ from dim_keras.choices import parse_scales
 from dim_keras.networks.critics import GlobalCritic
 from dim_keras.networks.critics import build_local_critic
 from dim_keras.networks.encoders import channel_group_encoders
+from dim_keras.networks.online_probe import OnlineProbeHead
 from dim_keras.networks.prior import build_prior_discriminator
 
 LOG_KEYS = (
@@ -40,7 +41,9 @@ LOG_KEYS = (
 # images.
 # The layers the online probe reads, and the names of its heads.
 PROBED_ONLINE = ("y", "conv")
-# The online probe's default optimizer: Adam at this learning rate.
+# The online probe's default optimizer: Adam at this learning rate (its
+# heads standardize and scale their inputs so that it suits every width:
+# `dim_keras.networks.online_probe`).
 ONLINE_PROBE_LR = 1e-2
 
 
@@ -315,7 +318,7 @@ class DeepInfoMax(Trainer, keras.Model):
         )
         self.online_probe_classes = online_probe_classes
         self.online_probe_y, self.online_probe_conv = (
-            keras.layers.Dense(online_probe_classes, name=f"online_probe_{k}")
+            OnlineProbeHead(online_probe_classes, name=f"online_probe_{k}")
             if online_probe_classes else None
             for k in PROBED_ONLINE
         )
