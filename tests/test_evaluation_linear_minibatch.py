@@ -125,5 +125,25 @@ def test_the_model_holds_one_slice_of_logits_per_candidate():
         np.zeros(5, "float32"), np.ones(5, "float32"), num_classes=3,
         strengths=[0.1, 0.2])
     assert model.output.shape == (None, 2, 3)
-    logits = model.predict_on_batch(np.ones((4, 5), "float32"))
+    logits = model(np.ones((4, 5), "float32"))
     assert np.all(keras.ops.convert_to_numpy(logits) == 0.0)  # zero start
+
+
+def test_cheap_fits_get_more_epochs_to_take_300_steps():
+    epochs_for = linear_minibatch.epochs_for
+    # CIFAR-10 subset, conv map, 5 candidates of 10 classes: 9 steps an
+    # epoch, 34 epochs for 300 steps, about 3e10 multiply-adds.
+    assert epochs_for(4500, 512, features=4096, outputs=50) == 34
+    # Tiny ImageNet's conv map, 200 classes: 15 epochs cost enough.
+    assert epochs_for(4500, 512, features=9408, outputs=1000) == 15
+    assert epochs_for(100_000, 512) == 15  # 196 steps an epoch
+    assert epochs_for(10, 512, min_steps=20) == 20
+
+
+def test_a_long_grid_is_thinned_to_five_evenly_spaced_values():
+    candidates = linear_minibatch.candidates
+    grid = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+    assert candidates(grid) == (1e-4, 1e-3, 1e-2, 0.1, 1.0)
+    assert candidates(grid[:3]) == grid[:3]
+    assert candidates(tuple(range(1, 8))) == (1, 3, 5, 7)
+    assert candidates(tuple(range(1, 9))) == (1, 3, 5, 7, 8)

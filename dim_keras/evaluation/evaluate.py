@@ -62,7 +62,9 @@ class EvaluationConfig:
         linear_solver: `"auto"` (L-BFGS on small problems, minibatch Adam
             on the training device on large ones: `probes.linear_solver`),
             `"lbfgs"` or `"minibatch"`.
-        linear_epochs: int, epochs of each minibatch fit.
+        linear_epochs: int or None, epochs of each minibatch fit; None
+            runs at least 15 epochs and at least 300 steps
+            (`linear_minibatch.epochs_for`).
         linear_batch_size: int, batch size of the minibatch fits.
         mlp_epochs: int, MLP probe epochs at most (early stopping).
         mlp_patience: int, epochs without validation gain before stopping.
@@ -101,7 +103,7 @@ class EvaluationConfig:
     linear_c: tuple = LINEAR_C_GRID
     linear_max_iter: int = 200
     linear_solver: str = "auto"
-    linear_epochs: int = 15
+    linear_epochs: int = None
     linear_batch_size: int = 512
     mlp_epochs: int = 100
     mlp_patience: int = 5
@@ -133,7 +135,7 @@ class EvaluationConfig:
                           what="probe")
         check_choices("layers", self.layers, PROBED_LAYERS, what="layer")
         positive = ("batch_size", "mlp_epochs", "mlp_batch_size", "knn_k",
-                    "linear_max_iter", "linear_epochs", "linear_batch_size",
+                    "linear_max_iter", "linear_batch_size",
                     "mine_eval_every", "mine_patience")
         for name in positive:
             if getattr(self, name) < 1:
@@ -159,6 +161,10 @@ class EvaluationConfig:
                     f"Received: {name}={getattr(self, name)}"
                 )
         check_linear_c(self.linear_c)
+        if self.linear_epochs is not None and self.linear_epochs < 1:
+            raise ValueError(
+                "linear_epochs must be positive or None. "
+                f"Received: linear_epochs={self.linear_epochs}")
         if self.linear_solver not in LINEAR_SOLVERS:
             raise ValueError(
                 f"linear_solver must be one of {', '.join(LINEAR_SOLVERS)}. "

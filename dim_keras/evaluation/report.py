@@ -124,8 +124,8 @@ def linear_probe_settings(settings):
     return (f"- Linear: multinomial logistic regression on standardized "
             f"features, {chosen}, at most {settings['linear_max_iter']} "
             "L-BFGS iterations or "
-            f"{settings.get('linear_epochs', 15)} epochs of minibatch Adam "
-            "(by size).")
+            f"{settings.get('linear_epochs') or 'at least 15'} epochs "
+            "of minibatch Adam (by size).")
 
 
 def linear_solver_line(rows):

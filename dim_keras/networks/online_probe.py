@@ -6,8 +6,8 @@ on 32x32 images, 9,408 on alex64x64) with a single Adam optimizer. Raw, a
 trained encoder's features are far from standardized, and Adam moves every
 weight by about its learning rate, so a step moves a head's logits in
 proportion to its width: on alex64x64's 9,408-feature map at 200 classes
-the rate chosen on CIFAR-10 diverged (a loss of 417.7 after the first
-epoch, where a uniform guess scores ln 200 = 5.3).
+the rate chosen on CIFAR-10 diverged (the loss of the two heads was 417.7
+after the first epoch, where uniform guesses score 2 ln 200 = 10.6).
 
 `OnlineProbeHead` is a `Dense` layer that standardizes each feature over
 the batch it is given (its mean and variance across the batch's rows, as
