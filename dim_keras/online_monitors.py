@@ -11,6 +11,12 @@ epochs, a k-nearest-neighbour classifier of the held-out features among a
 bank of the other images' features (`knn_y_acc`, `knn_conv_acc`). The test
 split is never looked at. The seconds the monitors took are logged as
 `monitor_seconds`, so their cost is in `history.csv`.
+
+A probe that diverges (its epoch's loss not finite, or above
+`DIVERGED_FACTOR` times a uniform guess's, ln C per head) is reported once,
+through `log`, and never stops the run: a non-finite probe loss is left
+out of the epoch's logs (the run's checkpoint stops training on any
+non-finite log value, which is meant for the encoder's loss).
 """
 
 import dataclasses
@@ -20,6 +26,7 @@ import time
 import keras
 import numpy as np
 
+from dim_keras.backend.common import PROBE_LOSS_KEY
 from dim_keras.evaluation.probes import knn_probe
 
 # The held-out part: this fraction of the labelled training images, at
@@ -32,6 +39,9 @@ KNN_BANK_LIMIT = 5000
 # training time.
 MONITOR_BUDGET = 0.1
 MONITORED_LAYERS = ("y", "conv")
+# The online probe's loss (the sum over its heads) above this many times
+# a uniform guess's (ln C per head) is taken as diverging.
+DIVERGED_FACTOR = 3.0
 
 
 @dataclasses.dataclass
@@ -139,6 +149,26 @@ def automatic_knn_every(monitor_seconds, epoch_seconds,
     return max(1, math.ceil(monitor_seconds / (budget * epoch_seconds)))
 
 
+def probe_diverged(loss, num_classes, heads=len(MONITORED_LAYERS),
+                   factor=DIVERGED_FACTOR):
+    """Whether an epoch's online probe loss says the probe diverged.
+
+    Args:
+        loss: float, the epoch's mean probe loss, summed over the heads.
+        num_classes: int, the classes each head tells apart.
+        heads: int, the number of heads summed.
+        factor: float, how many times a uniform guess's loss is too many.
+
+    Returns:
+        bool: True when `loss` is not finite or above `factor * heads *
+        ln(num_classes)`.
+    """
+    loss = float(loss)
+    if not math.isfinite(loss):
+        return True
+    return loss > factor * heads * math.log(max(2, int(num_classes)))
+
+
 def _flat(array):
     return np.asarray(array, dtype=np.float32).reshape(len(array), -1)
 
@@ -169,6 +199,7 @@ class OnlineMonitors(keras.callbacks.Callback):
         self.batch_size = int(batch_size)
         self.log = log
         self._epoch_started = None
+        self.diverged_at = None  # the first epoch a diverging loss showed
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_started = time.perf_counter()
@@ -211,9 +242,30 @@ class OnlineMonitors(keras.callbacks.Callback):
             return True  # measured now, then `knn_every` is chosen
         return (epoch + 1) % self.knn_every == 0
 
+    def _check_probe_loss(self, epoch, logs):
+        """Warns once of a diverging probe; drops a non-finite loss."""
+        if not self.probe_heads or PROBE_LOSS_KEY not in logs:
+            return
+        loss = float(np.asarray(logs[PROBE_LOSS_KEY],
+                                dtype="float64").reshape(-1)[0])
+        classes = next(iter(self.probe_heads.values())).units
+        if not math.isfinite(loss):
+            del logs[PROBE_LOSS_KEY]  # would stop the run's checkpoint
+        if self.diverged_at is None and probe_diverged(
+                loss, classes, len(self.probe_heads)):
+            self.diverged_at = epoch + 1
+            guess = len(self.probe_heads) * math.log(classes)
+            self.log(
+                f"Warning: the online probe diverged in epoch {epoch + 1}: "
+                f"its loss is {loss:.4g} where a uniform guess scores "
+                f"{guess:.2f} ({len(self.probe_heads)} heads x ln "
+                f"{classes}); its accuracies mean little from here. "
+                "Training goes on (the encoder does not learn from it).")
+
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
+        self._check_probe_loss(epoch, logs)
         epoch_seconds = time.perf_counter() - (self._epoch_started or 0.0)
         started = time.perf_counter()
         if self.probe_heads:

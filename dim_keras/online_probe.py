@@ -11,10 +11,13 @@ import keras
 from keras import ops
 
 from dim_keras.backend.common import PROBE_LOSS_KEY
+from dim_keras.networks.online_probe import OnlineProbeHead
 
 # The layers the online probe reads, and the names of its heads.
 PROBED_ONLINE = ("y", "conv")
-# The online probe's default optimizer: Adam at this learning rate.
+# The online probe's default optimizer: Adam at this learning rate (its
+# heads standardize and scale their inputs so that it suits every width:
+# `dim_keras.networks.online_probe`).
 ONLINE_PROBE_LR = 1e-2
 
 
@@ -25,11 +28,12 @@ def probe_heads(classes):
         classes: int, the number of classes; 0 for no probe.
 
     Returns:
-        A tuple of `keras.layers.Dense`, one per layer of `PROBED_ONLINE`,
+        A tuple of `networks.online_probe.OnlineProbeHead` (a linear layer
+        on standardized, width-scaled inputs), one per layer of `PROBED_ONLINE`,
         or of Nones for 0 classes.
     """
     return tuple(
-        keras.layers.Dense(classes, name=f"online_probe_{key}")
+        OnlineProbeHead(classes, name=f"online_probe_{key}")
         if classes else None
         for key in PROBED_ONLINE
     )

@@ -142,6 +142,21 @@ class Progress:
             if self._drawn_at is None or now - self._drawn_at >= self.interval:
                 self._draw()
 
+    def set_total(self, total, unit=None):
+        """Sets the units in all once the work knows them (and their name).
+
+        Args:
+            total: int or None.
+            unit: str or None (None keeps the unit).
+        """
+        if total is not None and total < 0:
+            raise ValueError(
+                f"total must be non-negative or None. Received: total={total}"
+            )
+        self.total = total
+        if unit is not None:
+            self.unit = unit
+
     def advance(self, count=1):
         """Adds `count` units finished."""
         self.update(self.done + count)

@@ -97,9 +97,21 @@ def test_evaluate_run_writes_every_number_and_the_tables(fake_run):
     assert measures == {("dim", "mine"), ("dim", "ndm"), ("random", "mine"),
                         ("random", "ndm")}
     assert written["settings"]["mine_steps"] == 3
+    # Tiny problems go to L-BFGS; each record says which solver ran.
+    assert {p["solver"] for p in probes if p["probe"] == "linear"} == {
+        "lbfgs"}
+    assert {p["solver"] for p in probes if p["probe"] == "knn"} == {
+        "batched"}
+    parts = written["seconds_by_part"]
+    assert set(parts) == {"features", "linear", "mlp", "knn", "embedding",
+                          "mine", "ndm", "other"}
+    assert abs(sum(parts.values()) - written["seconds"]) < 1.0
     table = open(os.path.join(fake_run, "evaluation.md")).read()
     assert "| Probe | DIM conv | DIM fc | DIM y | Random conv |" in table
     assert "Pixels |" in table and "MINE" in table and "NDM" in table
+    assert "- Linear solver (by size): scikit-learn's L-BFGS on dim conv" in (
+        table)
+    assert "- Time: " in table and "in all: features " in table
     mlp_row = [line for line in table.splitlines()
                if line.startswith("| MLP")][0]
     assert mlp_row.count("—") == 4  # random conv, fc, y and pixels

@@ -114,3 +114,21 @@ def test_a_bad_linear_c_is_named():
             EvaluationConfig(linear_c=bad).validate()
     assert EvaluationConfig(linear_c=0.3).validate().to_dict()[
         "linear_c"] == 0.3
+
+
+def test_the_report_says_which_linear_solver_ran_where():
+    rows = [
+        {"probe": "linear", "representation": "dim", "layer": "y",
+         "solver": "lbfgs"},
+        {"probe": "linear", "representation": "dim", "layer": "conv",
+         "solver": "minibatch", "epochs": 15, "batch_size": 512},
+        {"probe": "knn", "representation": "dim", "layer": "conv",
+         "solver": "batched"},
+        {"probe": "linear", "representation": "pixels", "layer": "pixels",
+         "solver": "minibatch", "epochs": 15, "batch_size": 512},
+    ]
+    assert report.linear_solver_line(rows) == (
+        "- Linear solver (by size): scikit-learn's L-BFGS on dim y; "
+        "minibatch Adam on the training device on dim conv, pixels "
+        "(15 epochs per fit, batch 512).")
+    assert report.linear_solver_line(rows[2:3]) == ""

@@ -140,3 +140,48 @@ def test_scoring_the_probe_leaves_every_model_variable_alone():
     after = [keras.ops.convert_to_numpy(v) for v in model.variables]
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("loss, expected", [
+    (1.3, False),                      # 2 heads, 2 classes: guess 1.39
+    (3 * 2 * np.log(2) - 0.01, False),
+    (3 * 2 * np.log(2) + 0.01, True),  # three times a uniform guess
+    (float("nan"), True),
+    (float("inf"), True),
+])
+def test_a_probe_diverged_above_three_uniform_guesses(loss, expected):
+    assert online_monitors.probe_diverged(loss, num_classes=2) is expected
+
+
+def test_a_diverging_probe_warns_once_and_training_goes_on():
+    from dim_keras.networks.online_probe import OnlineProbeHead
+    from dim_keras.training import RunCheckpoint
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+    part = held_out_part(images, np.arange(24) % 2, fraction=0.25)
+    keras.utils.set_random_seed(0)
+    model = DeepInfoMax(networks.basic32x32(), alpha=0.0, beta=1.0,
+                        gamma=0.0, local_critic_units=8, seed=0,
+                        online_probe_classes=2)
+    assert isinstance(model.online_probe_y, OnlineProbeHead)
+    # A learning rate of 1e20 throws the probe off at its first step.
+    model.compile(jit_compile=False,
+                  probe_optimizer=keras.optimizers.SGD(1e20))
+    model.build((None, 32, 32, 3))
+    model.build_optimizers()
+    messages = []
+    monitors = OnlineMonitors(part, model.online_probe_heads, knn_every=0,
+                              log=messages.append)
+    checkpoint = RunCheckpoint(None, model.encoder, [])
+    history = model.fit(images, part.probe_labels, batch_size=8, epochs=3,
+                        callbacks=[monitors, checkpoint], verbose=0)
+    warnings = [m for m in messages if "online probe diverged" in m]
+    assert len(warnings) == 1 and "in epoch 1" in warnings[0]
+    assert monitors.diverged_at == 1
+    # Every epoch ran and was kept; the encoder's loss stayed finite.
+    assert checkpoint.diverged_at is None and len(checkpoint.history) == 3
+    assert all(np.isfinite(history.history["loss"]))
+    for row in checkpoint.history:
+        loss = row.get("online_probe_loss", float("nan"))
+        assert not np.isfinite(loss) or loss > 3 * 2 * np.log(2)

@@ -118,3 +118,15 @@ def test_eta_leaves_out_the_set_up_of_the_first_unit():
     clock.now += 1.0  # then 10 steps a second
     bar.update(11)
     assert bar.eta() == pytest.approx(8.9)
+
+
+def test_the_total_can_be_set_once_the_work_knows_it():
+    line = Progress("linear probe", stream=io.StringIO(), clock=Clock())
+    assert line.line().startswith("linear probe: ")  # no total, no ETA
+    line.set_total(30, "epochs")
+    line.update(10)
+    assert "10/30 epochs" in line.line()
+    line.set_total(40)
+    assert "10/40 epochs" in line.line()
+    with pytest.raises(ValueError, match="Received: total=-2"):
+        line.set_total(-2)

@@ -35,6 +35,8 @@ from dim_keras.choices import PROBED_LAYERS
 from dim_keras.evaluation.features import extract_features
 from dim_keras.evaluation.probes import LINEAR_C_GRID
 from dim_keras.evaluation.probes import check_linear_c
+from dim_keras.evaluation.probes import LINEAR_SOLVERS
+from dim_keras.evaluation.timing import seconds_by_part
 from dim_keras.progress import Progress
 from dim_keras.progress import is_terminal
 from dim_keras.runs import RunError
@@ -60,6 +62,13 @@ class EvaluationConfig:
             `validation_fraction` of train (`probes.LINEAR_C_GRID` by
             default).
         linear_max_iter: int, its L-BFGS iterations at most.
+        linear_solver: `"auto"` (L-BFGS on small problems, minibatch Adam
+            on the training device on large ones: `probes.linear_solver`),
+            `"lbfgs"` or `"minibatch"`.
+        linear_epochs: int or None, epochs of each minibatch fit; None
+            runs at least 15 epochs and at least 300 steps
+            (`linear_minibatch.epochs_for`).
+        linear_batch_size: int, batch size of the minibatch fits.
         mlp_epochs: int, MLP probe epochs at most (early stopping).
         mlp_patience: int, epochs without validation gain before stopping.
         mlp_learning_rate: float, MLP probe Adam learning rate. 1e-3 by
@@ -96,6 +105,9 @@ class EvaluationConfig:
     seed: int = 0
     linear_c: tuple = LINEAR_C_GRID
     linear_max_iter: int = 200
+    linear_solver: str = "auto"
+    linear_epochs: int = None
+    linear_batch_size: int = 512
     mlp_epochs: int = 100
     mlp_patience: int = 5
     mlp_learning_rate: float = 1e-3
@@ -126,7 +138,8 @@ class EvaluationConfig:
                           what="probe")
         check_choices("layers", self.layers, PROBED_LAYERS, what="layer")
         positive = ("batch_size", "mlp_epochs", "mlp_batch_size", "knn_k",
-                    "linear_max_iter", "mine_eval_every", "mine_patience")
+                    "linear_max_iter", "linear_batch_size",
+                    "mine_eval_every", "mine_patience")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(
@@ -151,6 +164,14 @@ class EvaluationConfig:
                     f"Received: {name}={getattr(self, name)}"
                 )
         check_linear_c(self.linear_c)
+        if self.linear_epochs is not None and self.linear_epochs < 1:
+            raise ValueError(
+                "linear_epochs must be positive or None. "
+                f"Received: linear_epochs={self.linear_epochs}")
+        if self.linear_solver not in LINEAR_SOLVERS:
+            raise ValueError(
+                f"linear_solver must be one of {', '.join(LINEAR_SOLVERS)}. "
+                f"Received: linear_solver={self.linear_solver!r}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(
                 "validation_fraction must be in (0, 1). "
@@ -230,6 +251,9 @@ def _probe(name, train_x, train_y, test_x, test_y, config, num_classes,
             train_x, train_y, test_x, test_y, seed=config.seed,
             C=config.linear_c, max_iter=config.linear_max_iter,
             validation_fraction=config.validation_fraction,
+            solver=config.linear_solver, num_classes=num_classes,
+            epochs=config.linear_epochs,
+            batch_size=config.linear_batch_size, progress=progress,
         )
     if name == "mlp":
         return probes.mlp_probe(
@@ -246,7 +270,8 @@ def _probe(name, train_x, train_y, test_x, test_y, config, num_classes,
     )
 
 
-# Units a probe's progress line counts: (total of the config, unit).
+# Units a probe's progress line counts: (total of the config, unit); the
+# linear probe sets its own (fits or epochs) once it has chosen its solver.
 def _probe_progress(name, description, config, test_size, live, log):
     total, unit = {
         "linear": (None, ""),
@@ -424,10 +449,11 @@ def _evaluate_images(run_dir, encoder, data, name, run_config, config,
     maps = {}
     layers = tuple(config.layers)
     feature_layers = tuple(dict.fromkeys(layers + ("y",)))
-    probe_rows, dependence_rows = [], []
+    probe_rows, dependence_rows, extraction = [], [], {}
     for representation, model in encoders.items():
         log(f"Features of the {representation} encoder "
             f"({', '.join(layers)}):")
+        extracting = time.time()
         train = extract_features(
             model, train_images, feature_layers, config.batch_size,
             verbose=verbose, flatten=True,
@@ -436,6 +462,7 @@ def _evaluate_images(run_dir, encoder, data, name, run_config, config,
             model, test_images, feature_layers, config.batch_size,
             verbose=verbose, flatten=True,
             description=f"  Extracting features ({representation}, test)")
+        extraction[representation] = round(time.time() - extracting, 2)
         # A map of fewer than 3 test images says nothing: none is drawn.
         if config.embedding_points and len(test["y"]) >= 3:
             maps[representation] = _embedding(representation, test["y"],
@@ -489,6 +516,7 @@ def _evaluate_images(run_dir, encoder, data, name, run_config, config,
                if k in ("points", "of", "perplexity", "seed")},
             "seconds": {k: m["seconds"] for k, m in maps.items()},
         }
+    results["seconds_by_part"] = seconds_by_part(results, extraction)
     results["paths"] = report.write_report(run_dir, results, history,
                                            embeddings=maps)
     return results

@@ -3,23 +3,28 @@
 Each probe fits on `(train_x, train_y)`, measures top-1 accuracy on
 `(test_x, test_y)` and returns a dict with the accuracy and every setting:
 
-- `linear_probe`: multinomial logistic regression (scikit-learn) on
-  standardized features, the paper's linear evaluation, its L2 strength
-  chosen on a part of the training data held out;
+- `linear_probe`: multinomial logistic regression on standardized
+  features, the paper's linear evaluation, its L2 strength chosen on a
+  part of the training data held out; scikit-learn's L-BFGS on small
+  problems, minibatch Adam on the training device on large ones
+  (`linear_minibatch`);
 - `mlp_probe`: the paper's shallow network (dense 200, batch norm, dropout
   0.1, ReLU, softmax; Adam, lr 1e-4, batch 64) trained with Keras on frozen
   features, with early stopping on a validation split carved from the
   training data (the test split is never looked at while fitting);
 - `knn_probe`: k-nearest neighbours on cosine similarity, each neighbour's
-  vote weighted by `exp(similarity / temperature)` (Wu et al., 2018).
+  vote weighted by `exp(similarity / temperature)` (Wu et al., 2018),
+  searched in blocks on the device (`knn`).
 """
 
 import keras
 import numpy as np
 
 
-def _check_xy(x, y, name):
-    x = np.asarray(x, dtype="float32").reshape(len(x), -1)
+def _as_rows(x, y, name):
+    """`x` as a 2-D array (a view where possible, its dtype kept)."""
+    x = np.asarray(x)
+    x = x.reshape(len(x), -1)
     y = np.asarray(y).astype("int64")
     if len(x) != len(y):
         raise ValueError(
@@ -32,9 +37,19 @@ def _check_xy(x, y, name):
     return x, y
 
 
-def _check_inputs(train_x, train_y, test_x, test_y):
-    train_x, train_y = _check_xy(train_x, train_y, "train")
-    test_x, test_y = _check_xy(test_x, test_y, "test")
+def _check_shapes(train_x, train_y, test_x, test_y):
+    """The inputs as checked rows `[N, features]`, their dtype kept.
+
+    Views where possible: uint8 pixels stay uint8 (and are not copied);
+    each solver casts what it takes.
+    """
+    train_x, train_y = _as_rows(train_x, train_y, "train")
+    test_x, test_y = _as_rows(test_x, test_y, "test")
+    _check_pair(train_x, train_y, test_x)
+    return train_x, train_y, test_x, test_y
+
+
+def _check_pair(train_x, train_y, test_x):
     if train_x.shape[1] != test_x.shape[1]:
         raise ValueError(
             "train_x and test_x need the same number of features. "
@@ -46,7 +61,6 @@ def _check_inputs(train_x, train_y, test_x, test_y):
             "A probe needs at least 2 classes in train_y. "
             f"Received: classes={np.unique(train_y).tolist()}"
         )
-    return train_x, train_y, test_x, test_y
 
 
 def _accuracy(predicted, labels):
@@ -92,8 +106,50 @@ def check_linear_c(C):
     return tuple(sorted(grid))
 
 
+# The linear probe's solvers: "lbfgs" (scikit-learn, exact, on the CPU),
+# "minibatch" (`linear_minibatch`, Adam on the training device) or "auto",
+# which takes L-BFGS up to `LBFGS_LIMIT` training examples x features x
+# classes and the minibatch probe above it.
+LINEAR_SOLVERS = ("auto", "lbfgs", "minibatch")
+# Measured on the CIFAR-10 subset (4,500 training images x 64, 1,024 and
+# 4,096 features x 10 classes, 9 values of C) on a 2-core CPU, CPU time:
+# L-BFGS (one thread) 1.0, 14.8 and 55.9 s, about 3.2e-7 s per example x
+# feature x class; the minibatch probe (two threads) 5.0, 8.2 and 16.6 s,
+# a few seconds of set-up and tracing before it is faster: they take as
+# long near 1e7.
+LBFGS_LIMIT = 10_000_000
+
+
+def linear_solver(train_size, feature_dim, num_classes, solver="auto"):
+    """The solver of a linear probe of that size.
+
+    Args:
+        train_size: int, training examples.
+        feature_dim: int, features.
+        num_classes: int, classes.
+        solver: one of `LINEAR_SOLVERS`; anything but "auto" is returned.
+
+    Returns:
+        `"lbfgs"` when `solver` is "auto" and `train_size * feature_dim *
+        num_classes <= LBFGS_LIMIT`, else `"minibatch"` (or `solver`).
+
+    Raises:
+        ValueError: for an unknown `solver`.
+    """
+    if solver not in LINEAR_SOLVERS:
+        raise ValueError(
+            f"solver must be one of {', '.join(LINEAR_SOLVERS)}. "
+            f"Received: solver={solver!r}")
+    if solver != "auto":
+        return solver
+    size = int(train_size) * int(feature_dim) * int(num_classes)
+    return "lbfgs" if size <= LBFGS_LIMIT else "minibatch"
+
+
 def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
-                 max_iter=200, validation_fraction=0.1):
+                 max_iter=200, validation_fraction=0.1, solver="auto",
+                 num_classes=None, epochs=None, batch_size=None,
+                 progress=None):
     """Multinomial logistic regression on standardized features.
 
     Given several values of `C`, the probe chooses one the way its test
@@ -102,6 +158,11 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
     the rest and scored on it, and the most accurate `C` (the smallest,
     i.e. the most regularized, of ties) is refitted on all the training
     data. The test data is used once, for the reported accuracy.
+
+    Small problems are solved by scikit-learn's L-BFGS (exact), large ones
+    by minibatch Adam on the training device
+    (`dim_keras.evaluation.linear_minibatch`, the same objective);
+    `linear_solver` chooses, and the result's `solver` says which ran.
 
     Args:
         train_x: array `[N, ...]` (flattened), training features.
@@ -114,18 +175,30 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
         max_iter: int, L-BFGS iterations at most, per fit.
         validation_fraction: float in (0, 1), share of the training data
             held out to choose `C` (unused for a single `C`).
+        solver: `"auto"`, `"lbfgs"` or `"minibatch"` (`LINEAR_SOLVERS`).
+        num_classes: int or None; None takes `max(labels) + 1` (the
+            minibatch probe's output width).
+        epochs: int or None, the minibatch probe's epochs per fit (None:
+            at least 15, and at least 300 steps: `linear_minibatch.
+            epochs_for`).
+        batch_size: int or None, its batch size (None:
+            `linear_minibatch.BATCH_SIZE`).
+        progress: a `dim_keras.progress.Progress` advanced by the fits
+            (L-BFGS) or epochs (minibatch) done, its total set here, or
+            None.
 
     Returns:
         Dict with `accuracy` (fraction of `test_y` predicted right),
-        `train_accuracy`, `probe`, `feature_dim`, `train_size`,
+        `train_accuracy`, `probe`, `solver`, `feature_dim`, `train_size`,
         `test_size`, `C` (the one fitted) and the settings; when `C` was
         chosen, also `C_grid`, `validation_size` and
         `validation_accuracy` (`{str(C): accuracy}` of every candidate).
 
     Raises:
         ValueError: on mismatched inputs, a non-positive `C`, a
-            `validation_fraction` outside (0, 1), or, when `C` is chosen,
-            training data too small to leave two classes to fit.
+            `validation_fraction` outside (0, 1), an unknown `solver`, or,
+            when `C` is chosen, training data too small to leave two
+            classes to fit.
     """
     grid = check_linear_c(C)
     if len(grid) > 1 and not 0.0 < validation_fraction < 1.0:
@@ -133,13 +206,15 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
             "validation_fraction must be in (0, 1). "
             f"Received: validation_fraction={validation_fraction}"
         )
-    train_x, train_y, test_x, test_y = _check_inputs(
+    train_x, train_y, test_x, test_y = _check_shapes(
         train_x, train_y, test_x, test_y
     )
-    chosen = {}
+    chosen = linear_solver(len(train_x), train_x.shape[1],
+                           len(np.unique(train_y)), solver)
+    split = None
     if len(grid) > 1:
-        fit_x, val_x, fit_y, val_y = stratified_split(
-            train_x, train_y, validation_fraction, seed
+        fit_rows, val_rows, fit_y, _ = stratified_split(
+            np.arange(len(train_y)), train_y, validation_fraction, seed
         )
         if len(np.unique(fit_y)) < 2:
             raise ValueError(
@@ -150,11 +225,39 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
                 f"train_size={len(train_y)}, "
                 f"validation_fraction={validation_fraction}"
             )
-        fit_z, val_z = _standardize(fit_x, val_x)
+        split = (fit_rows, val_rows)
+    if chosen == "minibatch":
+        from dim_keras.evaluation import linear_minibatch
+
+        return linear_minibatch.minibatch_linear_probe(
+            train_x, train_y, test_x, test_y, grid, split=split, seed=seed,
+            num_classes=num_classes,
+            epochs=epochs,
+            batch_size=batch_size or linear_minibatch.BATCH_SIZE,
+            progress=progress)
+    return _lbfgs_linear_probe(
+        train_x.astype("float32", copy=False), train_y,
+        test_x.astype("float32", copy=False), test_y, grid, split, seed,
+        max_iter, progress)
+
+
+def _lbfgs_linear_probe(train_x, train_y, test_x, test_y, grid, split, seed,
+                        max_iter, progress):
+    """`linear_probe` by scikit-learn's L-BFGS (float32 inputs)."""
+    if progress is not None:
+        progress.set_total(len(grid) + 1 if split is not None else 1,
+                           "fits")
+    chosen = {}
+    if split is not None:
+        fit_rows, val_rows = split
+        fit_z, val_z = _standardize(train_x[fit_rows], train_x[val_rows])
+        fit_y, val_y = train_y[fit_rows], train_y[val_rows]
         scores = {}
         for c in grid:
             classifier = _fit_logistic(fit_z, fit_y, c, max_iter, seed)
             scores[c] = _accuracy(classifier.predict(val_z), val_y)
+            if progress is not None:
+                progress.advance()
         best = max(grid, key=lambda c: (scores[c], -c))
         chosen = {
             "C_grid": list(grid),
@@ -165,8 +268,11 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
         best = grid[0]
     train_z, test_z = _standardize(train_x, test_x)
     classifier = _fit_logistic(train_z, train_y, best, max_iter, seed)
+    if progress is not None:
+        progress.advance()
     return {
         "probe": "linear",
+        "solver": "lbfgs",
         "accuracy": _accuracy(classifier.predict(test_z), test_y),
         "train_accuracy": _accuracy(classifier.predict(train_z), train_y),
         "feature_dim": int(train_x.shape[1]),
@@ -201,23 +307,31 @@ def _fit_logistic(x, y, C, max_iter, seed):
     return classifier
 
 
-def build_mlp_probe(feature_dim, num_classes, hidden_units=200, dropout=0.1):
+def build_mlp_probe(feature_dim, num_classes, hidden_units=200, dropout=0.1,
+                    mean=None, variance=None):
     """The paper's nonlinear probe network.
 
     `Dense(hidden_units) -> BatchNormalization -> Dropout(dropout) -> ReLU
-    -> Dense(num_classes, softmax)`.
+    -> Dense(num_classes, softmax)`, after a `Normalization` layer
+    standardizing the features when `mean` and `variance` are given.
 
     Args:
         feature_dim: int, input width.
         num_classes: int, output classes.
         hidden_units: int, hidden width (200 in the paper).
         dropout: float, dropout rate (0.1 in the paper).
+        mean: float array `[feature_dim]` or None.
+        variance: float array `[feature_dim]` or None.
 
     Returns:
         An uncompiled Functional `keras.Model`.
     """
     features = keras.Input(shape=(feature_dim,), name="features")
-    x = keras.layers.Dense(hidden_units, name="hidden")(features)
+    x = features
+    if mean is not None:
+        x = keras.layers.Normalization(mean=mean, variance=variance,
+                                       name="standardize")(x)
+    x = keras.layers.Dense(hidden_units, name="hidden")(x)
     x = keras.layers.BatchNormalization(name="hidden_bn")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     x = keras.layers.ReLU(name="relu")(x)
@@ -293,7 +407,10 @@ def mlp_probe(train_x, train_y, test_x, test_y, seed=0, hidden_units=200,
         Dict with `accuracy`, `validation_accuracy` (best epoch),
         `epochs_run`, `best_epoch`, sizes and the settings.
     """
-    train_x, train_y, test_x, test_y = _check_inputs(
+    from dim_keras.evaluation.linear_minibatch import RowBatches
+    from dim_keras.evaluation.linear_minibatch import feature_statistics
+
+    train_x, train_y, test_x, test_y = _check_shapes(
         train_x, train_y, test_x, test_y
     )
     if not 0.0 < validation_fraction < 1.0:
@@ -303,13 +420,15 @@ def mlp_probe(train_x, train_y, test_x, test_y, seed=0, hidden_units=200,
         )
     if num_classes is None:
         num_classes = int(max(train_y.max(), test_y.max())) + 1
-    fit_x, val_x, fit_y, val_y = stratified_split(
-        train_x, train_y, validation_fraction, seed
+    fit_rows, val_rows, _, _ = stratified_split(
+        np.arange(len(train_y)), train_y, validation_fraction, seed
     )
-    fit_z, val_z, test_z = _standardize(fit_x, val_x, test_x)
+    # Standardized inside the model, batch by batch: the features are
+    # never copied whole.
+    mean, variance = feature_statistics(train_x, fit_rows)
     keras.utils.set_random_seed(seed)
-    model = build_mlp_probe(fit_z.shape[1], num_classes, hidden_units,
-                            dropout)
+    model = build_mlp_probe(train_x.shape[1], num_classes, hidden_units,
+                            dropout, mean=mean, variance=variance)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -327,20 +446,19 @@ def mlp_probe(train_x, train_y, test_x, test_y, seed=0, hidden_units=200,
 
         callbacks.append(keras_callback(progress, per="epoch"))
     history = model.fit(
-        fit_z,
-        fit_y,
-        batch_size=batch_size,
+        RowBatches(train_x, fit_rows, train_y, batch_size, seed=seed),
         epochs=epochs,
-        validation_data=(val_z, val_y),
+        validation_data=RowBatches(train_x, val_rows, train_y, 1024),
         callbacks=callbacks,
-        shuffle=True,
         verbose=verbose,
     )
     val_accuracy = history.history["val_accuracy"]
     best_epoch = int(np.argmax(val_accuracy)) + 1
     probs = np.concatenate([
-        keras.ops.convert_to_numpy(model(test_z[i:i + 1024], training=False))
-        for i in range(0, len(test_z), 1024)
+        keras.ops.convert_to_numpy(model(
+            np.asarray(test_x[i:i + 1024], dtype=np.float32),
+            training=False))
+        for i in range(0, len(test_x), 1024)
     ])
     return {
         "probe": "mlp",
@@ -349,8 +467,8 @@ def mlp_probe(train_x, train_y, test_x, test_y, seed=0, hidden_units=200,
         "epochs_run": len(val_accuracy),
         "best_epoch": best_epoch,
         "feature_dim": int(train_x.shape[1]),
-        "train_size": int(len(fit_x)),
-        "validation_size": int(len(val_x)),
+        "train_size": int(len(fit_rows)),
+        "validation_size": int(len(val_rows)),
         "test_size": int(len(test_x)),
         "model": f"dense {hidden_units}, batch norm, dropout {dropout}, "
                  "ReLU, softmax",
@@ -367,18 +485,15 @@ def mlp_probe(train_x, train_y, test_x, test_y, seed=0, hidden_units=200,
     }
 
 
-def _unit_rows(x):
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
 def knn_probe(train_x, train_y, test_x, test_y, k=20, temperature=0.07,
-              chunk_size=1024, progress=None):
+              chunk_size=None, progress=None, memory_bytes=None):
     """Weighted k-nearest-neighbour vote on cosine similarity.
 
     Each test point takes its `k` most cosine-similar training points; each
     votes for its label with weight `exp(similarity / temperature)`, and the
-    label with the largest total wins.
+    label with the largest total wins. The search runs in blocks on the
+    device (`dim_keras.evaluation.knn`), never holding a test-by-train
+    matrix.
 
     Args:
         train_x: array `[N, ...]` (flattened), training features.
@@ -387,14 +502,20 @@ def knn_probe(train_x, train_y, test_x, test_y, k=20, temperature=0.07,
         test_y: int array `[M]`, evaluation labels.
         k: int, neighbours (clipped to `N`).
         temperature: float > 0, sharpness of the vote weights.
-        chunk_size: int, test points compared at once (bounds memory).
+        chunk_size: int or None, test points compared at once (None: the
+            plan's, up to 1024).
         progress: a `dim_keras.progress.Progress` advanced by the test
             points done, or None.
+        memory_bytes: int or None, the bytes one step of the search may
+            hold (None: `knn.MEMORY_BYTES`).
 
     Returns:
-        Dict with `accuracy`, sizes and the settings.
+        Dict with `accuracy`, sizes, the settings and the search's plan
+        (`query_batch`, `bank_batch`, `step_bytes`).
     """
-    train_x, train_y, test_x, test_y = _check_inputs(
+    from dim_keras.evaluation import knn
+
+    train_x, train_y, test_x, test_y = _check_shapes(
         train_x, train_y, test_x, test_y
     )
     if k < 1 or not temperature > 0:
@@ -403,26 +524,18 @@ def knn_probe(train_x, train_y, test_x, test_y, k=20, temperature=0.07,
             f"Received: k={k}, temperature={temperature}"
         )
     k_used = min(int(k), len(train_x))
-    train_u = _unit_rows(train_x)
+    plan = knn.knn_plan(
+        len(train_x), len(test_x), train_x.shape[1], k_used,
+        memory_bytes=memory_bytes or knn.MEMORY_BYTES,
+        query_limit=chunk_size or knn.QUERY_BATCH_LIMIT)
     classes, train_index = np.unique(train_y, return_inverse=True)
-    predicted = np.empty(len(test_x), dtype=classes.dtype)
-    for start in range(0, len(test_x), chunk_size):
-        test_u = _unit_rows(test_x[start:start + chunk_size])
-        similarity = test_u @ train_u.T
-        nearest = np.argpartition(-similarity, k_used - 1, axis=1)[:, :k_used]
-        sims = np.take_along_axis(similarity, nearest, axis=1)
-        # Shifting by the row maximum leaves the vote unchanged.
-        weights = np.exp((sims - sims.max(axis=1, keepdims=True))
-                         / temperature)
-        votes = np.zeros((len(test_u), len(classes)))
-        rows = np.repeat(np.arange(len(test_u)), k_used)
-        np.add.at(votes, (rows, train_index[nearest].ravel()),
-                  weights.ravel())
-        predicted[start:start + len(test_u)] = classes[np.argmax(votes, 1)]
-        if progress is not None:
-            progress.update(start + len(test_u))
+    similarities, nearest = knn.nearest_neighbours(
+        train_x, test_x, k_used, plan=plan, progress=progress)
+    predicted = classes[knn.weighted_vote(
+        similarities, train_index[nearest], len(classes), temperature)]
     return {
         "probe": "knn",
+        "solver": "batched",
         "accuracy": _accuracy(predicted, test_y),
         "feature_dim": int(train_x.shape[1]),
         "train_size": int(len(train_x)),
@@ -430,6 +543,10 @@ def knn_probe(train_x, train_y, test_x, test_y, k=20, temperature=0.07,
         "model": "weighted k-nearest neighbours, cosine similarity",
         "k": k_used,
         "temperature": float(temperature),
+        "device": knn.device_name(),
+        "query_batch": plan.query_batch,
+        "bank_batch": plan.bank_batch,
+        "step_bytes": plan.step_bytes,
     }
 
 
@@ -452,4 +569,6 @@ def linear_probe_settings(settings):
         chosen = f"C={grid[0]:g}"
     return (f"- Linear: multinomial logistic regression on standardized "
             f"features, {chosen}, at most {settings['linear_max_iter']} "
-            "L-BFGS iterations.")
+            "L-BFGS iterations or "
+            f"{settings.get('linear_epochs') or 'at least 15'} epochs "
+            "of minibatch Adam (by size).")

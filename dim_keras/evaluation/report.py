@@ -104,10 +104,41 @@ def _dependence_cell(row):
     return text
 
 
+def linear_solver_line(rows):
+    """Which solver fitted each linear probe, as one Markdown list item.
+
+    Args:
+        rows: the evaluation's probe rows.
+
+    Returns:
+        str, or "" when no linear probe row says (an older evaluation).
+    """
+    names = {"lbfgs": "scikit-learn's L-BFGS",
+             "minibatch": "minibatch Adam on the training device"}
+    ran = {}
+    for row in rows:
+        if row.get("probe") == "linear" and "solver" in row:
+            where = (row["layer"] if row["layer"] == row["representation"]
+                     else f"{row['representation']} {row['layer']}")
+            ran.setdefault(row["solver"], []).append(where)
+    if not ran:
+        return ""
+    parts = []
+    for solver, where in ran.items():
+        text = f"{names.get(solver, solver)} on {', '.join(where)}"
+        if solver == "minibatch":
+            row = next(r for r in rows if r.get("solver") == "minibatch")
+            text += (f" ({row['epochs']} epochs per fit, batch "
+                     f"{row['batch_size']})")
+        parts.append(text)
+    return "- Linear solver (by size): " + "; ".join(parts) + "."
+
+
 def _settings_lines(results):
     s = results["settings"]
     lines = [
         linear_probe_settings(s),
+        linear_solver_line(results["probes"]),
         f"- MLP: dense 200, batch norm, dropout 0.1, ReLU, softmax; Adam "
         f"lr {s['mlp_learning_rate']}, batch {s['mlp_batch_size']}, at most "
         f"{s['mlp_epochs']} epochs, early stopping (patience "
@@ -135,7 +166,12 @@ def _settings_lines(results):
     if s["baselines"]:
         lines.append("- Baselines: the same architecture with random "
                      "weights; raw pixel values.")
-    return "\n".join(lines)
+    if "seconds_by_part" in results:
+        from dim_keras.evaluation.timing import seconds_line
+
+        lines.append(seconds_line(results["seconds_by_part"],
+                                  results["seconds"]))
+    return "\n".join(line for line in lines if line)
 
 
 # Random weights at or above this linear-probe accuracy on some layer make
