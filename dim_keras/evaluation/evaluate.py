@@ -19,174 +19,22 @@ verification instead (`dim_keras.evaluation.speech`): `EVALUATORS` holds
 the evaluation of each modality.
 """
 
-import dataclasses
 import sys
 import time
 
 import numpy as np
 
 from dim_keras import runs
-from dim_keras.choices import PROBES
-from dim_keras.choices import check_choices
 from dim_keras.evaluation import report
 from dim_keras.evaluation import speech
 from dim_keras.evaluation.baselines import random_encoder
-from dim_keras.choices import PROBED_LAYERS
 from dim_keras.evaluation.features import extract_features
-from dim_keras.evaluation.probes import LINEAR_C_GRID
-from dim_keras.evaluation.probes import check_linear_c
-from dim_keras.evaluation.probes import LINEAR_SOLVERS
+from dim_keras.evaluation.settings import EvaluationConfig
 from dim_keras.evaluation.timing import seconds_by_part
 from dim_keras.progress import Progress
 from dim_keras.progress import is_terminal
 from dim_keras.runs import RunError
 
-
-
-@dataclasses.dataclass
-class EvaluationConfig:
-    """Every setting of an evaluation.
-
-    Args:
-        layers: encoder outputs to probe.
-        probes: probes of the DIM encoder, some of `"linear"`, `"mlp"`,
-            `"knn"`.
-        baselines: bool, also evaluate random weights and raw pixels.
-        baseline_probes: probes of the baselines (those also in `probes`
-            run); linear and kNN by default, as the MLP probe is the
-            slowest.
-        batch_size: int, images per forward pass when extracting.
-        seed: int, seeds every probe, critic and the random encoder.
-        linear_c: inverse L2 strength of the linear probe: a positive
-            float, or a sequence to choose from on the held-out
-            `validation_fraction` of train (`probes.LINEAR_C_GRID` by
-            default).
-        linear_max_iter: int, its L-BFGS iterations at most.
-        linear_solver: `"auto"` (L-BFGS on small problems, minibatch Adam
-            on the training device on large ones: `probes.linear_solver`),
-            `"lbfgs"` or `"minibatch"`.
-        linear_epochs: int or None, epochs of each minibatch fit; None
-            runs at least 15 epochs and at least 300 steps
-            (`linear_minibatch.epochs_for`).
-        linear_batch_size: int, batch size of the minibatch fits.
-        mlp_epochs: int, MLP probe epochs at most (early stopping).
-        mlp_patience: int, epochs without validation gain before stopping.
-        mlp_learning_rate: float, MLP probe Adam learning rate. 1e-3 by
-            default: with early stopping it converges in a few epochs; the
-            paper's 1e-4 (whose authors varied it per probe) needs many
-            more.
-        mlp_batch_size: int, MLP probe batch size.
-        validation_fraction: float, share of train held out for the MLP
-            probe's early stopping and the linear probe's choice of C.
-        knn_k: int, neighbours of the kNN probe.
-        knn_temperature: float, kNN vote temperature.
-        mine_steps: int, MINE critic training batches at most (0 skips
-            MINE); it stops earlier when its validation bound stops
-            rising.
-        mine_batch_size: int.
-        mine_units: int, MINE critic width.
-        mine_learning_rate: float.
-        mine_eval_every: int, MINE batches between validation scores.
-        mine_patience: int, MINE validation rounds without a better bound
-            before it stops.
-        ndm_steps: int, NDM discriminator training batches (0 skips NDM).
-        ndm_batch_size: int.
-        ndm_learning_rate: float.
-        embedding_points: int, test images in the t-SNE map of Y
-            (`embedding.png`), a seeded subsample when there are more;
-            0 skips the map.
-    """
-
-    layers: tuple = PROBED_LAYERS
-    probes: tuple = PROBES
-    baselines: bool = True
-    baseline_probes: tuple = ("linear", "knn")
-    batch_size: int = 256
-    seed: int = 0
-    linear_c: tuple = LINEAR_C_GRID
-    linear_max_iter: int = 200
-    linear_solver: str = "auto"
-    linear_epochs: int = None
-    linear_batch_size: int = 512
-    mlp_epochs: int = 100
-    mlp_patience: int = 5
-    mlp_learning_rate: float = 1e-3
-    mlp_batch_size: int = 64
-    validation_fraction: float = 0.1
-    knn_k: int = 20
-    knn_temperature: float = 0.07
-    mine_steps: int = 2000
-    mine_batch_size: int = 128
-    mine_units: int = 128
-    mine_learning_rate: float = 1e-3
-    mine_eval_every: int = 100
-    mine_patience: int = 4
-    ndm_steps: int = 500
-    ndm_batch_size: int = 128
-    ndm_learning_rate: float = 1e-4
-    embedding_points: int = 2000
-
-    def validate(self):
-        """Checks the settings.
-
-        Raises:
-            ValueError: naming the bad setting and its value.
-        """
-        check_choices("probes", self.probes, PROBES, what="probe")
-        if self.baseline_probes:
-            check_choices("baseline_probes", self.baseline_probes, PROBES,
-                          what="probe")
-        check_choices("layers", self.layers, PROBED_LAYERS, what="layer")
-        positive = ("batch_size", "mlp_epochs", "mlp_batch_size", "knn_k",
-                    "linear_max_iter", "linear_batch_size",
-                    "mine_eval_every", "mine_patience")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"{name} must be positive. "
-                    f"Received: {name}={getattr(self, name)}"
-                )
-        for name in ("mine_steps", "ndm_steps", "mlp_patience"):
-            if getattr(self, name) < 0:
-                raise ValueError(
-                    f"{name} must be non-negative. "
-                    f"Received: {name}={getattr(self, name)}"
-                )
-        if self.embedding_points and self.embedding_points < 3:
-            raise ValueError(
-                "embedding_points must be 0 (no map) or at least 3. "
-                f"Received: embedding_points={self.embedding_points}"
-            )
-        for name in ("mine_batch_size", "ndm_batch_size"):
-            if getattr(self, name) < 2:
-                raise ValueError(
-                    f"{name} must be at least 2. "
-                    f"Received: {name}={getattr(self, name)}"
-                )
-        check_linear_c(self.linear_c)
-        if self.linear_epochs is not None and self.linear_epochs < 1:
-            raise ValueError(
-                "linear_epochs must be positive or None. "
-                f"Received: linear_epochs={self.linear_epochs}")
-        if self.linear_solver not in LINEAR_SOLVERS:
-            raise ValueError(
-                f"linear_solver must be one of {', '.join(LINEAR_SOLVERS)}. "
-                f"Received: linear_solver={self.linear_solver!r}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(
-                "validation_fraction must be in (0, 1). "
-                f"Received: validation_fraction={self.validation_fraction}"
-            )
-        return self
-
-    def to_dict(self):
-        values = dataclasses.asdict(self)
-        values["layers"] = list(self.layers)
-        values["probes"] = list(self.probes)
-        values["baseline_probes"] = list(self.baseline_probes)
-        if np.ndim(self.linear_c):
-            values["linear_c"] = [float(c) for c in self.linear_c]
-        return values
 
 
 def labelled_split(dataset, split):

@@ -299,7 +299,7 @@ def minibatch_linear_probe(train_x, train_y, test_x, test_y, grid,
             (`candidates` of them are fitted; one: nothing to choose, no
             held-out part).
         split: `(fit_rows, validation_rows)` int arrays choosing `C`, or
-            None to draw them (`probes.stratified_split`).
+            None to draw them (`splits.stratified_split`).
         seed: int, seeds the split, the order of the batches.
         validation_fraction: float in (0, 1), the training share held out
             to choose `C` when `split` is None.
@@ -316,7 +316,7 @@ def minibatch_linear_probe(train_x, train_y, test_x, test_y, grid,
         Dict as `probes.linear_probe`'s, with `"solver": "minibatch"` and
         the optimizer's settings.
     """
-    from dim_keras.evaluation.probes import stratified_split
+    from dim_keras.evaluation.splits import stratified_split
 
     train_y = np.asarray(train_y).astype(np.int64)
     test_y = np.asarray(test_y).astype(np.int64)

@@ -24,7 +24,7 @@ from dim_keras import atomic
 from dim_keras.evaluation.figures import new_figure
 from dim_keras.evaluation.figures import save_figure
 from dim_keras.evaluation import speech
-from dim_keras.evaluation.probes import linear_probe_settings
+from dim_keras.evaluation.linear_settings import linear_probe_settings
 
 REPRESENTATIONS = ("dim", "random", "pixels")
 TITLES = {"dim": "DIM", "random": "Random", "pixels": "Pixels"}

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from dim_keras.evaluation.features import extract_features
-from dim_keras.evaluation.probes import linear_probe_settings
+from dim_keras.evaluation.linear_settings import linear_probe_settings
 from dim_keras.progress import Progress
 
 # Names and titles of the representations, in table order.
