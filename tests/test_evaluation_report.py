@@ -121,7 +121,8 @@ def test_the_report_says_which_linear_solver_ran_where():
         {"probe": "linear", "representation": "dim", "layer": "y",
          "solver": "lbfgs"},
         {"probe": "linear", "representation": "dim", "layer": "conv",
-         "solver": "minibatch", "epochs": 15, "batch_size": 512},
+         "solver": "minibatch", "epochs": 15, "batch_size": 512,
+         "C_grid": [1e-4, 1e-2, 1.0]},
         {"probe": "knn", "representation": "dim", "layer": "conv",
          "solver": "batched"},
         {"probe": "linear", "representation": "pixels", "layer": "pixels",
@@ -130,5 +131,5 @@ def test_the_report_says_which_linear_solver_ran_where():
     assert report.linear_solver_line(rows) == (
         "- Linear solver (by size): scikit-learn's L-BFGS on dim y; "
         "minibatch Adam on the training device on dim conv, pixels "
-        "(15 epochs per fit, batch 512).")
+        "(batch 512, C from 0.0001, 0.01, 1).")
     assert report.linear_solver_line(rows[2:3]) == ""

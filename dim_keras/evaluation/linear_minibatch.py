@@ -53,7 +53,7 @@ BATCH_SIZE = 512
 # times the cost of one).
 MAX_CANDIDATES = 5
 # Rows read at once when accumulating the features' statistics.
-STATS_ROWS = 4096
+STATS_ROWS = 1024
 
 
 class ColumnL2(keras.regularizers.Regularizer):

@@ -108,7 +108,9 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
         test_y: int array `[M]`, evaluation labels.
         seed: int, seeds the held-out split and the solver.
         C: positive float, the inverse L2 regularization strength, or a
-            sequence of them to choose from (`LINEAR_C_GRID` by default).
+            sequence of them to choose from (`LINEAR_C_GRID` by default;
+            the minibatch probe fits at most 5 of them, evenly spaced:
+            `linear_minibatch.candidates`).
         max_iter: int, L-BFGS iterations at most, per fit.
         validation_fraction: float in (0, 1), share of the training data
             held out to choose `C` (unused for a single `C`).
@@ -116,8 +118,7 @@ def linear_probe(train_x, train_y, test_x, test_y, seed=0, C=LINEAR_C_GRID,
         num_classes: int or None; None takes `max(labels) + 1` (the
             minibatch probe's output width).
         epochs: int or None, the minibatch probe's epochs per fit (None:
-            at least 15, and at least 300 steps: `linear_minibatch.
-            epochs_for`).
+            15, more where they are cheap: `linear_minibatch.epochs_for`).
         batch_size: int or None, its batch size (None:
             `linear_minibatch.BATCH_SIZE`).
         progress: a `dim_keras.progress.Progress` advanced by the fits

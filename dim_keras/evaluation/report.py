@@ -128,8 +128,11 @@ def linear_solver_line(rows):
         text = f"{names.get(solver, solver)} on {', '.join(where)}"
         if solver == "minibatch":
             row = next(r for r in rows if r.get("solver") == "minibatch")
-            text += (f" ({row['epochs']} epochs per fit, batch "
-                     f"{row['batch_size']})")
+            text += f" (batch {row['batch_size']}"
+            if "C_grid" in row:
+                text += (", C from "
+                         f"{', '.join(f'{c:g}' for c in row['C_grid'])}")
+            text += ")"
         parts.append(text)
     return "- Linear solver (by size): " + "; ".join(parts) + "."
 

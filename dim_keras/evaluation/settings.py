@@ -35,7 +35,7 @@ class EvaluationConfig:
             on the training device on large ones: `probes.linear_solver`),
             `"lbfgs"` or `"minibatch"`.
         linear_epochs: int or None, epochs of each minibatch fit; None
-            runs at least 15 epochs and at least 300 steps
+            runs 15, more where they are cheap
             (`linear_minibatch.epochs_for`).
         linear_batch_size: int, batch size of the minibatch fits.
         mlp_epochs: int, MLP probe epochs at most (early stopping).
