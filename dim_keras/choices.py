@@ -7,7 +7,7 @@ each choice import their names from here.
 """
 
 BACKENDS = ("tensorflow", "jax", "torch")
-ENCODERS = ("basic32x32", "alex64x64", "wave1d")
+ENCODERS = ("basic32x32", "basic64x64", "alex64x64", "wave1d")
 # One encoder on RGB, or CMC's form: one encoder on luminance, one on colour.
 CHANNEL_SPLITS = ("none", "luma-chroma")
 ESTIMATORS = ("jsd", "dv", "nce")
