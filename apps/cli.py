@@ -7,31 +7,21 @@ import click
 
 # Choices and defaults come from the library, where they are written once.
 # Neither module imports Keras: the backend is chosen after start-up.
+from dim_keras.apps.options import Choice
+from dim_keras.apps.options import SETTING_OPTIONS  # noqa: F401
+from dim_keras.apps.options import setting_option
+from dim_keras.apps.options import fail
+from dim_keras.apps.options import given_settings
+from dim_keras.apps.options import setting_options
 from dim_keras.choices import BACKENDS
-from dim_keras.choices import CHANNEL_SPLITS
-from dim_keras.choices import CRITIC_NORMS
-from dim_keras.choices import ENCODERS
-from dim_keras.choices import ESTIMATORS
 from dim_keras.choices import EXPORT_FORMATS
-from dim_keras.choices import LOCAL_CRITICS
-from dim_keras.choices import PRECISIONS
 from dim_keras.choices import PROBED_LAYERS
 from dim_keras.choices import PROBES
-from dim_keras.choices import STRATEGIES
 from dim_keras.choices import TUNERS
-from dim_keras.choices import VIEW_CROPS
-from dim_keras.choices import check_choice
-from dim_keras.config import default
 from dim_keras.tuning.settings import default as search_default
 
 # Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def fail(message, code=2):
-    """Prints a one-line error and exits with a non-zero code."""
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
 
 
 def exit_code(error):
@@ -39,20 +29,6 @@ def exit_code(error):
     from dim_keras.runs import DamagedFileError
 
     return 2 if isinstance(error, DamagedFileError) else 1
-
-
-class Choice(click.Choice):
-    """A click `Choice` whose refusal is the library's one-line error.
-
-    `--help` lists the choices as click does; a bad value exits with code 2
-    and `Error: Unknown <what>; expected one of ... Received: name=value`.
-    """
-
-    def convert(self, value, param, ctx):
-        try:
-            return check_choice(param.name.rstrip("_"), value, self.choices)
-        except ValueError as e:
-            fail(str(e))
 
 
 def use_backend(name):
@@ -106,146 +82,9 @@ def main():
     """Deep InfoMax: learn image representations without labels."""
 
 
-def _setting(name, *decls, **kwargs):
-    """A click option of the `TrainConfig` setting `name`.
-
-    Its default is None (not given): the run takes `TrainConfig`'s default,
-    or the dataset's recipe and view scheme's where that is None; `--help`
-    shows the former.
-    """
-    if "is_flag" not in kwargs and default(name) is not None:
-        kwargs.setdefault("show_default", str(default(name)))
-    kwargs.setdefault("default", None)
-    return click.option(*decls, name, **kwargs)
-
-
-# The settings of a run, declared once: `dim-keras train` trains with those
-# given; `dim-keras tune` pins those it searches and trains every trial with
-# the others.
-SETTING_OPTIONS = (
-    _setting("dataset", "--dataset", show_default=default("dataset"),
-             help="Dataset name (see `dim-keras datasets`) or folder:PATH."),
-    _setting("data_dir", "--data-dir", help="Where datasets are stored."),
-    _setting("encoder", "--encoder", type=Choice(ENCODERS),
-             help="Encoder architecture (default: the dataset's)."),
-    _setting("estimator", "--estimator", type=Choice(ESTIMATORS),
-             help="MI estimator (default: jsd; nce for --views 2, a channel "
-                  "split and speech)."),
-    _setting("alpha", "--alpha", type=float, help="Weight of global MI."),
-    _setting("beta", "--beta", type=float, help="Weight of local MI."),
-    _setting("gamma", "--gamma", type=float,
-             help="Weight of prior matching."),
-    _setting("batch_size", "--batch-size", type=int,
-             help="Images per batch (default 64; 32 images, 64 views, with "
-                  "--views 2 on images)."),
-    _setting("lr", "--lr", type=float,
-             help="Adam learning rate, betas 0.5, 0.999 (default: the "
-                  "dataset's recipe; `dim-keras datasets` lists them)."),
-    _setting("seed", "--seed", type=int),
-    _setting("local_critic", "--local-critic", type=Choice(LOCAL_CRITICS)),
-    _setting("critic_units", "--critic-units", type=int,
-             help="Local critic width (default: the dataset's recipe, else "
-                  "2048 / 512)."),
-    _setting("critic_norm", "--critic-norm", type=Choice(CRITIC_NORMS),
-             help="Normalizations of the encode_and_dot critic: batch and "
-                  "layer norm (the reference's), layer norm only, none "
-                  "(default: the dataset's recipe)."),
-    _setting("gradient_penalty", "--gradient-penalty", type=float,
-             help="Prior discriminator's penalty."),
-    _setting("steps_per_epoch", "--steps-per-epoch", type=int,
-             help="Batches per epoch (default: one pass over the data)."),
-    _setting("distribute", "--distribute", type=Choice(STRATEGIES),
-             help="none, mirrored (TF), multi-worker (several hosts: JAX "
-                  "with KERAS_DISTRIBUTION_*, or TF with TF_CONFIG), "
-                  "data-parallel (JAX) or auto (all local GPUs when "
-                  "several)."),
-    _setting("global_negatives", "--global-negatives", is_flag=True,
-             default=False,
-             help="Score every replica against the whole global batch."),
-    _setting("precision", "--precision", type=Choice(PRECISIONS)),
-    click.option("--no-jit", is_flag=True,
-                 help="Never XLA-compile the step (default: on GPUs only)."),
-    _setting("augment", "--augment/--no-augment",
-             help="Turn the dataset's crop/flip augmentation on or off "
-                  "(default: the dataset's recipe)."),
-    _setting("occlusion", "--occlusion", is_flag=True, default=False,
-             help="Y from images with a random block masked."),
-    _setting("views", "--views", type=int,
-             help="2: multi-view DIM (two augmented views of each image, "
-                  "each view's local features against the other's Y; "
-                  "unless given: NCE, AMDIM's score temperature, clipping "
-                  "and penalty, --scales y-local,y-conv, --batch-size 32). "
-                  "Default 1; speech always takes 2: two chunks of one "
-                  "speaker (NCE unless --estimator is given)."),
-    _setting("score_temperature", "--score-temperature", type=float,
-             help="Divide every critic score by this (default 1; with "
-                  "--views 2 on images AMDIM's, the square root of the "
-                  "critic's width: 22.6 for 512 units)."),
-    _setting("score_clip", "--score-clip", type=float,
-             help="Soft-clip critic scores to c*tanh(s/c); 0 is off "
-                  "(default 0; 20, AMDIM's, with --views 2 on images)."),
-    _setting("score_penalty", "--score-penalty", type=float,
-             help="Weight of the mean squared critic score (default 0; "
-                  "0.05, AMDIM's, with --views 2 on images)."),
-    _setting("scales", "--scales",
-             help="Predictions of local MI, comma-separated: y-local "
-                  "(DIM's), y-conv (Y against the last conv map), "
-                  "local-local (a location of one view against the other "
-                  "view's map; --views 2) (default y-local; "
-                  "y-local,y-conv with --views 2 on images)."),
-    _setting("view_crop", "--view-crop", type=Choice(VIEW_CROPS),
-             help="How each of --views 2 is cropped: resized (AMDIM's "
-                  "random resized crop, area 0.3-1) or translate (AMDIM's "
-                  "CIFAR-10 shift of up to 4 pixels, one flip shared by "
-                  "both views) (default: the dataset's recipe)."),
-    _setting("channel_split", "--channel-split", type=Choice(CHANNEL_SPLITS),
-             help="luma-chroma: CMC's two encoders, one on the luminance "
-                  "and one on the colour of each image, each against the "
-                  "other (NCE unless --estimator is given)."),
-    _setting("online_probe", "--online-probe/--no-online-probe",
-             show_default=str(default("online_probe")).lower(),
-             help="Train a linear probe on the detached Y and conv during "
-                  "training and log its held-out accuracy every epoch "
-                  "(labelled data)."),
-    _setting("knn_every", "--knn-every", type=int,
-             help="Epochs between kNN accuracies of Y and conv on the "
-                  "held-out part (default: chosen to cost under 10% of "
-                  "training; 0 is off)."),
-)
-
-
-def setting_options(command):
-    """Decorates a command with `SETTING_OPTIONS`, in their order."""
-    for option in reversed(SETTING_OPTIONS):
-        command = option(command)
-    return command
-
-
-def given_settings(ctx, options):
-    """The `TrainConfig` settings given on the command line.
-
-    Args:
-        ctx: the click context.
-        options: dict of the command's parameters (of `SETTING_OPTIONS`).
-
-    Returns:
-        dict of the settings the user gave, `--no-jit` as `jit_compile`.
-    """
-    given = {}
-    for name, value in options.items():
-        source = ctx.get_parameter_source(name)
-        if source is None or source.name == "DEFAULT":
-            continue
-        if name == "no_jit":
-            given["jit_compile"] = False if value else None
-        else:
-            given[name] = value
-    return given
-
-
 @main.command()
 @setting_options
-@_setting("epochs", "--epochs", type=int,
+@setting_option("epochs", "--epochs", type=int,
           help="Epochs (default: the dataset's).")
 @click.option("--backend", type=Choice(BACKENDS), default=None,
               help="Keras backend (default: $KERAS_BACKEND, else Keras's).")
@@ -257,8 +96,12 @@ def given_settings(ctx, options):
                    "An existing run there is resumed.")
 @click.option("--no-evaluate", is_flag=True,
               help="Skip evaluating the run after training.")
+@click.option("--full-evaluation", is_flag=True,
+              help="Also estimate MINE and NDM after training (minutes; "
+                   "`dim-keras evaluate` runs them later).")
 @click.pass_context
-def train(ctx, config_file, out, no_evaluate, backend, **options):
+def train(ctx, config_file, out, no_evaluate, full_evaluation, backend,
+          **options):
     """Train a DIM encoder."""
     use_backend(backend)
     from dim_keras.config import TrainConfig
@@ -310,8 +153,16 @@ def train(ctx, config_file, out, no_evaluate, backend, **options):
     click.echo(f"  history:  {paths['history']}")
     click.echo(f"  resume:   {paths['checkpoint']} (rerun with --out)")
     if not no_evaluate:
+        from dim_keras.evaluation.settings import AFTER_TRAINING
+
         # The dataset just trained on, not loaded a second time.
-        _evaluate(paths["run_dir"], data=result["dataset"])
+        _evaluate(paths["run_dir"], data=result["dataset"],
+                  **({} if full_evaluation else AFTER_TRAINING))
+        if not full_evaluation:
+            click.echo(
+                "MINE and NDM were left out to keep this quick: "
+                f"`dim-keras evaluate {paths['run_dir']}` adds them "
+                "(or train with --full-evaluation).")
 
 
 def _echo_best(run_dir):
@@ -339,8 +190,13 @@ def _evaluate(run_dir, dataset=None, data_dir=None, data=None, **settings):
     from dim_keras.runs import RunError
 
     try:
+        if isinstance(settings.get("few_labels"), str):
+            settings["few_labels"] = _ladder(settings["few_labels"])
         config = EvaluationConfig(**{k: v for k, v in settings.items()
                                      if v is not None}).validate()
+    except ValueError as e:
+        fail(str(e))  # a bad option: usage error
+    try:
         results = evaluate_run(run_dir, dataset=dataset, data_dir=data_dir,
                                config=config, log=click.echo, data=data)
     except (RunError, ValueError) as e:
@@ -349,6 +205,19 @@ def _evaluate(run_dir, dataset=None, data_dir=None, data=None, **settings):
     click.echo(markdown(results))
     click.echo(f"Report: {results['paths']['markdown']} "
                f"(every number: {results['paths']['json']})")
+
+
+def _ladder(text):
+    """`--few-labels` as a tuple of ints ('none': empty)."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(
+            "--few-labels takes labels per class separated by commas, "
+            f"such as 1,10,100, or 'none'. Received: --few-labels={text}"
+        ) from None
 
 
 @main.command()
@@ -364,10 +233,17 @@ def _evaluate(run_dir, dataset=None, data_dir=None, data=None, **settings):
                    "validation part of train (default 2000; 0 skips MINE).")
 @click.option("--ndm-steps", type=int, default=None,
               help="NDM discriminator steps (default 500; 0 skips NDM).")
+@click.option("--few-labels", default=None,
+              help="Labels per class of the few-label probes, comma-"
+                   "separated (default 1,10,100: those below the smallest "
+                   "class run); 'none' skips them.")
+@click.option("--few-label-draws", type=int, default=None,
+              help="Random draws of the labelled images per rung "
+                   "(default 5).")
 @click.option("--no-baselines", is_flag=True,
               help="Skip the random-weight and raw-pixel baselines.")
 def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):
-    """Probe a run's encoder (linear, MLP, kNN), MINE, NDM, with baselines."""
+    """Probe a run's encoder (linear, MLP, kNN, few labels), MINE, NDM."""
     _evaluate(run_dir, dataset=dataset, data_dir=data_dir,
               baselines=not no_baselines, **settings)
 

@@ -63,6 +63,13 @@ def test_train_end_to_end_with_config_file(tmp_path):
     assert saved["estimator"] == "nce" and saved["critic_units"] == 16
     assert saved["online_probe"] is True and saved["knn_every"] is None
     assert "kNN monitor:" in result.output  # the period it measured
+    # The evaluation after training: few labels in, MINE and NDM left to
+    # `dim-keras evaluate`.
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["settings"]["mine_steps"] == 0
+    assert any("labels_per_class" in p for p in evaluation["probes"])
+    assert (out / "label_efficiency.png").stat().st_size > 1000
+    assert "adds them" in result.output
 
 
 def test_monitor_options_reach_the_run(tmp_path):

@@ -63,14 +63,15 @@ def fake_run(tmp_path, monkeypatch):
 
 
 TINY = dict(mlp_epochs=2, mlp_patience=1, mine_steps=3, mine_batch_size=8,
-            mine_units=8, ndm_steps=3, ndm_batch_size=8)
+            mine_units=8, ndm_steps=3, ndm_batch_size=8, few_labels=(1, 2),
+            few_label_draws=2)
 
 
 def test_evaluate_run_writes_every_number_and_the_tables(fake_run):
     results = evaluate_run(fake_run, config=EvaluationConfig(**TINY),
                            log=lambda message: None, verbose=0)
     for name in ("evaluation.json", "evaluation.md", "probes.png",
-                 "history.png", "embedding.png"):
+                 "history.png", "embedding.png", "label_efficiency.png"):
         with open(os.path.join(fake_run, name), "rb") as f:
             content = f.read()
         assert len(content) > 1000
@@ -78,9 +79,16 @@ def test_evaluate_run_writes_every_number_and_the_tables(fake_run):
             assert content.startswith(b"\x89PNG\r\n\x1a\n")
     with open(os.path.join(fake_run, "evaluation.json")) as f:
         written = json.load(f)
-    probes = written["probes"]
+    few = [p for p in written["probes"] if "labels_per_class" in p]
+    probes = [p for p in written["probes"] if "labels_per_class" not in p]
     # DIM: 3 layers x 3 probes; baselines: linear and kNN by default.
     assert len(probes) == 3 * 3 + 3 * 2 + 2
+    # Few labels: DIM's and random weights' 3 layers and the pixels, each
+    # by linear and kNN probes at 1 and 2 labels per class.
+    assert len(few) == (3 + 3 + 1) * 2 * 2
+    assert {(p["labels_per_class"], p["draws"], p["train_size"])
+            for p in few} == {(1, 2, 3), (2, 2, 6)}
+    assert {p["probe"] for p in few} == {"linear", "knn"}
     assert not [p for p in probes
                 if p["representation"] != "dim" and p["probe"] == "mlp"]
     assert {(p["representation"], p["probe"]) for p in probes
@@ -103,8 +111,8 @@ def test_evaluate_run_writes_every_number_and_the_tables(fake_run):
     assert {p["solver"] for p in probes if p["probe"] == "knn"} == {
         "batched"}
     parts = written["seconds_by_part"]
-    assert set(parts) == {"features", "linear", "mlp", "knn", "embedding",
-                          "mine", "ndm", "other"}
+    assert set(parts) == {"features", "linear", "mlp", "knn", "few_labels",
+                          "embedding", "mine", "ndm", "other"}
     assert abs(sum(parts.values()) - written["seconds"]) < 1.0
     table = open(os.path.join(fake_run, "evaluation.md")).read()
     assert "| Probe | DIM conv | DIM fc | DIM y | Random conv |" in table
@@ -112,6 +120,8 @@ def test_evaluate_run_writes_every_number_and_the_tables(fake_run):
     assert "- Linear solver (by size): scikit-learn's L-BFGS on dim conv" in (
         table)
     assert "- Time: " in table and "in all: features " in table
+    assert "## Top-1 test accuracy with few labels (%)" in table
+    assert "| linear | 1 |" in table and "| kNN | 2 |" in table
     mlp_row = [line for line in table.splitlines()
                if line.startswith("| MLP")][0]
     assert mlp_row.count("—") == 4  # random conv, fc, y and pixels
@@ -207,11 +217,12 @@ def test_train_ends_by_evaluating_unless_told_not_to(tmp_path, monkeypatch):
                 "trained": True, "epochs_done": 1, "history": history,
                 "dataset": None}
 
-    evaluated = []
+    evaluated, configs = [], []
 
     def fake_evaluate_run(run, dataset=None, data_dir=None, config=None,
                           log=print, data=None):
         evaluated.append(run)
+        configs.append(config)
         return {"paths": {"markdown": "m", "json": "j"}}
 
     monkeypatch.setattr(dim_keras.training, "train", fake_train)
@@ -226,6 +237,37 @@ def test_train_ends_by_evaluating_unless_told_not_to(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["train", "--out", run_dir])
     assert result.exit_code == 0, result.output
     assert evaluated == [run_dir] and "TABLE" in result.output
+    # The first run's evaluation leaves MINE and NDM out, and says how to
+    # get them; --full-evaluation keeps them.
+    assert (configs[0].mine_steps, configs[0].ndm_steps) == (0, 0)
+    assert configs[0].few_labels == EvaluationConfig().few_labels
+    assert f"`dim-keras evaluate {run_dir}` adds them" in result.output
+    result = CliRunner().invoke(main, ["train", "--out", run_dir,
+                                       "--full-evaluation"])
+    assert result.exit_code == 0, result.output
+    assert configs[1].mine_steps == EvaluationConfig().mine_steps > 0
+    assert "adds them" not in result.output
+
+
+def test_cli_evaluate_takes_the_few_label_ladder(fake_run):
+    result = CliRunner().invoke(
+        main, ["evaluate", fake_run, "--mlp-epochs", "1", "--mine-steps", "0",
+               "--ndm-steps", "0", "--few-labels", "2,1",
+               "--few-label-draws", "2"])
+    assert result.exit_code == 0, result.output
+    with open(os.path.join(fake_run, "evaluation.json")) as f:
+        written = json.load(f)
+    assert written["settings"]["few_labels"] == [2, 1]
+    rungs = {(p["labels_per_class"], p["draws"]) for p in written["probes"]
+             if "labels_per_class" in p}
+    assert rungs == {(1, 2), (2, 2)}
+    assert "labelled image per class" in result.output  # the verdict
+    for bad, message in (("one", "Received: --few-labels=one"),
+                         ("0,1", "Received: ladder=[0, 1]")):
+        result = CliRunner().invoke(main, ["evaluate", fake_run,
+                                           "--few-labels", bad])
+        assert result.exit_code == 2 and message in result.output
+        assert "Traceback" not in result.output
 
 
 def test_each_step_ends_with_one_line_off_a_terminal(fake_run):

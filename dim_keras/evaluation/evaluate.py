@@ -143,6 +143,27 @@ def _run_probe(name, description, train_x, train_y, test_x, test_y, config,
     return result
 
 
+def _few_label_rows(representation, features, train_labels, test_labels,
+                    config, log, live):
+    """Linear and kNN probes on few labels per class (`few_labels`)."""
+    from dim_keras.evaluation.few_labels import FEW_LABEL_PROBES
+    from dim_keras.evaluation.few_labels import few_label_probes
+    from dim_keras.evaluation.few_labels import ladder_for
+
+    rungs = ladder_for(train_labels, config.few_labels)
+    if not rungs:
+        return []
+    kinds = [p for p in FEW_LABEL_PROBES if p in config.probes]
+    with Progress(f"  {'/'.join(kinds)} probes of {representation} on "
+                  f"{', '.join(map(str, rungs))} labels per class "
+                  f"({config.few_label_draws} draws)", live=live, log=log):
+        return few_label_probes(
+            representation, features, train_labels, test_labels,
+            ladder=rungs, draws=config.few_label_draws, seed=config.seed,
+            probes=kinds, knn_k=config.knn_k,
+            knn_temperature=config.knn_temperature)
+
+
 def _dependence(representation, train, test, config, log, live=False):
     from dim_keras.evaluation.mine import mine
     from dim_keras.evaluation.ndm import ndm
@@ -326,6 +347,10 @@ def _evaluate_images(run_dir, encoder, data, name, run_config, config,
                     num_classes, live, log)
                 probe_rows.append({"representation": representation,
                                    "layer": layer, **result})
+        probe_rows += _few_label_rows(
+            representation, {layer: (train[layer], test[layer])
+                             for layer in layers},
+            train_labels, test_labels, config, log, live)
         train["images"], test["images"] = train_images, test_images
         dependence_rows += _dependence(representation, train, test,
                                        config, log, live)
@@ -341,6 +366,9 @@ def _evaluate_images(run_dir, encoder, data, name, run_config, config,
                 config, num_classes, live, log)
             probe_rows.append({"representation": "pixels",
                                "layer": "pixels", **result})
+        probe_rows += _few_label_rows(
+            "pixels", {"pixels": (flat_train, flat_test)}, train_labels,
+            test_labels, config, log, live)
 
     results = {
         "run_dir": run_dir,

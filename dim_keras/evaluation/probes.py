@@ -192,7 +192,7 @@ def _lbfgs_linear_probe(train_x, train_y, test_x, test_y, grid, split, seed,
         fit_y, val_y = train_y[fit_rows], train_y[val_rows]
         scores = {}
         for c in grid:
-            classifier = _fit_logistic(fit_z, fit_y, c, max_iter, seed)
+            classifier = fit_logistic(fit_z, fit_y, c, max_iter, seed)
             scores[c] = _accuracy(classifier.predict(val_z), val_y)
             if progress is not None:
                 progress.advance()
@@ -205,7 +205,7 @@ def _lbfgs_linear_probe(train_x, train_y, test_x, test_y, grid, split, seed,
     else:
         best = grid[0]
     train_z, test_z = _standardize(train_x, test_x)
-    classifier = _fit_logistic(train_z, train_y, best, max_iter, seed)
+    classifier = fit_logistic(train_z, train_y, best, max_iter, seed)
     if progress is not None:
         progress.advance()
     return {
@@ -226,8 +226,20 @@ def _lbfgs_linear_probe(train_x, train_y, test_x, test_y, grid, split, seed,
     }
 
 
-def _fit_logistic(x, y, C, max_iter, seed):
-    """A scikit-learn logistic regression fitted on `(x, y)`."""
+def fit_logistic(x, y, C, max_iter, seed):
+    """A scikit-learn logistic regression fitted on `(x, y)`.
+
+    Args:
+        x: float32 array `[N, features]`, standardized.
+        y: int array `[N]`.
+        C: float, inverse L2 strength.
+        max_iter: int, L-BFGS iterations at most (reaching it is no
+            error).
+        seed: int.
+
+    Returns:
+        The fitted `sklearn.linear_model.LogisticRegression`.
+    """
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning

@@ -24,15 +24,16 @@ from dim_keras import atomic
 from dim_keras.evaluation.figures import new_figure
 from dim_keras.evaluation.figures import save_figure
 from dim_keras.evaluation import speech
+from dim_keras.evaluation.label_report import few_label_rows
+from dim_keras.evaluation.label_report import few_label_table
+from dim_keras.evaluation.label_report import full_label_rows
+from dim_keras.evaluation.label_report import plot_label_efficiency
+from dim_keras.evaluation.verdict import PROBE_TITLES
+from dim_keras.evaluation.verdict import verdict_lines
 from dim_keras.evaluation.linear_settings import linear_probe_settings
 
 REPRESENTATIONS = ("dim", "random", "pixels")
 TITLES = {"dim": "DIM", "random": "Random", "pixels": "Pixels"}
-PROBE_TITLES = {
-    "linear": "Linear (logistic regression)",
-    "mlp": "MLP (200 units)",
-    "knn": "kNN (cosine)",
-}
 MEASURE_TITLES = {
     "mine": "MINE I(X; Y) (nats)",
     "ndm": "NDM (nats)",
@@ -82,7 +83,7 @@ def _grid(rows, key, titles, label, cell):
 def probe_table(results):
     """Markdown table of accuracies (%): rows = probe, columns = layers."""
     return _grid(
-        results["probes"], "probe", PROBE_TITLES, "Probe",
+        full_label_rows(results["probes"]), "probe", PROBE_TITLES, "Probe",
         lambda row: f"{100 * row['accuracy']:.2f}",
     )
 
@@ -141,7 +142,7 @@ def _settings_lines(results):
     s = results["settings"]
     lines = [
         linear_probe_settings(s),
-        linear_solver_line(results["probes"]),
+        linear_solver_line(full_label_rows(results["probes"])),
         f"- MLP: dense 200, batch norm, dropout 0.1, ReLU, softmax; Adam "
         f"lr {s['mlp_learning_rate']}, batch {s['mlp_batch_size']}, at most "
         f"{s['mlp_epochs']} epochs, early stopping (patience "
@@ -177,78 +178,6 @@ def _settings_lines(results):
     return "\n".join(line for line in lines if line)
 
 
-# Random weights at or above this linear-probe accuracy on some layer make
-# a data set too easy to tell whether training helped (digits: about 95%).
-TOO_EASY_ACCURACY = 0.9
-# DIM beats random weights on a layer when it is this many points above.
-CLEAR_GAIN_POINTS = 2.0
-
-
-def _accuracy_of(results, probe, representation, layer):
-    for row in results["probes"]:
-        if (row["probe"], row["representation"], row["layer"]) == (
-                probe, representation, layer):
-            return row["accuracy"]
-    return None
-
-
-def verdict_lines(results):
-    """One line per layer, DIM against random weights and pixels, first.
-
-    Uses the linear probe (else the first probe that ran on DIM), in
-    points of top-1 test accuracy, and ends with a plain verdict.
-
-    Args:
-        results: the evaluation results dict.
-
-    Returns:
-        A list of Markdown lines (empty without baselines).
-    """
-    ran = [row["probe"] for row in results["probes"]
-           if row["representation"] == "random"]
-    if not ran:
-        return []
-    probe = "linear" if "linear" in ran else ran[0]
-    pixels = _accuracy_of(results, probe, "pixels", "pixels")
-    lines, gains, random_best = [], [], 0.0
-    for layer in ("conv", "fc", "y"):
-        dim = _accuracy_of(results, probe, "dim", layer)
-        random = _accuracy_of(results, probe, "random", layer)
-        if dim is None or random is None:
-            continue
-        gain = 100 * (dim - random)
-        gains.append(gain)
-        random_best = max(random_best, random)
-        line = (f"- `{layer}`: DIM {100 * dim:.1f}%, random weights "
-                f"{100 * random:.1f}% ({gain:+.1f} points)")
-        if pixels is not None:
-            line += (f", pixels {100 * pixels:.1f}% "
-                     f"({100 * (dim - pixels):+.1f} points)")
-        lines.append(line)
-    if not lines:
-        return []
-    title = PROBE_TITLES.get(probe, probe)
-    if random_best >= TOO_EASY_ACCURACY:
-        verdict = (
-            f"Random weights already reach {100 * random_best:.1f}% on "
-            f"`{results['dataset']}`: this data set is too easy to tell "
-            "whether training helped. Measure on harder images (for "
-            "example CIFAR-10, `--dataset cifar10` or `folder:PATH`)."
-        )
-    else:
-        clear = sum(gain >= CLEAR_GAIN_POINTS for gain in gains)
-        verdict = (
-            f"Training helped: DIM beats random weights by at least "
-            f"{CLEAR_GAIN_POINTS:g} points on {clear} of {len(gains)} layers."
-            if clear else
-            f"Training did not clearly help: DIM is within "
-            f"{CLEAR_GAIN_POINTS:g} points of random weights or below on "
-            "every layer."
-        )
-    return [f"## Verdict ({title}, test accuracy)", ""] + lines + [
-        "", verdict]
-
-
 def markdown(results):
     """The whole `evaluation.md` text of any modality's results."""
     return _WRITERS[results.get("modality", "image")][0](results)
@@ -272,6 +201,9 @@ def _image_markdown(results):
         probe_table(results),
         "",
     ]
+    few = few_label_table(results)
+    if few:
+        parts += ["## Top-1 test accuracy with few labels (%)", "", few, ""]
     dependence = dependence_table(results)
     if dependence:
         parts += ["## Dependence measures", "", dependence, ""]
@@ -342,7 +274,7 @@ def plot_probes(results, path):
         results: the evaluation results dict.
         path: str, the PNG to write.
     """
-    rows = results["probes"]
+    rows = full_label_rows(results["probes"])
     probes = list(dict.fromkeys(row["probe"] for row in rows))
     layers = list(dict.fromkeys(
         row["layer"] for row in rows if row["representation"] != "pixels"))
@@ -424,6 +356,10 @@ def write_report(run_dir, results, history=None, embeddings=None):
         del paths["probes_plot"]
     else:
         plot(results, paths["probes_plot"])
+    if few_label_rows(results.get("probes", [])):
+        paths["label_efficiency_plot"] = os.path.join(
+            run_dir, "label_efficiency.png")
+        plot_label_efficiency(results, paths["label_efficiency_plot"])
     if embeddings:
         from dim_keras.evaluation.embedding import plot_embeddings
 

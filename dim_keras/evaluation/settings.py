@@ -7,9 +7,20 @@ import numpy as np
 from dim_keras.choices import PROBED_LAYERS
 from dim_keras.choices import PROBES
 from dim_keras.choices import check_choices
+from dim_keras.evaluation.few_labels import FEW_LABEL_DRAWS
+from dim_keras.evaluation.few_labels import LABEL_LADDER
+from dim_keras.evaluation.few_labels import check_ladder
 from dim_keras.evaluation.linear_settings import LINEAR_C_GRID
 from dim_keras.evaluation.linear_settings import LINEAR_SOLVERS
 from dim_keras.evaluation.linear_settings import check_linear_c
+
+
+# The evaluation that follows `dim-keras train` unless told otherwise: the
+# probes (full-label and few-label), kNN and the map, the numbers that tell
+# whether training helped, in about a minute on the default digits run;
+# MINE and NDM (about two and a half minutes there) are
+# `dim-keras evaluate`'s.
+AFTER_TRAINING = {"mine_steps": 0, "ndm_steps": 0}
 
 
 @dataclasses.dataclass
@@ -64,6 +75,12 @@ class EvaluationConfig:
         embedding_points: int, test images in the t-SNE map of Y
             (`embedding.png`), a seeded subsample when there are more;
             0 skips the map.
+        few_labels: labels per class of the few-label probes (linear and
+            kNN fitted on that many labelled training images of each
+            class, `dim_keras.evaluation.few_labels`); the rungs below the
+            smallest class run; empty skips them.
+        few_label_draws: int, random draws of the labelled images per
+            rung (mean and spread reported).
     """
 
     layers: tuple = PROBED_LAYERS
@@ -94,6 +111,8 @@ class EvaluationConfig:
     ndm_batch_size: int = 128
     ndm_learning_rate: float = 1e-4
     embedding_points: int = 2000
+    few_labels: tuple = LABEL_LADDER
+    few_label_draws: int = FEW_LABEL_DRAWS
 
     def validate(self):
         """Checks the settings.
@@ -133,6 +152,11 @@ class EvaluationConfig:
                     f"Received: {name}={getattr(self, name)}"
                 )
         check_linear_c(self.linear_c)
+        check_ladder(self.few_labels)
+        if self.few_label_draws < 1:
+            raise ValueError(
+                "few_label_draws must be positive. "
+                f"Received: few_label_draws={self.few_label_draws}")
         if self.linear_epochs is not None and self.linear_epochs < 1:
             raise ValueError(
                 "linear_epochs must be positive or None. "
@@ -153,6 +177,7 @@ class EvaluationConfig:
         values["layers"] = list(self.layers)
         values["probes"] = list(self.probes)
         values["baseline_probes"] = list(self.baseline_probes)
+        values["few_labels"] = [int(n) for n in self.few_labels]
         if np.ndim(self.linear_c):
             values["linear_c"] = [float(c) for c in self.linear_c]
         return values

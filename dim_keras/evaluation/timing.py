@@ -1,13 +1,15 @@
 """Where an evaluation's time went: its seconds per part.
 
 `evaluation.json` holds `seconds_by_part`: the seconds of extracting
-features, of each probe (summed over representations and layers), of MINE,
+features, of each probe (summed over representations and layers), of the
+few-label probes, of MINE,
 NDM and the t-SNE maps, and `other` (loading the run and the data, the
 random encoder), which add up to the evaluation's `seconds`.
 """
 
 # The parts, in the order an evaluation runs them.
-PARTS = ("features", "linear", "mlp", "knn", "embedding", "mine", "ndm")
+PARTS = ("features", "linear", "mlp", "knn", "few_labels", "embedding",
+         "mine", "ndm")
 
 
 def seconds_by_part(results, extraction):
@@ -26,7 +28,8 @@ def seconds_by_part(results, extraction):
     """
     parts = {"features": sum(extraction.values())}
     for row in results.get("probes", []):
-        parts[row["probe"]] = parts.get(row["probe"], 0.0) + row["seconds"]
+        part = "few_labels" if "labels_per_class" in row else row["probe"]
+        parts[part] = parts.get(part, 0.0) + row["seconds"]
     if "embedding" in results:
         parts["embedding"] = sum(results["embedding"]["seconds"].values())
     for row in results.get("dependence", []):
