@@ -240,6 +240,10 @@ def _ladder(text):
 @click.option("--few-label-draws", type=int, default=None,
               help="Random draws of the labelled images per rung "
                    "(default 5).")
+@click.option("--finetune", is_flag=True, default=None,
+              help="Also fine-tune the encoder with a linear head on the "
+                   "few-label draws, against the network trained from "
+                   "random weights (slow on a CPU).")
 @click.option("--no-baselines", is_flag=True,
               help="Skip the random-weight and raw-pixel baselines.")
 def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):

@@ -283,3 +283,19 @@ def test_each_step_ends_with_one_line_off_a_terminal(fake_run):
     assert "(early stopping): " in probe_lines[1]
     assert [line for line in lines if "MINE" in line][0].endswith(" nats")
     assert not any("\r" in line for line in lines)
+
+
+@pytest.mark.slow  # about 30 s: two networks fine-tuned
+def test_cli_evaluate_finetunes_on_request(fake_run):
+    result = CliRunner().invoke(
+        main, ["evaluate", fake_run, "--mlp-epochs", "1", "--mine-steps", "0",
+               "--ndm-steps", "0", "--few-labels", "2",
+               "--few-label-draws", "1", "--finetune"])
+    assert result.exit_code == 0, result.output
+    with open(os.path.join(fake_run, "evaluation.json")) as f:
+        written = json.load(f)
+    tuned = [p for p in written["probes"] if p["probe"] == "finetune"]
+    assert {(p["representation"], p["labels_per_class"]) for p in tuned} == {
+        ("dim", 2), ("random", 2)}
+    assert "finetune" in written["seconds_by_part"]
+    assert "| fine-tuned | 2 |" in result.output

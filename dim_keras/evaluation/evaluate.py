@@ -164,6 +164,21 @@ def _few_label_rows(representation, features, train_labels, test_labels,
             knn_temperature=config.knn_temperature)
 
 
+def _finetune_rows(encoder, train_images, train_labels, test_images,
+                   test_labels, num_classes, config, log, live):
+    """The encoder fine-tuned on few labels, against random init."""
+    from dim_keras.evaluation.finetune import finetune_probes
+
+    with Progress(f"  Fine-tuning DIM and random weights on "
+                  f"{', '.join(map(str, config.few_labels))} labels per "
+                  f"class ({config.few_label_draws} draws)", live=live,
+                  log=log):
+        return finetune_probes(
+            encoder, train_images, train_labels, test_images, test_labels,
+            num_classes, config.few_labels, config.few_label_draws,
+            seed=config.seed)
+
+
 def _dependence(representation, train, test, config, log, live=False):
     from dim_keras.evaluation.mine import mine
     from dim_keras.evaluation.ndm import ndm
@@ -354,6 +369,10 @@ def _evaluate_images(run_dir, encoder, data, name, run_config, config,
         train["images"], test["images"] = train_images, test_images
         dependence_rows += _dependence(representation, train, test,
                                        config, log, live)
+    if config.finetune and config.few_labels:
+        probe_rows += _finetune_rows(encoder, train_images, train_labels,
+                                     test_images, test_labels, num_classes,
+                                     config, log, live)
     if config.baselines:
         flat_train = train_images.reshape(len(train_images), -1)
         flat_test = test_images.reshape(len(test_images), -1)

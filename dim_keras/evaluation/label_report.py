@@ -11,8 +11,8 @@ from dim_keras.evaluation.figures import save_figure
 # Titles of the representations, in the order they are drawn.
 REPRESENTATION_TITLES = {"dim": "DIM", "random": "Random weights",
                          "pixels": "Pixels"}
-PROBE_STYLES = {"linear": "-", "knn": "--"}
-PROBE_NAMES = {"linear": "linear", "knn": "kNN"}
+PROBE_STYLES = {"linear": "-", "knn": "--", "finetune": ":"}
+PROBE_NAMES = {"linear": "linear", "knn": "kNN", "finetune": "fine-tuned"}
 
 
 def is_few_label(row):

@@ -81,6 +81,11 @@ class EvaluationConfig:
             smallest class run; empty skips them.
         few_label_draws: int, random draws of the labelled images per
             rung (mean and spread reported).
+        finetune: bool, also fine-tune the encoder with a linear head end
+            to end on the same few-label draws, against the same network
+            trained from random initialization
+            (`dim_keras.evaluation.finetune`); slow on a CPU, off by
+            default.
     """
 
     layers: tuple = PROBED_LAYERS
@@ -113,6 +118,7 @@ class EvaluationConfig:
     embedding_points: int = 2000
     few_labels: tuple = LABEL_LADDER
     few_label_draws: int = FEW_LABEL_DRAWS
+    finetune: bool = False
 
     def validate(self):
         """Checks the settings.

@@ -8,8 +8,8 @@ random encoder), which add up to the evaluation's `seconds`.
 """
 
 # The parts, in the order an evaluation runs them.
-PARTS = ("features", "linear", "mlp", "knn", "few_labels", "embedding",
-         "mine", "ndm")
+PARTS = ("features", "linear", "mlp", "knn", "few_labels", "finetune",
+         "embedding", "mine", "ndm")
 
 
 def seconds_by_part(results, extraction):
@@ -28,7 +28,9 @@ def seconds_by_part(results, extraction):
     """
     parts = {"features": sum(extraction.values())}
     for row in results.get("probes", []):
-        part = "few_labels" if "labels_per_class" in row else row["probe"]
+        part = row["probe"]
+        if "labels_per_class" in row and part != "finetune":
+            part = "few_labels"
         parts[part] = parts.get(part, 0.0) + row["seconds"]
     if "embedding" in results:
         parts["embedding"] = sum(results["embedding"]["seconds"].values())
