@@ -304,6 +304,10 @@ def datasets(data_dir):
 @click.option("--val-fraction", type=float,
               default=search_default("val_fraction"), show_default=True,
               help="Share of labelled training images that scores probes.")
+@click.option("--score", default="all", show_default=True,
+              help="Labels per class the scoring probe fits on: all, or N "
+                   "(a linear or kNN probe on N labelled images per class, "
+                   "the mean of 5 draws: closer to a user with few labels).")
 @click.option("--max-failed", type=int, default=search_default("max_failed"),
               show_default=True,
               help="Failed trials in a row that stop the search.")
@@ -312,7 +316,7 @@ def datasets(data_dir):
               help="Search directory; an existing search continues.")
 @click.pass_context
 def tune(ctx, out, tuner, max_trials, epochs_per_trial, probe, layer,
-         val_fraction, max_failed, verbose, **options):
+         val_fraction, score, max_failed, verbose, **options):
     """Search alpha, beta, gamma, estimator, lr, views, scales, score
     temperature and clipping by probe accuracy.
 
@@ -331,13 +335,20 @@ def tune(ctx, out, tuner, max_trials, epochs_per_trial, probe, layer,
         fail(f"dim-keras tune needs keras-tuner (pip install keras-tuner): {e}")
     given = given_settings(ctx, options)
     pins = {name: given.pop(name) for name in PINNABLE if name in given}
+    if score.strip().lower() == "all":
+        labels_per_class = None
+    elif score.strip().isdigit():
+        labels_per_class = int(score)
+    else:
+        fail("--score takes all or a number of labels per class. "
+             f"Received: --score={score}")
     try:
         settings = SearchSettings(
             base=TrainConfig(**given),
             tuner=tuner,
             max_trials=max_trials, epochs_per_trial=epochs_per_trial,
             pins=pins, probe=probe, layer=layer, val_fraction=val_fraction,
-            max_failed=max_failed,
+            max_failed=max_failed, labels_per_class=labels_per_class,
         ).validate()
         summary = run_search(settings, out, log=click.echo, verbose=verbose)
     except ValueError as e:

@@ -18,6 +18,9 @@ CRITIC_NORMS = ("batch_layer", "layer", "none")
 STRATEGIES = ("auto", "none", "mirrored", "multi-worker", "data-parallel")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 PROBES = ("linear", "mlp", "knn")
+# Probes that fit on few labels per class (the MLP's early stopping needs
+# a validation part that few labels cannot spare).
+FEW_LABEL_PROBES = ("linear", "knn")
 PROBED_LAYERS = ("conv", "fc", "y")
 TUNERS = ("random", "bayesian", "hyperband")
 EXPORT_FORMATS = ("saved_model", "keras")

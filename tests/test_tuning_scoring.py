@@ -99,3 +99,31 @@ def test_bad_probe_or_layer(probe, layer, message):
 def test_bad_fraction():
     with pytest.raises(ValueError, match="val_fraction=1.5"):
         scoring.validation_split(dataset(20), 1.5, 0)
+
+
+def test_a_few_label_score_fits_on_n_images_per_class():
+    split = scoring.validation_split(dataset(200), 0.2, 0)
+    for probe in ("linear", "knn"):
+        result = scoring.ProbeScorer(split, probe, "y",
+                                     labels_per_class=2)(pixel_encoder())
+        # Each class lights its own pixel: 2 labelled images per class (20
+        # of the 160) still tell every validation image.
+        assert result["accuracy"] == 1.0
+        assert (result["labels_per_class"], result["train_size"],
+                result["test_size"], result["draws"]) == (2, 20, 40, 5)
+    # Label-free features score near chance with few labels too.
+    result = scoring.ProbeScorer(split, "linear", "y", labels_per_class=2)(
+        pixel_encoder(0.0))
+    assert result["accuracy"] <= 0.3
+
+
+def test_a_few_label_score_is_checked():
+    split = scoring.validation_split(dataset(100), 0.2, 0)
+    with pytest.raises(ValueError, match="labels_per_class=0"):
+        scoring.ProbeScorer(split, "linear", "y", labels_per_class=0)
+    with pytest.raises(ValueError, match="probe='mlp', labels_per_class=2"):
+        scoring.ProbeScorer(split, "mlp", "y", labels_per_class=2)
+    # 8 training images per class: 8 labels per class is every label.
+    scorer = scoring.ProbeScorer(split, "knn", "y", labels_per_class=8)
+    with pytest.raises(ValueError, match="labels_per_class=8"):
+        scorer(pixel_encoder())

@@ -181,6 +181,10 @@ def test_other_settings_in_the_same_directory_are_refused(tmp_path,
         (["--dataset", "mnist"], "Received: dataset='mnist'"),
         (["--val-fraction", "1"], "Received: val_fraction=1.0"),
         (["--batch-size", "1"], "Received: batch_size=1"),
+        (["--score", "few"], "Received: --score=few"),
+        (["--score", "0"], "Received: labels_per_class=0"),
+        (["--score", "5", "--probe", "mlp"],
+         "probe='mlp', labels_per_class=5"),
     ],
 )
 def test_bad_options_fail_with_one_line(tmp_path, args, message):

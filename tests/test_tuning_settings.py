@@ -25,6 +25,8 @@ def test_the_cli_shows_the_settings_defaults():
     ({"probe": "svm"}, "Received: probe='svm'"),
     ({"max_trials": 0}, "Received: max_trials=0"),
     ({"val_fraction": 1.0}, "Received: val_fraction=1.0"),
+    ({"labels_per_class": 0}, "Received: labels_per_class=0"),
+    ({"labels_per_class": 1, "probe": "mlp"}, "probe='mlp'"),
 ])
 def test_bad_settings_are_named(changes, message):
     with pytest.raises(ValueError, match=message):

@@ -15,17 +15,19 @@ from dim_keras.choices import PROBES
 from dim_keras.choices import check_choice
 from dim_keras.evaluation import probes
 from dim_keras.evaluation.features import extract_features
+from dim_keras.evaluation.few_labels import FEW_LABEL_DRAWS
+from dim_keras.tuning.settings import check_score
 
 
-
-def check_probe(probe, layer):
-    """Checks a probe name and a layer name.
+def check_probe(probe, layer, labels_per_class=None):
+    """Checks a probe name, a layer name and the labels it fits on.
 
     Raises:
-        ValueError: naming the bad value.
+        ValueError: naming the bad value (`settings.check_score`).
     """
     check_choice("probe", probe, PROBES)
     check_choice("layer", layer, PROBED_LAYERS)
+    check_score(probe, labels_per_class)
 
 
 def validation_split(dataset, fraction, seed):
@@ -68,14 +70,21 @@ class ProbeScorer:
         probe: `"linear"`, `"mlp"` or `"knn"`.
         layer: encoder output probed: `"conv"`, `"fc"` or `"y"`.
         seed: int, the probe's seed.
+        labels_per_class: None to fit the probe on every label of the
+            probe-training part, or an int: fit it on that many labelled
+            images per class of it (`few_labels`, linear or kNN), the mean
+            over `FEW_LABEL_DRAWS` draws; closer to what a user with few
+            labels needs of the encoder.
     """
 
-    def __init__(self, split, probe="linear", layer="y", seed=0):
-        check_probe(probe, layer)
+    def __init__(self, split, probe="linear", layer="y", seed=0,
+                 labels_per_class=None):
+        check_probe(probe, layer, labels_per_class)
         self.split = split
         self.probe = probe
         self.layer = layer
         self.seed = seed
+        self.labels_per_class = labels_per_class
 
     def __call__(self, encoder):
         """Returns the probe's result dict (`accuracy` is the score).
@@ -96,6 +105,8 @@ class ProbeScorer:
                     f"The encoder's {self.layer!r} features of the {name} "
                     "images are not all finite."
                 )
+        if self.labels_per_class is not None:
+            return self._few_label_score(features, train_y, val_y)
         if self.probe == "linear":
             return probes.linear_probe(features[0], train_y, features[1],
                                        val_y, seed=self.seed)
@@ -103,3 +114,19 @@ class ProbeScorer:
             return probes.mlp_probe(features[0], train_y, features[1], val_y,
                                     seed=self.seed)
         return probes.knn_probe(features[0], train_y, features[1], val_y)
+
+    def _few_label_score(self, features, train_y, val_y):
+        from dim_keras.evaluation.few_labels import few_label_probes
+
+        smallest = int(np.min(np.unique(train_y, return_counts=True)[1]))
+        if self.labels_per_class >= smallest:
+            raise ValueError(
+                f"The probe-training part has {smallest} images in its "
+                "smallest class: a few-label score needs fewer labels per "
+                "class. Received: labels_per_class="
+                f"{self.labels_per_class}")
+        (record,) = few_label_probes(
+            "trial", {self.layer: features}, train_y, val_y,
+            ladder=(self.labels_per_class,), draws=FEW_LABEL_DRAWS,
+            seed=self.seed, probes=(self.probe,))
+        return record

@@ -138,7 +138,8 @@ def _search_locked(settings, out_dir, part, log, verbose):
 
     split = scoring.validation_split(dataset, settings.val_fraction, base.seed)
     scorer = scoring.ProbeScorer(split, settings.probe, settings.layer,
-                                 seed=base.seed)
+                                 seed=base.seed,
+                                 labels_per_class=settings.labels_per_class)
     oracle = make_oracle(
         settings.tuner, settings.max_trials, settings.epochs_per_trial,
         seed=base.seed, max_consecutive_failed_trials=settings.max_failed,

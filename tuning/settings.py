@@ -6,6 +6,7 @@ them from here. Like `dim_keras.config`, the module imports no Keras.
 
 import dataclasses
 
+from dim_keras.choices import FEW_LABEL_PROBES
 from dim_keras.choices import PROBED_LAYERS
 from dim_keras.choices import PROBES
 from dim_keras.choices import TUNERS
@@ -32,6 +33,9 @@ class SearchSettings:
         val_fraction: share of the labelled training images held out to
             score the probe.
         max_failed: failed trials in a row that stop the search.
+        labels_per_class: None to score with every label, or an int: the
+            probe (linear or kNN) fits on that many labelled images per
+            class (the mean of 5 draws; `tuning.scoring.ProbeScorer`).
     """
 
     base: TrainConfig = dataclasses.field(default_factory=TrainConfig)
@@ -43,6 +47,7 @@ class SearchSettings:
     layer: str = "y"
     val_fraction: float = 0.2
     max_failed: int = 3
+    labels_per_class: int = None
 
     def validate(self):
         """Checks every setting; returns self.
@@ -66,6 +71,7 @@ class SearchSettings:
 
         check_choice("probe", self.probe, PROBES)
         check_choice("layer", self.layer, PROBED_LAYERS)
+        check_score(self.probe, self.labels_per_class)
         self.pins = space.check_pins(self.pins)
         # The base settings with any valid searched values.
         dataclasses.replace(
@@ -80,6 +86,31 @@ class SearchSettings:
         values.pop("max_trials")
         values["base"].pop("data_dir")
         return values
+
+
+def check_score(probe, labels_per_class):
+    """Checks the labels per class a scoring probe fits on.
+
+    Args:
+        probe: str, the scoring probe.
+        labels_per_class: None (every label) or a positive int (a
+            few-label probe: `FEW_LABEL_PROBES` only).
+
+    Raises:
+        ValueError: naming the bad value.
+    """
+    if labels_per_class is None:
+        return
+    if isinstance(labels_per_class, bool) or not (
+            isinstance(labels_per_class, int) and labels_per_class >= 1):
+        raise ValueError(
+            "labels_per_class must be a positive int, or None for every "
+            f"label. Received: labels_per_class={labels_per_class!r}")
+    if probe not in FEW_LABEL_PROBES:
+        raise ValueError(
+            f"A few-label score fits a {' or '.join(FEW_LABEL_PROBES)} "
+            f"probe. Received: probe={probe!r}, "
+            f"labels_per_class={labels_per_class}")
 
 
 def default(name):

@@ -146,7 +146,7 @@ def _run_probe(name, description, train_x, train_y, test_x, test_y, config,
 def _few_label_rows(representation, features, train_labels, test_labels,
                     config, log, live):
     """Linear and kNN probes on few labels per class (`few_labels`)."""
-    from dim_keras.evaluation.few_labels import FEW_LABEL_PROBES
+    from dim_keras.choices import FEW_LABEL_PROBES
     from dim_keras.evaluation.few_labels import few_label_probes
     from dim_keras.evaluation.few_labels import ladder_for
 

@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from dim_keras.choices import FEW_LABEL_PROBES
+
 # Labels per class of the ladder; the rungs a training split allows run
 # (fewer than its smallest class: "all" is the full-label probe).
 LABEL_LADDER = (1, 10, 100)
@@ -33,8 +35,6 @@ LABEL_LADDER = (1, 10, 100)
 FEW_LABEL_DRAWS = 5
 # The linear probe's inverse L2 strength on standardized features.
 FEW_LABEL_C = 0.1
-# The probes that run with few labels.
-FEW_LABEL_PROBES = ("linear", "knn")
 
 
 def check_ladder(ladder):
