@@ -97,8 +97,9 @@ def main():
 @click.option("--no-evaluate", is_flag=True,
               help="Skip evaluating the run after training.")
 @click.option("--full-evaluation", is_flag=True,
-              help="Also estimate MINE and NDM after training (minutes; "
-                   "`dim-keras evaluate` runs them later).")
+              help="Also run the MLP probe, the t-SNE map, MINE and NDM "
+                   "after training (minutes; `dim-keras evaluate` runs "
+                   "them later).")
 @click.pass_context
 def train(ctx, config_file, out, no_evaluate, full_evaluation, backend,
           **options):
@@ -160,7 +161,8 @@ def train(ctx, config_file, out, no_evaluate, full_evaluation, backend,
                   **({} if full_evaluation else AFTER_TRAINING))
         if not full_evaluation:
             click.echo(
-                "MINE and NDM were left out to keep this quick: "
+                "The MLP probe, the t-SNE map, MINE and NDM were left out "
+                "to keep this quick: "
                 f"`dim-keras evaluate {paths['run_dir']}` adds them "
                 "(or train with --full-evaluation).")
 

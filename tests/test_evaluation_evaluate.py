@@ -240,6 +240,7 @@ def test_train_ends_by_evaluating_unless_told_not_to(tmp_path, monkeypatch):
     # The first run's evaluation leaves MINE and NDM out, and says how to
     # get them; --full-evaluation keeps them.
     assert (configs[0].mine_steps, configs[0].ndm_steps) == (0, 0)
+    assert configs[0].probes == ("linear", "knn")
     assert configs[0].few_labels == EvaluationConfig().few_labels
     assert f"`dim-keras evaluate {run_dir}` adds them" in result.output
     result = CliRunner().invoke(main, ["train", "--out", run_dir,

@@ -88,6 +88,16 @@ def test_statistics_and_batches_read_uint8_rows_without_copying_them():
     assert sorted(seen) == rows.tolist()  # every row once, shuffled
     assert seen != rows.tolist()
     assert pixels.dtype == np.uint8
+    # Several passes in one epoch: every row once per pass, each pass in an
+    # order of its own, no batch across two passes.
+    batches = RowBatches(pixels, rows, np.arange(50), batch_size=16, seed=0,
+                         passes=3)
+    assert len(batches) == 9
+    passes = [np.concatenate([batches[3 * p + i][1] for i in range(3)])
+              for p in range(3)]
+    for labels in passes:
+        assert sorted(labels.tolist()) == rows.tolist()
+    assert passes[0].tolist() != passes[1].tolist()
 
 
 def test_the_learning_rate_goes_as_one_over_the_width():

@@ -49,6 +49,10 @@ EPOCHS = 15
 MIN_STEPS = 300
 MAX_MACS = 1e11
 BATCH_SIZE = 512
+# Steps of a Keras epoch at least, in whole passes over the rows: on small
+# sets (the default digits run: 3 batches a pass) Keras' cost per epoch, not
+# the steps, made the fits slow (100 epochs of 3 steps: about 20 s).
+STEPS_PER_EPOCH = 100
 # Candidates fitted at most (one pass trains them all, at their number
 # times the cost of one).
 MAX_CANDIDATES = 5
@@ -169,24 +173,35 @@ class RowBatches(keras.utils.PyDataset):
         y: int array `[N]` or None: labels to serve beside the features.
         batch_size: int.
         seed: int or None: None keeps `rows`' order; an int shuffles it,
-            again at every epoch's end.
+            again at every pass.
+        passes: int, passes over the rows in one Keras epoch (small sets
+            fit many passes per epoch: Keras' cost of an epoch, not the
+            steps, dominates their fits).
     """
 
-    def __init__(self, x, rows, y=None, batch_size=BATCH_SIZE, seed=None):
+    def __init__(self, x, rows, y=None, batch_size=BATCH_SIZE, seed=None,
+                 passes=1):
         super().__init__()
         self.x, self.y = x, y
         self.rows = np.asarray(rows)
         self.batch_size = int(batch_size)
+        self.passes = int(passes)
         self.rng = None if seed is None else np.random.default_rng(seed)
         self.order = self.rows
         self.on_epoch_end()
 
-    def __len__(self):
+    @property
+    def batches_per_pass(self):
         return max(1, math.ceil(len(self.rows) / self.batch_size))
 
+    def __len__(self):
+        return self.passes * self.batches_per_pass
+
     def __getitem__(self, index):
-        rows = self.order[index * self.batch_size:
-                          (index + 1) * self.batch_size]
+        index %= self.batches_per_pass * self.passes
+        part, index = divmod(index, self.batches_per_pass)
+        order = self.order[part]
+        rows = order[index * self.batch_size:(index + 1) * self.batch_size]
         if self.rng is not None:
             rows = np.sort(rows)  # reads in memory order; a batch is a set
         features = np.asarray(self.x[rows], dtype=np.float32)
@@ -195,8 +210,10 @@ class RowBatches(keras.utils.PyDataset):
         return features, np.asarray(self.y[rows], dtype=np.int32)
 
     def on_epoch_end(self):
-        if self.rng is not None:
-            self.order = self.rng.permutation(self.rows)
+        # One order of the rows per pass: shuffled anew when seeded.
+        self.order = [self.rows if self.rng is None
+                      else self.rng.permutation(self.rows)
+                      for _ in range(self.passes)]
 
 
 def _candidates_loss(labels, logits):
@@ -243,18 +260,34 @@ def _fit(x, y, rows, num_classes, grid, seed, epochs, batch_size,
     strengths = [1.0 / (2.0 * c * len(rows)) for c in grid]
     keras.utils.set_random_seed(seed)
     model = build_linear_candidates(mean, variance, num_classes, strengths)
-    batches = RowBatches(x, rows, y, batch_size, seed=seed)
+    # Passes over the rows per Keras epoch: at least `STEPS_PER_EPOCH`
+    # steps an epoch, a whole number of passes.
+    per_pass = max(1, math.ceil(len(rows) / batch_size))
+    passes = max(1, min(epochs, STEPS_PER_EPOCH // per_pass))
+    batches = RowBatches(x, rows, y, batch_size, seed=seed, passes=passes)
+    keras_epochs = math.ceil(epochs / passes)
     schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate, decay_steps=max(1, epochs * len(batches)))
+        learning_rate, decay_steps=max(1, keras_epochs * len(batches)))
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=_candidates_loss)
     callbacks = []
     if progress is not None:
-        from dim_keras.progress import keras_callback
-
-        callbacks.append(keras_callback(progress, per="epoch", offset=done))
-    model.fit(batches, epochs=epochs, callbacks=callbacks, verbose=0)
+        callbacks.append(_PassesDone(progress, passes, epochs, done))
+    model.fit(batches, epochs=keras_epochs, callbacks=callbacks, verbose=0)
     return model
+
+
+class _PassesDone(keras.callbacks.Callback):
+    """Advances a progress line by the passes (epochs of the probe) done."""
+
+    def __init__(self, progress, passes, epochs, offset):
+        super().__init__()
+        self.progress, self.passes = progress, passes
+        self.epochs, self.offset = epochs, offset
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.progress.update(self.offset + min(self.epochs,
+                                               (epoch + 1) * self.passes))
 
 
 def predict_candidates(model, x, rows, batch_size=1024):
