@@ -9,7 +9,7 @@ import click
 # Neither module imports Keras: the backend is chosen after start-up.
 from dim_keras.apps.options import Choice
 from dim_keras.apps.options import SETTING_OPTIONS  # noqa: F401
-from dim_keras.apps.options import setting_option
+from dim_keras.apps.options import setting
 from dim_keras.apps.options import fail
 from dim_keras.apps.options import given_settings
 from dim_keras.apps.options import setting_options
@@ -84,8 +84,8 @@ def main():
 
 @main.command()
 @setting_options
-@setting_option("epochs", "--epochs", type=int,
-          help="Epochs (default: the dataset's).")
+@setting("epochs", "--epochs", type=int,
+         help="Epochs (default: the dataset's).")
 @click.option("--backend", type=Choice(BACKENDS), default=None,
               help="Keras backend (default: $KERAS_BACKEND, else Keras's).")
 @click.option("--config", "config_file", default=None,

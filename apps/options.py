@@ -17,6 +17,7 @@ from dim_keras.choices import ENCODERS
 from dim_keras.choices import ESTIMATORS
 from dim_keras.choices import LOCAL_CRITICS
 from dim_keras.choices import PRECISIONS
+from dim_keras.choices import RECIPES
 from dim_keras.choices import STRATEGIES
 from dim_keras.choices import VIEW_CROPS
 from dim_keras.choices import check_choice
@@ -43,7 +44,7 @@ class Choice(click.Choice):
             fail(str(e))
 
 
-def setting_option(name, *decls, **kwargs):
+def setting(name, *decls, **kwargs):
     """A click option of the `TrainConfig` setting `name`.
 
     Its default is None (not given): the run takes `TrainConfig`'s default,
@@ -60,94 +61,99 @@ def setting_option(name, *decls, **kwargs):
 # given; `dim-keras tune` pins those it searches and trains every trial with
 # the others.
 SETTING_OPTIONS = (
-    setting_option("dataset", "--dataset", show_default=default("dataset"),
-             help="Dataset name (see `dim-keras datasets`) or folder:PATH."),
-    setting_option("data_dir", "--data-dir", help="Where datasets are stored."),
-    setting_option("encoder", "--encoder", type=Choice(ENCODERS),
-             help="Encoder architecture (default: the dataset's)."),
-    setting_option("estimator", "--estimator", type=Choice(ESTIMATORS),
-             help="MI estimator (default: jsd; nce for --views 2, a channel "
-                  "split and speech)."),
-    setting_option("alpha", "--alpha", type=float, help="Weight of global MI."),
-    setting_option("beta", "--beta", type=float, help="Weight of local MI."),
-    setting_option("gamma", "--gamma", type=float,
-             help="Weight of prior matching."),
-    setting_option("batch_size", "--batch-size", type=int,
-             help="Images per batch (default 64; 32 images, 64 views, with "
-                  "--views 2 on images)."),
-    setting_option("lr", "--lr", type=float,
-             help="Adam learning rate, betas 0.5, 0.999 (default: the "
-                  "dataset's recipe; `dim-keras datasets` lists them)."),
-    setting_option("seed", "--seed", type=int),
-    setting_option("local_critic", "--local-critic", type=Choice(LOCAL_CRITICS)),
-    setting_option("critic_units", "--critic-units", type=int,
-             help="Local critic width (default: the dataset's recipe, else "
-                  "2048 / 512)."),
-    setting_option("critic_norm", "--critic-norm", type=Choice(CRITIC_NORMS),
-             help="Normalizations of the encode_and_dot critic: batch and "
-                  "layer norm (the reference's), layer norm only, none "
-                  "(default: the dataset's recipe)."),
-    setting_option("gradient_penalty", "--gradient-penalty", type=float,
-             help="Prior discriminator's penalty."),
-    setting_option("steps_per_epoch", "--steps-per-epoch", type=int,
-             help="Batches per epoch (default: one pass over the data)."),
-    setting_option("distribute", "--distribute", type=Choice(STRATEGIES),
-             help="none, mirrored (TF), multi-worker (several hosts: JAX "
-                  "with KERAS_DISTRIBUTION_*, or TF with TF_CONFIG), "
-                  "data-parallel (JAX) or auto (all local GPUs when "
-                  "several)."),
-    setting_option("global_negatives", "--global-negatives", is_flag=True,
-             default=False,
-             help="Score every replica against the whole global batch."),
-    setting_option("precision", "--precision", type=Choice(PRECISIONS)),
+    setting("dataset", "--dataset", show_default=default("dataset"),
+            help="Dataset name (see `dim-keras datasets`) or folder:PATH."),
+    setting("data_dir", "--data-dir", help="Where datasets are stored."),
+    setting("recipe", "--recipe", type=Choice(RECIPES),
+            help="Settings left unset from: default (the dataset's "
+                 "recipe, the best measured) or paper (the paper's "
+                 "single-view DIM: one view, JSD, lr 1e-4, crops and "
+                 "flips, the 2048-unit critic, its encoder)."),
+    setting("encoder", "--encoder", type=Choice(ENCODERS),
+            help="Encoder architecture (default: the dataset's)."),
+    setting("estimator", "--estimator", type=Choice(ESTIMATORS),
+            help="MI estimator (default: jsd; nce for --views 2, a channel "
+                 "split and speech)."),
+    setting("alpha", "--alpha", type=float, help="Weight of global MI."),
+    setting("beta", "--beta", type=float, help="Weight of local MI."),
+    setting("gamma", "--gamma", type=float,
+            help="Weight of prior matching."),
+    setting("batch_size", "--batch-size", type=int,
+            help="Images per batch (default 64; 32 images, 64 views, with "
+                 "--views 2 on images)."),
+    setting("lr", "--lr", type=float,
+            help="Adam learning rate, betas 0.5, 0.999 (default: the "
+                 "dataset's recipe; `dim-keras datasets` lists them)."),
+    setting("seed", "--seed", type=int),
+    setting("local_critic", "--local-critic", type=Choice(LOCAL_CRITICS)),
+    setting("critic_units", "--critic-units", type=int,
+            help="Local critic width (default: the dataset's recipe, else "
+                 "2048 / 512)."),
+    setting("critic_norm", "--critic-norm", type=Choice(CRITIC_NORMS),
+            help="Normalizations of the encode_and_dot critic: batch and "
+                 "layer norm (the reference's), layer norm only, none "
+                 "(default: the dataset's recipe)."),
+    setting("gradient_penalty", "--gradient-penalty", type=float,
+            help="Prior discriminator's penalty."),
+    setting("steps_per_epoch", "--steps-per-epoch", type=int,
+            help="Batches per epoch (default: one pass over the data)."),
+    setting("distribute", "--distribute", type=Choice(STRATEGIES),
+            help="none, mirrored (TF), multi-worker (several hosts: JAX "
+                 "with KERAS_DISTRIBUTION_*, or TF with TF_CONFIG), "
+                 "data-parallel (JAX) or auto (all local GPUs when "
+                 "several)."),
+    setting("global_negatives", "--global-negatives", is_flag=True,
+            default=False,
+            help="Score every replica against the whole global batch."),
+    setting("precision", "--precision", type=Choice(PRECISIONS)),
     click.option("--no-jit", is_flag=True,
                  help="Never XLA-compile the step (default: on GPUs only)."),
-    setting_option("augment", "--augment/--no-augment",
-             help="Turn the dataset's crop/flip augmentation on or off "
-                  "(default: the dataset's recipe)."),
-    setting_option("occlusion", "--occlusion", is_flag=True, default=False,
-             help="Y from images with a random block masked."),
-    setting_option("views", "--views", type=int,
-             help="2: multi-view DIM (two augmented views of each image, "
-                  "each view's local features against the other's Y; "
-                  "unless given: NCE, AMDIM's score temperature, clipping "
-                  "and penalty, --scales y-local,y-conv, --batch-size 32). "
-                  "Default 1; speech always takes 2: two chunks of one "
-                  "speaker (NCE unless --estimator is given)."),
-    setting_option("score_temperature", "--score-temperature", type=float,
-             help="Divide every critic score by this (default 1; with "
-                  "--views 2 on images AMDIM's, the square root of the "
-                  "critic's width: 22.6 for 512 units)."),
-    setting_option("score_clip", "--score-clip", type=float,
-             help="Soft-clip critic scores to c*tanh(s/c); 0 is off "
-                  "(default 0; 20, AMDIM's, with --views 2 on images)."),
-    setting_option("score_penalty", "--score-penalty", type=float,
-             help="Weight of the mean squared critic score (default 0; "
-                  "0.05, AMDIM's, with --views 2 on images)."),
-    setting_option("scales", "--scales",
-             help="Predictions of local MI, comma-separated: y-local "
-                  "(DIM's), y-conv (Y against the last conv map), "
-                  "local-local (a location of one view against the other "
-                  "view's map; --views 2) (default y-local; "
-                  "y-local,y-conv with --views 2 on images)."),
-    setting_option("view_crop", "--view-crop", type=Choice(VIEW_CROPS),
-             help="How each of --views 2 is cropped: resized (AMDIM's "
-                  "random resized crop, area 0.3-1) or translate (AMDIM's "
-                  "CIFAR-10 shift of up to 4 pixels, one flip shared by "
-                  "both views) (default: the dataset's recipe)."),
-    setting_option("channel_split", "--channel-split", type=Choice(CHANNEL_SPLITS),
-             help="luma-chroma: CMC's two encoders, one on the luminance "
-                  "and one on the colour of each image, each against the "
-                  "other (NCE unless --estimator is given)."),
-    setting_option("online_probe", "--online-probe/--no-online-probe",
-             show_default=str(default("online_probe")).lower(),
-             help="Train a linear probe on the detached Y and conv during "
-                  "training and log its held-out accuracy every epoch "
-                  "(labelled data)."),
-    setting_option("knn_every", "--knn-every", type=int,
-             help="Epochs between kNN accuracies of Y and conv on the "
-                  "held-out part (default: chosen to cost under 10% of "
-                  "training; 0 is off)."),
+    setting("augment", "--augment/--no-augment",
+            help="Turn the dataset's crop/flip augmentation on or off "
+                 "(default: the dataset's recipe)."),
+    setting("occlusion", "--occlusion", is_flag=True, default=False,
+            help="Y from images with a random block masked."),
+    setting("views", "--views", type=int,
+            help="2: multi-view DIM (two augmented views of each image, "
+                 "each view's local features against the other's Y; "
+                 "unless given: NCE, AMDIM's score temperature, clipping "
+                 "and penalty, --scales y-local,y-conv, --batch-size 32). "
+                 "Default 1; speech always takes 2: two chunks of one "
+                 "speaker (NCE unless --estimator is given)."),
+    setting("score_temperature", "--score-temperature", type=float,
+            help="Divide every critic score by this (default 1; with "
+                 "--views 2 on images AMDIM's, the square root of the "
+                 "critic's width: 22.6 for 512 units)."),
+    setting("score_clip", "--score-clip", type=float,
+            help="Soft-clip critic scores to c*tanh(s/c); 0 is off "
+                 "(default 0; 20, AMDIM's, with --views 2 on images)."),
+    setting("score_penalty", "--score-penalty", type=float,
+            help="Weight of the mean squared critic score (default 0; "
+                 "0.05, AMDIM's, with --views 2 on images)."),
+    setting("scales", "--scales",
+            help="Predictions of local MI, comma-separated: y-local "
+                 "(DIM's), y-conv (Y against the last conv map), "
+                 "local-local (a location of one view against the other "
+                 "view's map; --views 2) (default y-local; "
+                 "y-local,y-conv with --views 2 on images)."),
+    setting("view_crop", "--view-crop", type=Choice(VIEW_CROPS),
+            help="How each of --views 2 is cropped: resized (AMDIM's "
+                 "random resized crop, area 0.3-1) or translate (AMDIM's "
+                 "CIFAR-10 shift of up to 4 pixels, one flip shared by "
+                 "both views) (default: the dataset's recipe)."),
+    setting("channel_split", "--channel-split", type=Choice(CHANNEL_SPLITS),
+            help="luma-chroma: CMC's two encoders, one on the luminance "
+                 "and one on the colour of each image, each against the "
+                 "other (NCE unless --estimator is given)."),
+    setting("online_probe", "--online-probe/--no-online-probe",
+            show_default=str(default("online_probe")).lower(),
+            help="Train a linear probe on the detached Y and conv during "
+                 "training and log its held-out accuracy every epoch "
+                 "(labelled data)."),
+    setting("knn_every", "--knn-every", type=int,
+            help="Epochs between kNN accuracies of Y and conv on the "
+                 "held-out part (default: chosen to cost under 10% of "
+                 "training; 0 is off)."),
 )
 
 

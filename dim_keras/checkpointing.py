@@ -167,8 +167,8 @@ def training_state(model):
 def recorded_recipe(run_dir):
     """The recipe settings of the run already in `run_dir`, or None.
 
-    A resumed run keeps the recipe it started with, even if the dataset's
-    default recipe has changed since (settings it did not record are the
+    A resumed run keeps the recipe it started with (its encoder too), even
+    if the dataset's default recipe has changed since (settings it did not record are the
     reference's, which it then used). A damaged `config.json` gives None;
     resuming reports it.
     """
@@ -182,8 +182,11 @@ def recorded_recipe(run_dir):
         values = runs.read_config(path)
     except runs.DamagedFileError:
         return None
-    return {name: values.get(name, REFERENCE[name])
-            for name in RECIPE_FIELDS}
+    recipe = {name: values.get(name, REFERENCE[name])
+              for name in RECIPE_FIELDS}
+    if values.get("encoder"):
+        recipe["encoder"] = values["encoder"]
+    return recipe
 
 
 def restore(model, resume_points, log):

@@ -31,6 +31,9 @@ EXPORT_FORMATS = ("saved_model", "keras")
 SCALES = ("y-local", "y-conv", "local-local")
 # How multi-view DIM crops each view (`dim_keras.data.views`).
 VIEW_CROPS = ("resized", "translate")
+# Named recipes (`dim_keras.recipes.named`): the dataset's own, the best
+# measured, or the paper's.
+RECIPES = ("default", "paper")
 
 
 def check_choice(name, value, choices, what=None):

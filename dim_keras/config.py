@@ -21,6 +21,7 @@ from dim_keras.choices import ENCODERS
 from dim_keras.choices import ESTIMATORS
 from dim_keras.choices import LOCAL_CRITICS
 from dim_keras.choices import PRECISIONS
+from dim_keras.choices import RECIPES
 from dim_keras.choices import STRATEGIES
 from dim_keras.choices import VIEW_CROPS
 from dim_keras.choices import check_choice
@@ -29,6 +30,7 @@ from dim_keras.recipes import RECIPE_FIELDS
 from dim_keras.recipes import REFERENCE
 from dim_keras.recipes import SCHEME_FIELDS
 from dim_keras.recipes import SQRT_WIDTH
+from dim_keras.recipes import named
 from dim_keras.recipes import scheme_settings
 from dim_keras.recipes import sqrt_width_temperature
 
@@ -118,6 +120,10 @@ class TrainConfig:
         knn_every: int or None, the kNN monitor's period in epochs (kNN
             accuracy of Y and conv on the held-out part); None picks one
             that costs under a tenth of the training time; 0 is off.
+        recipe: str or None, the recipe of the settings left unset: None
+            or `"default"`, the dataset's (the best measured for its kind
+            of data, `dim-keras datasets` lists them); `"paper"`, the
+            paper's single-view DIM (`dim_keras.recipes.REFERENCE`).
     """
 
     dataset: str = "digits"
@@ -151,6 +157,7 @@ class TrainConfig:
     view_crop: str = None
     online_probe: bool = True
     knn_every: int = None
+    recipe: str = None
 
     def validate(self, check_dataset=True):
         """Checks every setting that can be checked without loading data.
@@ -215,6 +222,8 @@ class TrainConfig:
                                  beta=self.beta)
         if self.view_crop is not None:
             check_choice("view_crop", self.view_crop, VIEW_CROPS)
+        if self.recipe is not None:
+            check_choice("recipe", self.recipe, RECIPES)
         if self.online_probe not in (True, False):
             raise ValueError(
                 "online_probe must be true or false. "
@@ -254,13 +263,31 @@ class TrainConfig:
             recipe settings (`dim_keras.recipes.RECIPE_FIELDS`) come from
             the dataset's recipe.
         """
+        return self.with_dataset(dataset, recipe).with_scheme(
+            dataset.modality).validate()
+
+    def with_dataset(self, dataset, recipe=None):
+        """This config with the dataset's encoder, epochs and recipe.
+
+        Args:
+            dataset: the dataset the run trains on.
+            recipe: dict or None, recipe settings to use instead of those
+                `recipe` names (`dim_keras.recipes.named`).
+
+        Returns:
+            A new `TrainConfig`: the encoder given, else the recipe's, else
+            the dataset's; the epochs given, else the dataset's; unset
+            recipe settings from the recipe. View-scheme settings stay
+            unset (`with_scheme`).
+        """
         if recipe is None:
-            recipe = dataset.default_settings
+            recipe = named(self.recipe, dataset.default_settings)
         return dataclasses.replace(
             self,
-            encoder=self.encoder or dataset.default_encoder,
+            encoder=(self.encoder or recipe.get("encoder")
+                     or dataset.default_encoder),
             epochs=self.epochs or dataset.default_epochs,
-        ).with_recipe(recipe).with_scheme(dataset.modality).validate()
+        ).with_recipe(recipe)
 
     def with_recipe(self, settings=None):
         """This config with its unset recipe settings filled in.

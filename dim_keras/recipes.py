@@ -102,6 +102,24 @@ TWO_IMAGE_VIEWS = {
 FORCED = {"audio": {"views": 2}}
 
 
+def named(name, dataset_recipe):
+    """The recipe a run takes by name.
+
+    Args:
+        name: None or `"default"` (the dataset's recipe, the best
+            measured), or `"paper"` (the paper's single-view DIM:
+            `REFERENCE`, with the dataset's own encoder).
+        dataset_recipe: dict, the dataset's recipe.
+
+    Returns:
+        dict of recipe settings (`RECIPE_FIELDS`, and `encoder` where the
+        recipe names one).
+    """
+    if name == "paper":
+        return dict(REFERENCE)
+    return dict(dataset_recipe or {})
+
+
 def scheme_settings(views, channel_split="none", modality="image"):
     """The settings of a view scheme, for those a user left unset.
 
@@ -153,4 +171,5 @@ def describe(settings):
         str.
     """
     values = dict(REFERENCE, **settings)
-    return ", ".join(f"{name}={values[name]}" for name in RECIPE_FIELDS)
+    names = (("encoder",) if "encoder" in values else ()) + RECIPE_FIELDS
+    return ", ".join(f"{name}={values[name]}" for name in names)

@@ -210,3 +210,25 @@ def test_library_command_line_and_tuner_resolve_the_same_settings(
         keras_tuner.HyperParameters())
     assert trial.resolved(images) == library
     assert (library.batch_size, library.score_penalty) == (32, 0.05)
+
+
+def test_a_recipe_may_name_its_encoder_and_paper_names_the_reference():
+    from dim_keras import recipes
+
+    recipe = dict(recipes.CIFAR_LIKE, encoder="basic64x64")
+    large = ImageDataset("tiny", 64, 2, {}, default_encoder="alex64x64",
+                         default_epochs=3, default_settings=recipe)
+    resolved = TrainConfig().resolved(large)
+    assert (resolved.encoder, resolved.views, resolved.lr) == (
+        "basic64x64", 2, 1e-3)
+    # An encoder given wins over the recipe's.
+    assert TrainConfig(encoder="alex64x64").resolved(large).encoder == (
+        "alex64x64")
+    # The paper's recipe: one view, JSD, lr 1e-4, the 2048-unit critic,
+    # crops and flips, and the dataset's own encoder.
+    paper = TrainConfig(recipe="paper").resolved(large)
+    assert (paper.encoder, paper.views, paper.estimator, paper.lr,
+            paper.critic_units, paper.augment, paper.batch_size) == (
+        "alex64x64", 1, "jsd", 1e-4, None, True, 64)
+    with pytest.raises(ValueError, match="Received: recipe='best'"):
+        TrainConfig(recipe="best").validate()

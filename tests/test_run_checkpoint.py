@@ -91,3 +91,20 @@ def test_without_a_monitor_no_best_encoder_is_kept(tmp_path):
     checkpoint.on_epoch_end(0, {"loss": 1.0})
     assert not (tmp_path / checkpointing.BEST_ENCODER_FILE).exists()
     assert checkpoint.best is None
+
+
+def test_a_resumed_run_keeps_its_recipe_and_encoder(tmp_path):
+    import json
+
+    from dim_keras.checkpointing import recorded_recipe
+    from dim_keras.recipes import REFERENCE
+
+    assert recorded_recipe(str(tmp_path)) is None
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"dataset": "digits", "encoder": "basic64x64", "views": 2,
+         "lr": 0.001}))
+    recipe = recorded_recipe(str(tmp_path))
+    assert (recipe["encoder"], recipe["views"], recipe["lr"]) == (
+        "basic64x64", 2, 0.001)
+    # What the run did not record is the reference's, which it then used.
+    assert recipe["critic_norm"] == REFERENCE["critic_norm"]

@@ -128,9 +128,7 @@ def _search_locked(settings, out_dir, part, log, verbose):
         image_size=ENCODER_IMAGE_SIZE.get(base.encoder),
     )
     # The search starts from the dataset's recipe (settings not given).
-    base = dataclasses.replace(
-        base, encoder=base.encoder or dataset.default_encoder,
-    ).with_recipe(dataset.default_settings)
+    base = base.with_dataset(dataset)
     settings = dataclasses.replace(settings, base=base)
     os.makedirs(out_dir, exist_ok=True)
     check_search_files(out_dir)
