@@ -114,6 +114,8 @@ def describe_all(data_dir=None):
     lines.append(
         "views=2 is multi-view DIM (" + ", ".join(
             f"{k}={two[k]}" for k in recipes.SCHEME_FIELDS if k != "views")
-        + "); --views 1 trains the paper's single-view DIM with a "
-        "dataset's other settings.")
+        + "); --views 1 trains one view with a dataset's other settings; "
+        f"--recipe paper trains the paper's single-view DIM "
+        f"({recipes.describe(recipes.named('paper', {}))}, the dataset's "
+        "encoder).")
     return lines
