@@ -232,3 +232,29 @@ def test_a_recipe_may_name_its_encoder_and_paper_names_the_reference():
         "alex64x64", 1, "jsd", 1e-4, None, True, 64)
     with pytest.raises(ValueError, match="Received: recipe='best'"):
         TrainConfig(recipe="best").validate()
+
+
+def test_64x64_data_trains_the_64x64_recipe_everywhere(monkeypatch):
+    import keras_tuner
+
+    from dim_keras import recipes
+    from dim_keras.data import registry
+    from dim_keras.tuning.tuner import DIMHyperModel
+    from tests.test_cli import _config_given
+
+    assert registry.DATASETS["tiny_imagenet"].recipe is recipes.SIXTY_FOUR
+    assert registry.DATASETS["stl10"].recipe is recipes.SIXTY_FOUR
+    large = ImageDataset("tiny", 64, 2, {}, default_encoder="alex64x64",
+                         default_epochs=3,
+                         default_settings=recipes.SIXTY_FOUR)
+    library = TrainConfig().resolved(large)
+    assert (library.encoder, library.views, library.view_crop,
+            library.batch_size) == ("basic64x64", 2, "resized", 32)
+    assert _config_given(monkeypatch, []).resolved(large) == library
+    searched = {name: getattr(library, name) for name in (
+        "estimator", "alpha", "beta", "gamma", "lr", "views",
+        "score_temperature", "score_clip", "scales")}
+    base = TrainConfig().with_dataset(large)
+    trial = DIMHyperModel(base, searched, epochs_per_trial=3).build(
+        keras_tuner.HyperParameters())
+    assert trial.resolved(large) == dataclasses.replace(library, epochs=3)

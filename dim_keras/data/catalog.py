@@ -109,7 +109,7 @@ def describe_all(data_dir=None):
     lines.append(f"{'':14s} data: your images under PATH (any common format),"
                  " or speech: PATH/<speaker>/**/*.wav|flac|ogg|mp3")
     lines.append(f"{'':14s} recipe: 32x32: {recipes.describe(recipes.CIFAR_LIKE)};"
-                 f" 64x64: {recipes.describe(recipes.REFERENCE)}")
+                 f" 64x64: {recipes.describe(recipes.SIXTY_FOUR)}")
     two = recipes.scheme_settings(2)
     lines.append(
         "views=2 is multi-view DIM (" + ", ".join(

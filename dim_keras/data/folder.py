@@ -212,5 +212,7 @@ def load_folder(root, image_size=None, test_fraction=0.2, seed=0):
             random_crop=True, crop_padding=image_size // 8, flip=True
         ),
         class_names=classes or None,
-        default_settings=recipes.CIFAR_LIKE if image_size == 32 else None,
+        default_settings=(recipes.CIFAR_LIKE if image_size == 32
+                          else recipes.SIXTY_FOUR if image_size >= 64
+                          else None),
     )

@@ -164,6 +164,7 @@ def load_stl10(data_dir=None, image_size=None):
         default_encoder="alex64x64",
         default_epochs=100,
         augmentation=_STL_AUGMENT,
+        default_settings=recipes.SIXTY_FOUR,
     )
 
 
@@ -187,6 +188,7 @@ def load_tiny_imagenet(data_dir=None, image_size=None):
         default_encoder="alex64x64",
         default_epochs=100,
         augmentation=_TINY_AUGMENT,
+        default_settings=recipes.SIXTY_FOUR,
     )
 
 
@@ -246,6 +248,7 @@ DATASETS = {
         {"unlabelled": 100000, "train": 5000, "test": 8000}, 10, _STL_AUGMENT,
         "TFDS stl10 (" + TFDS_ARCHIVES["stl10"][0] + ")",
         load_stl10,
+        recipes.SIXTY_FOUR,
     ),
     "tiny_imagenet": DatasetSpec(
         "tiny_imagenet", 64, {"train": 100000, "test": 10000}, 200,
@@ -253,6 +256,7 @@ DATASETS = {
         "tiny-imagenet-200.zip (http://cs231n.stanford.edu/"
         "tiny-imagenet-200.zip), validation used as test",
         load_tiny_imagenet,
+        recipes.SIXTY_FOUR,
     ),
     "librispeech": DatasetSpec(
         "librispeech", None, {"train": None, "test": None}, None,
