@@ -151,9 +151,9 @@ def _few_label_rows(representation, features, train_labels, test_labels,
     from dim_keras.evaluation.few_labels import ladder_for
 
     rungs = ladder_for(train_labels, config.few_labels)
-    if not rungs:
-        return []
     kinds = [p for p in FEW_LABEL_PROBES if p in config.probes]
+    if not rungs or not kinds:
+        return []
     with Progress(f"  {'/'.join(kinds)} probes of {representation} on "
                   f"{', '.join(map(str, rungs))} labels per class "
                   f"({config.few_label_draws} draws)", live=live, log=log):
