@@ -20,7 +20,7 @@ ENCODE_AND_DOT_UNITS = 2048
 
 # Settings a recipe may fill; `TrainConfig` leaves them `None` by default.
 RECIPE_FIELDS = ("views", "lr", "augment", "critic_units", "critic_norm",
-                 "view_crop")
+                 "view_crop", "chunk_seconds")
 
 # The paper's reference implementation: Adam lr 1e-4, the dataset's crops and
 # flips, the encode-and-dot critic at its own width (2048) with batch norm
@@ -33,6 +33,7 @@ REFERENCE = {
     "critic_units": None,
     "critic_norm": "batch_layer",
     "view_crop": "resized",
+    "chunk_seconds": None,  # speech only (`SPEECH`)
 }
 
 # 32x32 photographs (CIFAR-10/100, a folder of 32x32 images), measured on a
@@ -57,6 +58,23 @@ CIFAR_LIKE = {
 # The built-in digits (8x8 scans upscaled to 32x32), the first run's data:
 # 32x32 photographs' settings with one view, the quickest to train.
 DIGITS = dict(CIFAR_LIKE, views=1)
+
+
+# Speech (speaker folders, LibriSpeech): two chunks of one speaker (always
+# two views; `FORCED`), at the learning rate, critic width and chunk length
+# measured on synthesized speech (README, "Speech"). A run trained before
+# chunk lengths were a setting recorded none: its chunks were 1 s
+# (`LEGACY_CHUNK_SECONDS`).
+SPEECH = {
+    "views": 2,
+    "lr": 1e-3,
+    "augment": False,
+    "critic_units": 512,
+    "critic_norm": "batch_layer",
+    "view_crop": "resized",
+    "chunk_seconds": 0.5,
+}
+LEGACY_CHUNK_SECONDS = 1.0
 
 
 # Settings the view scheme fills (`scheme_settings`); `TrainConfig` leaves
@@ -101,6 +119,29 @@ TWO_IMAGE_VIEWS = {
 # of one speaker.
 FORCED = {"audio": {"views": 2}}
 
+# Speech: a batch holds one pair of chunks per speaker, of distinct
+# speakers, up to `SPEECH_BATCH_LIMIT` (the batch size of `ONE_VIEW`):
+# every other element of the batch is then another speaker, a true
+# negative. With more pairs than speakers, chunks of one speaker are scored
+# as negatives of each other, and DIM learned far less (README, "Speech").
+# `TrainConfig.resolved` sets it from the dataset (`speech_batch_size`).
+PER_SPEAKER = "one_per_speaker"
+SPEECH_BATCH_LIMIT = 64
+SPEECH_VIEWS = {"batch_size": PER_SPEAKER}
+
+
+def speech_batch_size(num_speakers, limit=SPEECH_BATCH_LIMIT):
+    """The speech batch: one pair per training speaker, 2 to `limit`.
+
+    Args:
+        num_speakers: int, the training speakers.
+        limit: int, the largest batch.
+
+    Returns:
+        int.
+    """
+    return max(2, min(int(limit), int(num_speakers)))
+
 
 def scheme_settings(views, channel_split="none", modality="image"):
     """The settings of a view scheme, for those a user left unset.
@@ -113,7 +154,7 @@ def scheme_settings(views, channel_split="none", modality="image"):
 
     Returns:
         dict with a value for each of `SCHEME_FIELDS`; `score_temperature`
-        may be `SQRT_WIDTH`.
+        may be `SQRT_WIDTH`, speech's `batch_size` `PER_SPEAKER`.
     """
     views = FORCED.get(modality, {}).get("views", views)
     if views is None:
@@ -123,6 +164,8 @@ def scheme_settings(views, channel_split="none", modality="image"):
         settings.update(CONTRASTIVE)
     if views == 2 and modality != "audio":
         settings.update(TWO_IMAGE_VIEWS)
+    if modality == "audio":
+        settings.update(SPEECH_VIEWS)
     return settings
 
 
@@ -153,4 +196,5 @@ def describe(settings):
         str.
     """
     values = dict(REFERENCE, **settings)
-    return ", ".join(f"{name}={values[name]}" for name in RECIPE_FIELDS)
+    return ", ".join(f"{name}={values[name]}" for name in RECIPE_FIELDS
+                     if name != "chunk_seconds" or values[name] is not None)
