@@ -381,7 +381,8 @@ def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):
 @click.argument("run_dir")
 @click.option("--format", "format_", type=Choice(EXPORT_FORMATS),
               default="saved_model", show_default=True,
-              help="saved_model (TensorFlow, uint8 'serve' endpoint) or "
+              help="saved_model (TensorFlow, a 'serve' endpoint of uint8 "
+                   "images, or for speech of float32 16 kHz waveforms) or "
                    "keras (.keras file).")
 @click.option("--out", default=None,
               help="Output path (default: RUN_DIR/export/saved_model or "
@@ -396,9 +397,25 @@ def export(run_dir, format_, out, overwrite):
     except (ValueError, OSError) as e:
         fail(str(e))
     click.echo(f"Exported the encoder ({format_}) to {path}")
-    if format_ == "saved_model":
+    if format_ == "saved_model" and _exported_speech(path):
+        click.echo("  load: tf.saved_model.load(path).serve(float32 "
+                   "waveforms [batch, samples] at 16 kHz) -> {'fc', 'y'}")
+    elif format_ == "saved_model":
         click.echo("  load: tf.saved_model.load(path).serve(uint8_images) "
                    "-> {'conv', 'fc', 'y'}")
+
+
+def _exported_speech(path):
+    """Whether the SavedModel at `path` serves waveforms (its sidecar)."""
+    import json
+
+    from dim_keras.encoder_file import METADATA_FILE
+
+    try:
+        with open(os.path.join(path, METADATA_FILE)) as f:
+            return json.load(f)["input"]["dtype"] == "float32"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 @main.command()

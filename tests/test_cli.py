@@ -211,6 +211,7 @@ def test_speech_short_8khz_clips_chunk_seconds_monitors_export(tmp_path):
     assert "chunks of 0.25 s" in result.output
     result = CliRunner().invoke(main, ["export", str(out)])
     assert result.exit_code == 0, result.output
+    assert "float32 waveforms [batch, samples] at 16 kHz" in result.output
     served = tf.saved_model.load(str(out / "export" / "saved_model"))
     waves = tf.constant(np.zeros((2, 8000), "float32") + 0.1)
     assert served.serve(waves)["y"].shape == (2, 64)
