@@ -391,31 +391,19 @@ def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):
 def export(run_dir, format_, out, overwrite):
     """Export a run's encoder (RUN_DIR or an encoder .keras file)."""
     from dim_keras.export import export_encoder
+    from dim_keras.export import serves_waveforms
 
     try:
         path = export_encoder(run_dir, format_, out, overwrite=overwrite)
     except (ValueError, OSError) as e:
         fail(str(e))
     click.echo(f"Exported the encoder ({format_}) to {path}")
-    if format_ == "saved_model" and _exported_speech(path):
+    if format_ == "saved_model" and serves_waveforms(path):
         click.echo("  load: tf.saved_model.load(path).serve(float32 "
                    "waveforms [batch, samples] at 16 kHz) -> {'fc', 'y'}")
     elif format_ == "saved_model":
         click.echo("  load: tf.saved_model.load(path).serve(uint8_images) "
                    "-> {'conv', 'fc', 'y'}")
-
-
-def _exported_speech(path):
-    """Whether the SavedModel at `path` serves waveforms (its sidecar)."""
-    import json
-
-    from dim_keras.encoder_file import METADATA_FILE
-
-    try:
-        with open(os.path.join(path, METADATA_FILE)) as f:
-            return json.load(f)["input"]["dtype"] == "float32"
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 @main.command()

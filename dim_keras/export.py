@@ -163,6 +163,22 @@ def _export_speech(model, out, overwrite, info):
     return atomic.write_directory(out, write, overwrite)
 
 
+def serves_waveforms(path):
+    """Whether the SavedModel at `path` serves speech waveforms.
+
+    Args:
+        path: str, a SavedModel directory written by `export_saved_model`.
+
+    Returns:
+        bool, from its `encoder.json` (False when it cannot be read).
+    """
+    try:
+        with open(os.path.join(path, encoder_file.METADATA_FILE)) as f:
+            return json.load(f)["input"]["shape"] == [None, None]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def export_encoder(source, format="saved_model", out=None, overwrite=False):
     """Exports the encoder of a run (what `dim-keras export` does).
 
