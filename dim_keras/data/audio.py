@@ -157,7 +157,7 @@ class AudioDataset:
         """`with_chunk_length` for a chunk of `chunk_seconds` seconds.
 
         Raises:
-            ValueError: for a chunk shorter than `MIN_CHUNK_SECONDS`.
+            ValueError: for a chunk length that is not a positive number.
         """
         return self.with_chunk_length(
             chunk_length_of(chunk_seconds, self.sample_rate))
