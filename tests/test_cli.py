@@ -160,7 +160,8 @@ def test_speech_trains_two_chunks_of_a_speaker_with_nce(tmp_path):
     assert saved["views"] == 2 and saved["estimator"] == "nce"
     assert saved["encoder"] == "wave1d"
     # The image multi-view recipe is not speech's.
-    assert saved["score_temperature"] == 1.0 and saved["score_clip"] == 0.0
+    assert saved["score_clip"] == 0.0 and saved["score_penalty"] == 0.0
+    assert saved["score_temperature"] == 8 ** 0.5  # speech's: sqrt(width)
 
 
 def test_speech_chunk_too_short_for_the_encoder_is_one_line(tmp_path):

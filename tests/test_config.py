@@ -186,7 +186,10 @@ def test_two_views_take_nce_and_the_multi_view_recipe_unless_given():
     speech = TrainConfig().resolved(_Speech())
     assert (speech.views, speech.estimator, speech.batch_size) == (
         2, "nce", 64)  # one pair per speaker, at most 64
-    assert (speech.score_temperature, speech.score_clip) == (1.0, 0.0)
+    # AMDIM's temperature (the critic's width: 2048, no recipe here), not
+    # its clipping.
+    assert (speech.score_temperature, speech.score_clip) == (2048 ** 0.5,
+                                                             0.0)
     few = _Speech()
     few.num_classes = 6
     assert TrainConfig().resolved(few).batch_size == 6

@@ -79,7 +79,8 @@ def _speech_recipe():
     values["batch_size"] = (f"one pair per speaker (at most "
                             f"{recipes.SPEECH_BATCH_LIMIT})")
     settings = ", ".join(f"{name}={values[name]}" for name in (
-        "chunk_seconds", "lr", "critic_units", "critic_norm", "batch_size"))
+        "chunk_seconds", "lr", "critic_units", "critic_norm", "batch_size",
+        "score_temperature"))
     return (f"{settings}; wave1d on two chunks of one speaker, "
             f"{scheme['estimator']}")
 
