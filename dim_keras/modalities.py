@@ -1,9 +1,10 @@
 """The seam between a training run and the kind of data it learns from.
 
 Images and speech are two implementations of one protocol, `Modality`: the
-settings that apply, the encoder's input, the training pipeline, the
-run's description, the online monitors' held-out part and TensorBoard's
-example inputs. Every dataset names its modality (`dataset.modality`:
+settings that apply, the data as the run reads it (speech: cut into the
+run's chunks), the encoder's input, the training pipeline, the run's
+description, the online monitors' held-out part and TensorBoard's example
+inputs. Every dataset names its modality (`dataset.modality`:
 `"image"` or `"audio"`) and `for_dataset` gives the implementation, so
 training holds no branch on the kind of data. The evaluation has its own
 seam (`dim_keras.evaluation.evaluate`), the defaults theirs
