@@ -258,7 +258,8 @@ def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):
 @click.argument("run_dir")
 @click.option("--format", "format_", type=Choice(EXPORT_FORMATS),
               default="saved_model", show_default=True,
-              help="saved_model (TensorFlow, uint8 'serve' endpoint) or "
+              help="saved_model (TensorFlow, a 'serve' endpoint of uint8 "
+                   "images, or for speech of float32 16 kHz waveforms) or "
                    "keras (.keras file).")
 @click.option("--out", default=None,
               help="Output path (default: RUN_DIR/export/saved_model or "
@@ -267,13 +268,17 @@ def evaluate(run_dir, dataset, data_dir, no_baselines, **settings):
 def export(run_dir, format_, out, overwrite):
     """Export a run's encoder (RUN_DIR or an encoder .keras file)."""
     from dim_keras.export import export_encoder
+    from dim_keras.export import serves_waveforms
 
     try:
         path = export_encoder(run_dir, format_, out, overwrite=overwrite)
     except (ValueError, OSError) as e:
         fail(str(e))
     click.echo(f"Exported the encoder ({format_}) to {path}")
-    if format_ == "saved_model":
+    if format_ == "saved_model" and serves_waveforms(path):
+        click.echo("  load: tf.saved_model.load(path).serve(float32 "
+                   "waveforms [batch, samples] at 16 kHz) -> {'fc', 'y'}")
+    elif format_ == "saved_model":
         click.echo("  load: tf.saved_model.load(path).serve(uint8_images) "
                    "-> {'conv', 'fc', 'y'}")
 

@@ -154,6 +154,11 @@ SETTING_OPTIONS = (
             help="Epochs between kNN accuracies of Y and conv on the "
                  "held-out part (default: chosen to cost under 10% of "
                  "training; 0 is off)."),
+    setting("chunk_seconds", "--chunk-seconds", type=float,
+            help="Speech: seconds of audio per chunk the encoder reads, "
+                 "from about 0.1 up (default: the speech recipe's; "
+                 "shorter files are padded by repeating them). "
+                 "`evaluate` and a resumed run use the run's."),
 )
 
 

@@ -44,10 +44,27 @@ mono 16-bit PCM WAV:
     OUT/spk00/utt000.wav ... OUT/spk23/utt039.wav
     OUT/corpus.json   every speaker's settings, every utterance's text
 
+Short clips, as corpora of spoken words are (a few speakers, thousands of
+clips under a second, often 8 kHz): `--words N` makes each utterance N
+words drawn from the word lists instead of a sentence (words may repeat
+across utterances, as in spoken-word corpora), `--rate R` writes the files
+at R Hz (e.g. 8000), and `--clip-seconds LOW HIGH` cuts every accepted
+utterance into consecutive clips lasting LOW-HIGH s each (drawn uniformly;
+a last piece shorter than LOW is left out), written as
+`uttNNN-cKK.wav`: with the arguments of a corpus of sentences, its
+short-utterance version (the same speech, cut).
+
 Usage:
 
     python benchmarks/make_speech.py --out /tmp/speech-corpus \\
         [--speakers 24] [--utterances 40] [--seed 0] [--jobs 2]
+    # 6 speakers, 3,000 spoken words of 0.3-1 s at 8 kHz:
+    python benchmarks/make_speech.py --out /tmp/words --speakers 6 \\
+        --utterances 500 --words 1 --min-seconds 0.3 --max-seconds 1 \\
+        --rate 8000
+    # the default corpus cut into clips of 0.3-0.6 s:
+    python benchmarks/make_speech.py --out /tmp/speech-clips \\
+        --clip-seconds 0.3 0.6
 
 The same arguments and espeak-ng version give the same files.
 """
@@ -200,6 +217,46 @@ def sentence(rng):
     return text
 
 
+def words(rng, count):
+    """`count` words drawn with `rng` from every word list (a phrase, not
+    a sentence: the utterances of a spoken-word corpus).
+
+    Args:
+        rng: a `numpy.random.Generator`.
+        count: int, at least 1.
+
+    Returns:
+        str, e.g. "garden".
+    """
+    vocabulary = (NAMES + NOUNS + ADJECTIVES + [v[0] for v in VERBS]
+                  + [v[0] for v in INTRANSITIVE] + ADVERBS)
+    return " ".join(vocabulary[int(rng.integers(len(vocabulary)))]
+                    for _ in range(count))
+
+
+def cut_into_clips(samples, rate, low, high, rng):
+    """Consecutive clips of `samples`, each lasting `low`-`high` s.
+
+    Args:
+        samples: 1-D array.
+        rate: int, samples per second.
+        low, high: floats, the clip lengths in seconds (drawn uniformly).
+        rng: a `numpy.random.Generator`.
+
+    Returns:
+        list of 1-D arrays; a last piece shorter than `low` is left out.
+    """
+    clips, start = [], 0
+    while True:
+        length = int(round(rng.uniform(low, high) * rate))
+        if start + length > len(samples):
+            if len(samples) - start >= low * rate:
+                clips.append(samples[start:])
+            return clips
+        clips.append(samples[start:start + length])
+        start += length
+
+
 def espeak_voices(program="espeak-ng"):
     """Names of the installed espeak-ng voices and variants."""
     names = set()
@@ -306,14 +363,14 @@ def draw_utterances(speakers, args, tries=4):
         rng = np.random.default_rng([args.seed, index])
         candidates = []
         while len(candidates) < tries * args.utterances:
-            text = sentence(rng)
+            text = words(rng, args.words) if args.words else sentence(rng)
             pitch = speaker["pitch"] + int(
                 rng.integers(-args.pitch_jitter, args.pitch_jitter + 1))
             speed = speaker["speed"] + int(
                 rng.integers(-args.speed_jitter, args.speed_jitter + 1))
             gain_db = float(rng.uniform(-args.gain_jitter_db,
                                         args.gain_jitter_db))
-            if text in used:
+            if text in used and not args.words:
                 continue
             used.add(text)
             candidates.append({"text": text, "pitch": min(max(pitch, 0), 99),
@@ -328,7 +385,8 @@ def speak(speaker, candidates, args, workdir):
 
     A candidate is accepted when its trimmed speech lasts `--min-seconds`
     to `--max-seconds`; the accepted ones are written as
-    `OUT/<speaker>/uttNNN.wav`.
+    `OUT/<speaker>/uttNNN.wav` at `--rate` (with `--clip-seconds`, cut
+    into `uttNNN-cKK.wav`).
 
     Returns:
         `(records of the written utterances, number rejected)`.
@@ -339,8 +397,9 @@ def speak(speaker, candidates, args, workdir):
     os.makedirs(folder, exist_ok=True)
     records = []
     rejected = 0
+    accepted = 0
     for candidate in candidates:
-        if len(records) == args.utterances:
+        if accepted == args.utterances:
             break
         samples = synthesize(candidate["text"], speaker["voice"],
                              speaker["variant"], candidate["pitch"],
@@ -351,14 +410,30 @@ def speak(speaker, candidates, args, workdir):
             continue
         samples = np.clip(samples * 10 ** (candidate["gain_db"] / 20),
                           -1.0, 1.0)
-        name = f"utt{len(records):03d}.wav"
-        soundfile.write(os.path.join(folder, name), samples, SAMPLE_RATE,
-                        subtype="PCM_16")
-        records.append({"speaker": speaker["name"], "file": name,
-                        **candidate, "seconds": round(seconds, 3)})
-    if len(records) < args.utterances:
+        if args.rate != SAMPLE_RATE:
+            from scipy.signal import resample_poly
+
+            common = np.gcd(args.rate, SAMPLE_RATE)
+            samples = resample_poly(samples, args.rate // common,
+                                    SAMPLE_RATE // common)
+        stem = f"utt{accepted:03d}"
+        pieces = [(f"{stem}.wav", samples)]
+        if args.clip_seconds:
+            rng = np.random.default_rng(
+                [args.seed, accepted, *speaker["name"].encode()])
+            pieces = [(f"{stem}-c{k:02d}.wav", clip) for k, clip in
+                      enumerate(cut_into_clips(samples, args.rate,
+                                               *args.clip_seconds, rng))]
+        for name, piece in pieces:
+            soundfile.write(os.path.join(folder, name), piece, args.rate,
+                            subtype="PCM_16")
+            records.append({"speaker": speaker["name"], "file": name,
+                            "utterance": stem, **candidate,
+                            "seconds": round(len(piece) / args.rate, 3)})
+        accepted += 1
+    if accepted < args.utterances:
         raise RuntimeError(
-            f"Only {len(records)} of {len(candidates)} sentences lasted "
+            f"Only {accepted} of {len(candidates)} sentences lasted "
             f"{args.min_seconds}-{args.max_seconds} s. "
             f"Received: speaker={speaker}")
     return records, rejected
@@ -389,6 +464,14 @@ def parse_args(argv=None):
                         help="per-utterance loudness change, up to +-this")
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--max-seconds", type=float, default=5.0)
+    parser.add_argument("--words", type=int, default=0,
+                        help="utterances of this many words instead of "
+                        "sentences (0: sentences)")
+    parser.add_argument("--rate", type=int, default=SAMPLE_RATE,
+                        help="sample rate of the files written")
+    parser.add_argument("--clip-seconds", type=float, nargs=2, default=None,
+                        metavar=("LOW", "HIGH"),
+                        help="cut every utterance into clips of LOW-HIGH s")
     parser.add_argument("--jobs", type=int, default=2,
                         help="speakers synthesized at once")
     parser.add_argument("--espeak", default="espeak-ng",
@@ -421,7 +504,7 @@ def main(argv=None):
                 rejected += speaker_rejected
     with open(os.path.join(args.out, "corpus.json"), "w") as f:
         json.dump({"made_by": "benchmarks/make_speech.py",
-                   "espeak_ng": version, "sample_rate": SAMPLE_RATE,
+                   "espeak_ng": version, "sample_rate": args.rate,
                    "arguments": {k: v for k, v in vars(args).items()
                                  if k not in ("out", "jobs", "espeak")},
                    "speakers": speakers, "utterances": records}, f, indent=1)
@@ -430,7 +513,7 @@ def main(argv=None):
           f"{seconds.sum() / 60:.1f} min of speech "
           f"({seconds.min():.2f}-{seconds.max():.2f} s, mean "
           f"{seconds.mean():.2f} s; {rejected} sentences of other lengths "
-          f"left out), 16 kHz mono 16-bit, in {args.out}; made in "
+          f"left out), {args.rate} Hz mono 16-bit, in {args.out}; made in "
           f"{time.perf_counter() - start:.0f} s with {version}")
 
 

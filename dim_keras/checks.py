@@ -176,3 +176,18 @@ def check_view_scheme(views, occlusion, channel_split, scales, beta=None):
             f"(beta=0). Received: scales={scales!r}, beta=0"
         )
     return parsed
+
+
+def check_chunk_seconds(chunk_seconds):
+    """Checks a speech chunk length in seconds: a finite positive number.
+
+    (The encoder checks that a chunk holds enough samples for its strides.)
+
+    Raises:
+        ValueError: otherwise.
+    """
+    if not (_is_number(chunk_seconds) and chunk_seconds > 0):
+        raise ValueError(
+            "chunk_seconds must be a positive number of seconds. "
+            f"Received: chunk_seconds={chunk_seconds!r}"
+        )

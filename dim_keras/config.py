@@ -26,12 +26,14 @@ from dim_keras.choices import STRATEGIES
 from dim_keras.choices import VIEW_CROPS
 from dim_keras.choices import check_choice
 from dim_keras.recipes import FORCED
+from dim_keras.recipes import PER_SPEAKER
 from dim_keras.recipes import RECIPE_FIELDS
 from dim_keras.recipes import REFERENCE
 from dim_keras.recipes import SCHEME_FIELDS
 from dim_keras.recipes import SQRT_WIDTH
 from dim_keras.recipes import named
 from dim_keras.recipes import scheme_settings
+from dim_keras.recipes import speech_batch_size
 from dim_keras.recipes import sqrt_width_temperature
 
 
@@ -53,7 +55,8 @@ class TrainConfig:
         gamma: weight of prior matching.
         epochs: int or None; None picks the dataset's default.
         batch_size: int, at least 2, or None: the view scheme's (64; 32
-            images, 64 views, for two views of images).
+            images, 64 views, for two views of images; for speech one pair
+            of chunks per training speaker, at most 64).
         lr: float or None, Adam learning rate of both optimizers; None
             takes the dataset's recipe (`dim_keras.recipes`).
         seed: int, seeds weights, shuffling and prior samples.
@@ -120,6 +123,11 @@ class TrainConfig:
         knn_every: int or None, the kNN monitor's period in epochs (kNN
             accuracy of Y and conv on the held-out part); None picks one
             that costs under a tenth of the training time; 0 is off.
+        chunk_seconds: float or None, speech only: the length of the
+            chunks the encoder reads, in seconds (utterances shorter than a
+            chunk are padded by repeating them); None takes the dataset's
+            recipe (`dim_keras.recipes.SPEECH`). Recorded in the run's
+            config, so resuming and evaluating use the same.
         recipe: str or None, the recipe of the settings left unset: None
             or `"default"`, the dataset's (the best measured for its kind
             of data, `dim-keras datasets` lists them); `"paper"`, the
@@ -157,6 +165,7 @@ class TrainConfig:
     view_crop: str = None
     online_probe: bool = True
     knn_every: int = None
+    chunk_seconds: float = None
     recipe: str = None
 
     def validate(self, check_dataset=True):
@@ -235,6 +244,8 @@ class TrainConfig:
                 "knn_every must be a number of epochs (0 is off). "
                 f"Received: knn_every={self.knn_every!r}"
             )
+        if self.chunk_seconds is not None:
+            checks.check_chunk_seconds(self.chunk_seconds)
         if self.jit_compile not in (None, True, False):
             raise ValueError(
                 "jit_compile must be true, false or null (auto). "
@@ -259,12 +270,17 @@ class TrainConfig:
             A new, validated `TrainConfig` whose `encoder` and `epochs` are
             set, whose unset view-scheme settings
             (`dim_keras.recipes.SCHEME_FIELDS`) are the scheme's for the
-            dataset's modality (speech: always two views), and whose unset
+            dataset's modality (speech: always two views, a batch of one
+            pair per speaker up to 64), and whose unset
             recipe settings (`dim_keras.recipes.RECIPE_FIELDS`) come from
             the dataset's recipe.
         """
-        return self.with_dataset(dataset, recipe).with_scheme(
-            dataset.modality).validate()
+        config = self.with_dataset(dataset, recipe).with_scheme(
+            dataset.modality)
+        if config.batch_size == PER_SPEAKER:
+            config = dataclasses.replace(
+                config, batch_size=speech_batch_size(dataset.num_classes))
+        return config.validate()
 
     def with_dataset(self, dataset, recipe=None):
         """This config with the dataset's encoder, epochs and recipe.

@@ -2,7 +2,10 @@
 
 `export_saved_model` writes a TensorFlow SavedModel whose `serve` endpoint
 takes uint8 images `[batch, H, W, 3]` and returns a dict of `conv`, `fc`
-and `y`; pixel scaling is part of the graph. `export_encoder` is what
+and `y`; pixel scaling is part of the graph. A speech encoder's endpoint
+takes float32 waveforms `[batch, samples]` at 16 kHz instead, of any length,
+and returns `fc` and `y` of each utterance (the mean over its chunks,
+`SPEECH_SERVE_OUTPUTS`). `export_encoder` is what
 `dim-keras export` does with a run directory. The `.keras` format itself is
 `dim_keras.encoder_file`.
 """
@@ -22,6 +25,9 @@ FORMATS = EXPORT_FORMATS
 
 # Outputs of the SavedModel `serve` endpoint (the probed representations).
 SERVE_OUTPUTS = ("conv", "fc", "y")
+# A speech encoder's: one vector per utterance (its conv map is per chunk).
+SPEECH_SERVE_OUTPUTS = ("fc", "y")
+SPEECH_SAMPLE_RATE = 16000
 
 
 def export_saved_model(encoder, out, overwrite=False, info=None):
@@ -30,7 +36,9 @@ def export_saved_model(encoder, out, overwrite=False, info=None):
     Its `serve` endpoint (also `serving_default`) takes uint8 images
     `[batch, H, W, 3]` (any batch size, the encoder's image size) named
     `images` and returns a dict of float32 `conv`, `fc`, `y`; scaling is in
-    the graph. A `metadata` endpoint returns the JSON description, which is
+    the graph. For a speech encoder it takes float32 `waveforms` `[batch,
+    samples]` at 16 kHz (any length) and returns `fc` and `y`, each the
+    mean over the utterance's chunks. A `metadata` endpoint returns the JSON description, which is
     also written as `encoder.json` in the directory.
 
     Args:
@@ -52,11 +60,7 @@ def export_saved_model(encoder, out, overwrite=False, info=None):
 
     model = encoder_file.described(encoder)
     if encoder_file.is_audio(model):
-        raise ValueError(
-            "The SavedModel endpoint serves uint8 images; export a speech "
-            "encoder with format 'keras'. Received: input shape="
-            f"{encoder_file.image_shape(model)}"
-        )
+        return _export_speech(model, out, overwrite, info)
     missing = [k for k in SERVE_OUTPUTS if k not in encoder_file.output_keys(model)]
     if missing:
         raise ValueError(
@@ -97,6 +101,82 @@ def export_saved_model(encoder, out, overwrite=False, info=None):
             f.write(text)
 
     return atomic.write_directory(out, write, overwrite)
+
+
+def _speech_serve(model, tf):
+    """The speech `serve` function: waveforms `[batch, samples]` to the
+    mean `fc` and `y` over each utterance's whole chunks, an utterance
+    shorter than a chunk first repeated up to one (as training pads)."""
+    length = encoder_file.image_shape(model)[0]
+
+    def serve(waveforms):
+        batch = tf.shape(waveforms)[0]
+        samples = tf.maximum(tf.shape(waveforms)[1], 1)
+        repeats = (length + samples - 1) // samples
+        waves = tf.tile(waveforms, [1, repeats])
+        chunks = tf.maximum(tf.shape(waveforms)[1], length) // length
+        waves = waves[:, :chunks * length]
+        features = model(tf.reshape(waves, [-1, length, 1]), training=False)
+        return {k: tf.reduce_mean(tf.reshape(
+                    features[k], [batch, chunks, features[k].shape[-1]]),
+                    axis=1)
+                for k in SPEECH_SERVE_OUTPUTS}
+
+    return serve
+
+
+def _export_speech(model, out, overwrite, info):
+    """`export_saved_model` of a speech encoder (see the module)."""
+    import tensorflow as tf
+
+    length = encoder_file.image_shape(model)[0]
+    metadata = encoder_file.encoder_metadata(
+        model, outputs=SPEECH_SERVE_OUTPUTS, input_dtype="float32",
+        info=info)
+    metadata["input"]["shape"] = [None, None]
+    metadata["input"]["layout"] = (
+        f"mono waveforms [batch, samples] at {SPEECH_SAMPLE_RATE} Hz, any "
+        "number of samples")
+    metadata["description"] = (
+        f"DIM {metadata['architecture']} speech encoder as a SavedModel. "
+        f"Endpoint 'serve': float32 waveforms [batch, samples] at "
+        f"{SPEECH_SAMPLE_RATE} Hz, values in [-1, 1] -> dict of float32 "
+        f"'fc', 'y' per utterance: the mean over its chunks of {length} "
+        f"samples ({length / SPEECH_SAMPLE_RATE:g} s; a shorter utterance "
+        "is repeated up to one chunk, the samples after the last whole "
+        "chunk are left out).")
+    metadata["endpoint"] = "serve"
+    text = json.dumps(metadata, indent=2) + "\n"
+
+    def write(tmp):
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        signature = tf.TensorSpec((None, None), tf.float32, name="waveforms")
+        archive.add_endpoint("serve", _speech_serve(model, tf),
+                             input_signature=[signature])
+        archive.add_endpoint("metadata", lambda: tf.constant(text),
+                             input_signature=[])
+        archive.write_out(tmp, verbose=False)
+        with open(os.path.join(tmp, encoder_file.METADATA_FILE), "w") as f:
+            f.write(text)
+
+    return atomic.write_directory(out, write, overwrite)
+
+
+def serves_waveforms(path):
+    """Whether the SavedModel at `path` serves speech waveforms.
+
+    Args:
+        path: str, a SavedModel directory written by `export_saved_model`.
+
+    Returns:
+        bool, from its `encoder.json` (False when it cannot be read).
+    """
+    try:
+        with open(os.path.join(path, encoder_file.METADATA_FILE)) as f:
+            return json.load(f)["input"]["shape"] == [None, None]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def export_encoder(source, format="saved_model", out=None, overwrite=False):

@@ -1,9 +1,10 @@
 """The seam between a training run and the kind of data it learns from.
 
 Images and speech are two implementations of one protocol, `Modality`: the
-settings that apply, the encoder's input, the training pipeline, the
-run's description, the online monitors' held-out part and TensorBoard's
-example inputs. Every dataset names its modality (`dataset.modality`:
+settings that apply, the data as the run reads it (speech: cut into the
+run's chunks), the encoder's input, the training pipeline, the run's
+description, the online monitors' held-out part and TensorBoard's example
+inputs. Every dataset names its modality (`dataset.modality`:
 `"image"` or `"audio"`) and `for_dataset` gives the implementation, so
 training holds no branch on the kind of data. The evaluation has its own
 seam (`dim_keras.evaluation.evaluate`), the defaults theirs
@@ -13,6 +14,7 @@ seam (`dim_keras.evaluation.evaluate`), the defaults theirs
 import keras
 
 from dim_keras.networks.encoders import AUDIO_ENCODERS
+from dim_keras.recipes import LEGACY_CHUNK_SECONDS
 from dim_keras.runs import RunError
 
 
@@ -36,6 +38,23 @@ class Modality:
             RunError: naming the settings.
         """
         raise NotImplementedError
+
+    def for_run(self, config, dataset, log=print):
+        """The dataset as the run reads it (speech: at the run's chunk
+        length), after one line about the data used.
+
+        Args:
+            config: the run's resolved `TrainConfig`.
+            dataset: the dataset as loaded.
+            log: callable for one-line messages.
+
+        Returns:
+            A dataset of the same kind.
+
+        Raises:
+            RunError: for data the run's encoder cannot read.
+        """
+        return dataset
 
     def encoder_input(self, dataset):
         """The input size arguments of `networks.build_encoder`.
@@ -107,6 +126,11 @@ class Images(Modality):
 
     def check_settings(self, config, dataset):
         _check_encoder(config, dataset, speech=False)
+        if config.chunk_seconds is not None:
+            raise RunError(
+                "chunk_seconds is a speech setting; images have no chunks. "
+                f"Received: chunk_seconds={config.chunk_seconds}"
+            )
 
     def encoder_input(self, dataset):
         return {"image_size": dataset.image_size}
@@ -163,6 +187,11 @@ class Images(Modality):
         return next(iter(examples))
 
 
+# The kNN monitor's bank of speech chunks, at most (a chunk is larger than
+# an image).
+SPEECH_BANK_LIMIT = 2000
+
+
 class Speech(Modality):
     """Speech: two chunks of one speaker, the batch's other speakers as
     negatives."""
@@ -187,6 +216,33 @@ class Speech(Modality):
                 f"channel_split={config.channel_split!r}"
             )
 
+    def for_run(self, config, dataset, log=print):
+        """Cuts the speech into the run's chunks (a run recorded before
+        chunk lengths were a setting read 1 s chunks)."""
+        from dim_keras.networks.encoders import min_chunk_length
+
+        seconds = config.chunk_seconds or LEGACY_CHUNK_SECONDS
+        try:
+            data = dataset.with_chunk_seconds(seconds)
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        least = min_chunk_length(config.encoder)
+        if data.chunk_length < least:
+            raise RunError(
+                f"{config.encoder} needs chunks of at least {least} samples "
+                f"({least / data.sample_rate:g} s at {data.sample_rate} Hz): "
+                "its strides leave no frame of a shorter one. Received: "
+                f"chunk_seconds={seconds:g} ({data.chunk_length} samples)"
+            )
+        log(data.usage())
+        if config.batch_size > data.num_classes:
+            log(f"Warning: batch_size={config.batch_size} is more than the "
+                f"{data.num_classes} training speakers, so a batch holds "
+                "one speaker more than once and scores its chunks as "
+                "negatives of each other; a batch of one pair per speaker "
+                "(the default) learns speakers better.")
+        return data
+
     def encoder_input(self, dataset):
         return {"chunk_length": dataset.chunk_length}
 
@@ -194,11 +250,15 @@ class Speech(Modality):
         """On TensorFlow a `tf.data` pipeline (endless, so `fit` is given
         the steps); elsewhere a `keras.utils.PyDataset` that knows its
         own."""
+        probe = part is not None and config.online_probe
+        labels = part.probe_labels if probe else None
         pairs = dataset.training_pairs(config.batch_size, seed=config.seed,
-                                       steps_per_epoch=config.steps_per_epoch)
+                                       steps_per_epoch=config.steps_per_epoch,
+                                       labels=labels)
         if keras.backend.backend() == "tensorflow":
             return (dataset.tf_training_pairs(config.batch_size,
-                                              seed=config.seed), len(pairs))
+                                              seed=config.seed,
+                                              labels=labels), len(pairs))
         return pairs, None
 
     def start_at_epoch(self, pipeline, epochs_done):
@@ -206,15 +266,31 @@ class Speech(Modality):
             pipeline.epoch = epochs_done  # resumed: the next epoch's pairs
 
     def describe(self, config, dataset):
+        seconds = dataset.chunk_length / dataset.sample_rate
         examples = (f"{dataset.num_examples('train')} utterances of "
                     f"{dataset.num_classes} speakers, speech chunks of "
-                    f"{dataset.chunk_length} samples")
+                    f"{seconds:g} s ({dataset.chunk_length} samples)")
         augmentation = ("two chunks of one speaker, the other speakers of "
                         "the batch as negatives")
         return examples, augmentation
 
     def held_out_part(self, config, dataset):
-        return None  # the monitors read images; evaluate speech afterwards
+        """A seeded part of the training utterances (`HELD_OUT_FRACTION`,
+        at most `HELD_OUT_LIMIT`), each read as its middle chunk; the kNN
+        bank, the middle chunks of up to `SPEECH_BANK_LIMIT` others. The
+        online probe learns the speakers of the other utterances' pairs."""
+        import numpy as np
+
+        from dim_keras.online_monitors import held_out_part
+
+        speakers = dataset.splits["train"][1]
+        part = held_out_part(np.arange(len(speakers)), speakers,
+                             seed=config.seed, bank_limit=SPEECH_BANK_LIMIT)
+        if part is None:
+            return None
+        part.images = dataset.middle_chunks("train", part.images)
+        part.bank_images = dataset.middle_chunks("train", part.bank_images)
+        return part
 
     def example_batch(self, config, dataset):
         return None  # TensorBoard's example inputs are images

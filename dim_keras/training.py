@@ -127,6 +127,7 @@ def train(config, run_dir, verbose=None, log=print, callbacks=None):
     except ValueError as e:
         raise RunError(str(e))
     modality.check_settings(config, dataset)
+    dataset = modality.for_run(config, dataset, log)
     if config.batch_size % distribution.num_replicas:
         raise RunError(
             f"batch_size must be a multiple of the {distribution.num_replicas}"

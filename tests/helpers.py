@@ -66,14 +66,16 @@ def replace_file(path, content):
     os.replace(temporary, path)
 
 
-def speakers_folder(root, speakers=3, per_speaker=4, seconds=1.1):
+def speakers_folder(root, speakers=3, per_speaker=4, seconds=1.1,
+                    rate=16000):
     """Tone-and-noise 'voices': speaker k hums at 150 * (k + 1) Hz.
 
     Args:
         root: str, a folder to create.
         speakers: int, sub-folders, one per speaker.
-        per_speaker: int, WAV files (16 kHz) per speaker.
+        per_speaker: int, WAV files per speaker.
         seconds: float, length of each file.
+        rate: int, their sample rate.
 
     Returns:
         The `--dataset` value, `folder:root`.
@@ -81,14 +83,14 @@ def speakers_folder(root, speakers=3, per_speaker=4, seconds=1.1):
     import soundfile
 
     rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * 16000)) / 16000
+    t = np.arange(int(seconds * rate)) / rate
     for k in range(speakers):
         os.makedirs(os.path.join(root, f"spk{k}"))
         for u in range(per_speaker):
             wave = 0.3 * np.sin(2 * np.pi * 150 * (k + 1) * t)
             wave += 0.05 * rng.normal(size=len(t))
             soundfile.write(os.path.join(root, f"spk{k}", f"u{u}.wav"),
-                            wave, 16000)
+                            wave, rate)
     return f"folder:{root}"
 
 

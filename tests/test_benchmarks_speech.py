@@ -78,3 +78,44 @@ def test_tiny_corpus_is_16_khz_speech(tmp_path):
         corpus = json.load(f)
     texts = [u["text"] for u in corpus["utterances"]]
     assert len(texts) == 4 == len(set(texts))
+
+
+def test_words_and_clips_for_short_utterance_corpora():
+    rng = np.random.default_rng(0)
+    phrases = [make_speech.words(rng, 2) for _ in range(50)]
+    assert all(len(p.split()) == 2 for p in phrases)
+    assert len(set(phrases)) > 40
+    samples = np.arange(16000 * 3, dtype="float32")
+    clips = make_speech.cut_into_clips(samples, 16000, 0.3, 0.6,
+                                       np.random.default_rng(1))
+    lengths = [len(c) / 16000 for c in clips]
+    assert all(0.3 <= x <= 0.6 + 1e-9 for x in lengths)
+    assert len(clips) >= 5
+    # Consecutive: each clip starts where the last one ended.
+    starts = [int(c[0]) for c in clips]
+    assert starts == [0] + list(np.cumsum([len(c) for c in clips])[:-1])
+    assert 3.0 - sum(lengths) < 0.3
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                    reason="espeak-ng is not installed")
+def test_tiny_corpus_of_8_khz_clips_and_of_words(tmp_path):
+    import soundfile
+
+    out = str(tmp_path / "clips")
+    make_speech.main(["--out", out, "--speakers", "2", "--utterances", "1",
+                      "--seed", "3", "--jobs", "1", "--rate", "8000",
+                      "--clip-seconds", "0.3", "0.6"])
+    names = sorted(os.listdir(os.path.join(out, "spk00")))
+    assert len(names) >= 3 and names[0] == "utt000-c00.wav"
+    for name in names:
+        info = soundfile.info(os.path.join(out, "spk00", name))
+        assert info.samplerate == 8000 and 0.3 <= info.duration <= 0.6
+    words = str(tmp_path / "words")
+    make_speech.main(["--out", words, "--speakers", "2", "--utterances", "3",
+                      "--seed", "3", "--jobs", "1", "--words", "1",
+                      "--min-seconds", "0.2", "--max-seconds", "1.5"])
+    with open(os.path.join(words, "corpus.json")) as f:
+        corpus = json.load(f)
+    assert all(len(u["text"].split()) == 1 for u in corpus["utterances"])
+    assert len(corpus["utterances"]) == 6

@@ -27,6 +27,7 @@ from tests.helpers import speakers_folder
          "does not combine with views=2"),
         (["--channel-split", "lab"], "lab"),
         (["--knn-every", "-1"], "Received: knn_every=-1"),
+        (["--chunk-seconds", "0"], "Received: chunk_seconds=0.0"),
     ],
 )
 def test_bad_options_fail_before_any_work(tmp_path, args, message):
@@ -166,4 +167,59 @@ def test_speech_trains_two_chunks_of_a_speaker_with_nce(tmp_path):
     assert saved["views"] == 2 and saved["estimator"] == "nce"
     assert saved["encoder"] == "wave1d"
     # The image multi-view recipe is not speech's.
-    assert saved["score_temperature"] == 1.0 and saved["score_clip"] == 0.0
+    assert saved["score_clip"] == 0.0 and saved["score_penalty"] == 0.0
+    assert saved["score_temperature"] == 8 ** 0.5  # speech's: sqrt(width)
+
+
+def test_speech_chunk_too_short_for_the_encoder_is_one_line(tmp_path):
+    dataset = speakers_folder(str(tmp_path / "speech"), seconds=0.3)
+    result = CliRunner().invoke(main, [
+        "train", "--dataset", dataset, "--chunk-seconds", "0.005",
+        "--no-evaluate", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: wave1d needs chunks of at least 160")
+    assert "Received: chunk_seconds=0.005 (80 samples)" in lines[-1]
+
+
+@pytest.mark.slow  # trains, evaluates and exports a speech run
+def test_speech_short_8khz_clips_chunk_seconds_monitors_export(tmp_path):
+    import json
+
+    import numpy as np
+    import tensorflow as tf
+
+    # 0.2 s clips at 8 kHz: every one shorter than a 0.25 s chunk.
+    dataset = speakers_folder(str(tmp_path / "clips"), per_speaker=10,
+                              seconds=0.2, rate=8000)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "train", "--dataset", dataset, "--chunk-seconds", "0.25",
+        "--epochs", "1", "--steps-per-epoch", "2", "--critic-units", "8",
+        "--knn-every", "1", "--no-evaluate", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert ("Used 30 of 30 audio files (6.0 s of speech, 3 speakers) in "
+            "chunks of 0.25 s; 30 shorter than a chunk, padded by repeating "
+            "them; left out 0 (0.0 s).") in result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["chunk_seconds"] == 0.25 and saved["batch_size"] == 3
+    history = (out / "history.csv").read_text().splitlines()
+    assert "online_probe_y_acc" in history[0] and "knn_y_acc" in history[0]
+    # evaluate reads the run's chunks; a resume keeps them.
+    result = CliRunner().invoke(main, ["evaluate", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "test chunks of 0.25 s" in result.output
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["chunk_length"] == 4000
+    result = CliRunner().invoke(main, [
+        "train", "--dataset", dataset, "--epochs", "2", "--steps-per-epoch",
+        "2", "--critic-units", "8", "--knn-every", "1", "--no-evaluate",
+        "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "chunks of 0.25 s" in result.output
+    result = CliRunner().invoke(main, ["export", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "float32 waveforms [batch, samples] at 16 kHz" in result.output
+    served = tf.saved_model.load(str(out / "export" / "saved_model"))
+    waves = tf.constant(np.zeros((2, 8000), "float32") + 0.1)
+    assert served.serve(waves)["y"].shape == (2, 64)

@@ -154,6 +154,7 @@ class _Speech:
     default_encoder = "wave1d"
     default_epochs = 5
     default_settings = None
+    num_classes = 80
 
 
 def test_two_views_take_nce_and_the_multi_view_recipe_unless_given():
@@ -184,8 +185,15 @@ def test_two_views_take_nce_and_the_multi_view_recipe_unless_given():
     assert split.estimator == "nce" and split.batch_size == 64
     speech = TrainConfig().resolved(_Speech())
     assert (speech.views, speech.estimator, speech.batch_size) == (
-        2, "nce", 64)
-    assert (speech.score_temperature, speech.score_clip) == (1.0, 0.0)
+        2, "nce", 64)  # one pair per speaker, at most 64
+    # AMDIM's temperature (the critic's width: 2048, no recipe here), not
+    # its clipping.
+    assert (speech.score_temperature, speech.score_clip) == (2048 ** 0.5,
+                                                             0.0)
+    few = _Speech()
+    few.num_classes = 6
+    assert TrainConfig().resolved(few).batch_size == 6
+    assert TrainConfig(batch_size=32).resolved(few).batch_size == 32
 
 
 def test_library_command_line_and_tuner_resolve_the_same_settings(

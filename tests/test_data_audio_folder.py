@@ -106,25 +106,52 @@ def test_explicit_train_and_test_folders(tmp_path):
     assert data.splits["test"][1].tolist() == [1]
 
 
-def test_damaged_files_are_skipped_with_one_line(tmp_path, capsys):
+def test_damaged_files_are_left_out_and_said_in_one_line(tmp_path, capsys):
     root = tmp_path / "spk"
     make_speakers(root, ("a", "b"), per_speaker=3)
     (root / "a" / "text.wav").write_text("not audio at all")
-    write(str(root / "a" / "cut.flac"), tone(300)[:100])  # too short
+    write(str(root / "a" / "cut.flac"), tone(300)[:1000])  # under 0.1 s
     write(str(root / "b" / "quiet.wav"), np.zeros(8000))  # silent
     write(str(root / "b" / "whisper.wav"), tone(300, amplitude=5e-5))
     write(str(root / "c" / "only.wav"), np.zeros(8000))  # speaker dropped
     write(str(root / "a" / "hifi.wav"), tone(300, 0.3, 48000), 48000)
     data = audio_folder.load_audio_folder(str(root), chunk_seconds=0.25)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out == [
-        f"Skipped 5 of 12 audio files: 1 unreadable (first: "
-        f"{root / 'a' / 'text.wav'}), 3 silent, 1 shorter than 0.25 s; "
-        "dropped 1 speaker(s) with no usable file (c)."
-    ]
+    assert capsys.readouterr().out == ""  # the run logs `usage()`
+    assert data.usage() == (
+        "Used 7 of 12 audio files (2.1 s of speech, 2 speakers) in chunks "
+        "of 0.25 s; left out 5 (1.4 s): 1 shorter than 0.1 s, 3 silent, 1 "
+        f"unreadable (first: {root / 'a' / 'text.wav'}); dropped 1 "
+        "speaker(s) with no usable file (c)."
+    )
     assert data.class_names == ["a", "b"]
     assert data.num_examples("train") + data.num_examples("test") == 7
     assert len(data.skipped["silent"]) == 3
+
+
+def test_short_8khz_clips_are_resampled_and_padded_not_dropped(tmp_path):
+    root = tmp_path / "clips"
+    lengths = (0.14, 0.2, 0.3, 0.45)
+    for k, speaker in enumerate(("p1", "p2", "p3")):
+        for i, seconds in enumerate(lengths):
+            write(str(root / speaker / f"{i}.wav"),
+                  tone(150 + 120 * k, seconds, rate=8000), rate=8000,
+                  subtype="PCM_16")
+    data = audio_folder.load_audio_folder(str(root), chunk_seconds=0.25)
+    assert data.skipped == {} and data.sample_rate == 16000
+    waves = data.utterances["train"][0] + data.utterances["test"][0]
+    assert sorted(len(w) for w in waves) == sorted(
+        int(s * 16000) for s in lengths for _ in range(3))
+    # The 0.14 s and 0.2 s clips (6 of them) are padded to one 4000-sample
+    # chunk; the 8 kHz tone at 150 Hz is still 150 Hz at 16 kHz.
+    assert sum(data.padded.values()) == 6
+    assert all(len(w) >= 4000 for w, _ in [data.splits["train"]]
+               for w in w)
+    spectrum = np.abs(np.fft.rfft(waves[0][:2240]))
+    assert abs(np.argmax(spectrum) * 16000 / 2240 - 150) < 10
+    assert "Used 12 of 12 audio files" in data.usage()
+    assert "6 shorter than a chunk, padded" in data.usage()
+    again = data.with_chunk_seconds(0.1)
+    assert again.padded == {"train": 0, "test": 0}
 
 
 @pytest.mark.parametrize("case", ["empty", "one_speaker", "all_broken",

@@ -40,3 +40,17 @@ def test_every_name_is_described():
                  "folder:PATH"):
         assert name in text
     assert "unlabelled 100,000" in text
+
+
+def test_the_speech_recipe_is_listed_for_librispeech_and_speech_folders(
+        tmp_path):
+    from dim_keras import recipes
+
+    lines = catalog.describe_all(str(tmp_path))
+    text = "\n".join(lines)
+    expected = (f"chunk_seconds={recipes.SPEECH['chunk_seconds']}, "
+                f"lr={recipes.SPEECH['lr']}, critic_units=512")
+    assert f"recipe: {expected}" in text  # librispeech's own line
+    assert f"speech: {expected}" in text  # folder:PATH's
+    assert "batch_size=one pair per speaker (at most 64)" in text
+    assert "chunk_seconds" not in recipes.describe(recipes.CIFAR_LIKE)

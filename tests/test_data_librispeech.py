@@ -140,7 +140,8 @@ def test_tfds_examples_int16_and_encoded(capsys):
     assert data.class_names == ["19", "26"]
     assert data.num_examples("train") + data.num_examples("test") == 7
     assert data.skipped == {"silent": ["19-1-9"]}
-    assert "Skipped 1 of 8 audio files: 1 silent." in capsys.readouterr().out
+    assert "Used 7 of 8 audio files" in data.usage()
+    assert "left out 1 (0.4 s): 1 silent." in data.usage()
     waves = data.splits["train"][0] + data.splits["test"][0]
     assert max(np.abs(w).max() for w in waves) <= 0.31
 

@@ -57,15 +57,18 @@ def test_every_representation_is_scored_on_whole_chunks():
     assert "18 test chunks (3 speakers" in text
 
 
-def test_baselines_can_be_left_out_and_chunk_lengths_must_match():
+def test_baselines_can_be_left_out_and_the_encoder_sets_the_chunks():
     data = _tones(per_speaker=(2, 1))
     results = speech.evaluate_speech(
         "run", wave1d(chunk_length=CHUNK), data, "tones", {},
         EvaluationConfig(baselines=False), log=lambda _: None)
     assert [r["representation"] for r in results["probes"]] == ["dim"]
-    with pytest.raises(RunError, match="Received: chunk_length=640"):
-        speech.evaluate_speech("run", wave1d(chunk_length=320), data, "tones",
-                               {}, EvaluationConfig(), log=lambda _: None)
+    # An encoder of half the dataset's chunks reads twice as many.
+    halves = speech.evaluate_speech(
+        "run", wave1d(chunk_length=CHUNK // 2), data, "tones", {},
+        EvaluationConfig(baselines=False), log=lambda _: None)
+    assert halves["chunk_length"] == CHUNK // 2
+    assert halves["splits"]["test"] == 2 * results["splits"]["test"]
     one_chunk = _tones(per_speaker=(2, 1), seconds_of_chunks=1)
     with pytest.raises(RunError, match="Received: 3 test chunks of 3"):
         speech.evaluate_speech("run", wave1d(chunk_length=CHUNK), one_chunk,

@@ -413,9 +413,31 @@ def test_example_pipeline_runs_without_dim_keras(tmp_path, run_dir):
     assert 0.0 <= accuracy <= 1.0
 
 
-def test_a_speech_encoder_is_not_exported_as_an_image_saved_model(tmp_path):
+def test_a_speech_saved_model_takes_waveforms_inside_tf_data(tmp_path):
+    from dim_keras.data.audio import pad_to
     from dim_keras.networks import wave1d
 
-    with pytest.raises(ValueError, match="format 'keras'"):
-        export.export_saved_model(wave1d(chunk_length=320),
-                                  str(tmp_path / "saved"))
+    encoder = wave1d(chunk_length=320)
+    path = export.export_saved_model(encoder, str(tmp_path / "saved"))
+    loaded = tf.saved_model.load(path)
+    metadata = json.loads(loaded.metadata().numpy().decode())
+    assert metadata["input"]["shape"] == [None, None]
+    assert "16000 Hz" in metadata["description"]
+    rng = np.random.default_rng(0)
+    long = rng.uniform(-0.5, 0.5, (2, 700)).astype("float32")  # 2 chunks
+    short = rng.uniform(-0.5, 0.5, (1, 100)).astype("float32")  # padded
+
+    def y_of(chunks):
+        return keras.ops.convert_to_numpy(encoder(chunks[..., None])["y"])
+
+    expected = y_of(long[:, :640].reshape(4, 320)).reshape(2, 2, -1).mean(1)
+    # Inside a tf.data pipeline: one utterance per element, then batches.
+    data = tf.data.Dataset.from_tensor_slices(long).batch(2).map(
+        lambda w: loaded.serve(w)["y"])
+    got = next(iter(data)).numpy()
+    assert got.shape == (2, 64)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        loaded.serve(tf.constant(short))["y"].numpy(),
+        y_of(pad_to(short[0], 320)[None]), rtol=1e-4, atol=1e-4)
+    assert set(loaded.serve(tf.constant(short))) == {"fc", "y"}

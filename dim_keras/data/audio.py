@@ -2,7 +2,10 @@
 
 An `AudioDataset` holds its utterances in memory as float32 mono waveforms
 in [-1, 1] at 16 kHz, one array per utterance, labelled by speaker. The
-encoder sees fixed-length chunks `[chunk_length, 1]`:
+encoder sees fixed-length chunks `[chunk_length, 1]`; an utterance shorter
+than one chunk is padded to one by repeating it (`pad_to`), as speaker
+toolkits do with short test utterances, and `with_chunk_length` gives the
+same utterances at another chunk length:
 
 - `chunks(split)`: every chunk of every utterance, in order (evaluation);
 - `training_pairs(batch_size)`: batches `[B, 2, chunk_length, 1]` whose
@@ -15,27 +18,50 @@ encoder sees fixed-length chunks `[chunk_length, 1]`:
 Waveform values are left as decoded (no normalization here).
 """
 
-import math
-
-import keras
 import numpy as np
+
+from dim_keras import checks
+from dim_keras import recipes
+from dim_keras.data.speaker_pairs import SpeakerIndex
+from dim_keras.data.speaker_pairs import SpeakerPairs
+from dim_keras.data.speaker_pairs import base_seed
+from dim_keras.data.speaker_pairs import check_batch_size
+from dim_keras.data.speaker_pairs import check_labels
 
 SAMPLE_RATE = 16000
 
 
-def _check_batch_size(batch_size):
-    if batch_size < 2:
-        raise ValueError(
-            "batch_size must be at least 2 (negatives are the other elements "
-            f"of the batch). Received: batch_size={batch_size}"
-        )
+def chunk_length_of(chunk_seconds, sample_rate=SAMPLE_RATE):
+    """Samples per chunk of `chunk_seconds` at `sample_rate`.
+
+    Args:
+        chunk_seconds: float, positive.
+        sample_rate: int.
+
+    Returns:
+        int, at least 1.
+
+    Raises:
+        ValueError: for a chunk length that is not a positive number.
+    """
+    checks.check_chunk_seconds(chunk_seconds)
+    return max(1, int(round(chunk_seconds * sample_rate)))
 
 
-def _base_seed(seed):
-    """`seed`, or a fresh random one when None."""
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % 2**31)
-    return int(seed)
+def pad_to(wave, length):
+    """`wave` repeated end to end up to `length` samples (or as it is when
+    it has at least `length`).
+
+    Args:
+        wave: 1-D array, at least one sample.
+        length: int.
+
+    Returns:
+        A 1-D array of `max(len(wave), length)` samples.
+    """
+    if len(wave) >= length:
+        return wave
+    return np.resize(wave, length)
 
 
 class AudioDataset:
@@ -44,18 +70,26 @@ class AudioDataset:
     Args:
         name: str, the `--dataset` name.
         splits: dict of split name to `(waveforms, speaker_ids)`:
-            `waveforms` a list of float32 1-D numpy arrays (each at least
-            `chunk_length` samples), `speaker_ids` int64 `[N]` indexing
-            `class_names`.
+            `waveforms` a list of float32 1-D numpy arrays (those shorter
+            than `chunk_length` are padded by repeating them), `speaker_ids`
+            int64 `[N]` indexing `class_names`.
         class_names: list of str, the speaker names, sorted.
         chunk_length: int, samples per chunk the encoder sees.
         sample_rate: int, samples per second of every waveform.
         skipped: dict of reason to list of paths left out when loading.
         default_epochs: int, epochs `dim-keras train` runs by default.
+        skipped_seconds: float, the audio of the files left out, in
+            seconds (as far as it could be decoded).
+        dropped_speakers: list of str, speakers left with no usable file.
+
+    Attributes:
+        utterances: dict of split to `(waveforms, speaker_ids)` as given.
+        splits: the same with every waveform at least one chunk long.
+        padded: dict of split to the number of utterances padded.
 
     Raises:
-        ValueError: for a waveform shorter than `chunk_length` or a speaker
-            id outside `class_names`.
+        ValueError: for an empty or not 1-D waveform, or a speaker id
+            outside `class_names`.
     """
 
     modality = "audio"
@@ -70,22 +104,90 @@ class AudioDataset:
         sample_rate=SAMPLE_RATE,
         skipped=None,
         default_epochs=20,
+        skipped_seconds=0.0,
+        dropped_speakers=(),
     ):
         self.name = name
         self.sample_rate = int(sample_rate)
         self.chunk_length = int(chunk_length)
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
+        if self.chunk_length < 1:
+            raise ValueError(
+                "chunk_length must be at least 1. Received: "
+                f"chunk_length={chunk_length}")
         self.skipped = dict(skipped or {})
+        self.skipped_seconds = float(skipped_seconds)
+        self.dropped_speakers = list(dropped_speakers)
         self.default_encoder = "wave1d"
         self.default_epochs = default_epochs
-        self.default_settings = None
-        self.splits = {}
+        self.default_settings = recipes.SPEECH
+        self.utterances, self.splits, self.padded = {}, {}, {}
         for split, (waveforms, speaker_ids) in splits.items():
             waveforms = [np.asarray(w, dtype=np.float32) for w in waveforms]
             speaker_ids = np.asarray(speaker_ids, dtype=np.int64)
             self._check_split_data(split, waveforms, speaker_ids)
-            self.splits[split] = (waveforms, speaker_ids)
+            self.utterances[split] = (waveforms, speaker_ids)
+            self.splits[split] = (
+                [pad_to(w, self.chunk_length) for w in waveforms], speaker_ids)
+            self.padded[split] = sum(
+                len(w) < self.chunk_length for w in waveforms)
+
+    def with_chunk_length(self, chunk_length):
+        """The same utterances cut into chunks of `chunk_length` samples.
+
+        Args:
+            chunk_length: int, at least 1.
+
+        Returns:
+            An `AudioDataset` (this one when the length is the same).
+        """
+        if int(chunk_length) == self.chunk_length:
+            return self
+        other = AudioDataset(
+            self.name, self.utterances, self.class_names,
+            chunk_length=chunk_length, sample_rate=self.sample_rate,
+            skipped=self.skipped, default_epochs=self.default_epochs,
+            skipped_seconds=self.skipped_seconds,
+            dropped_speakers=self.dropped_speakers)
+        other.default_settings = self.default_settings
+        return other
+
+    def with_chunk_seconds(self, chunk_seconds):
+        """`with_chunk_length` for a chunk of `chunk_seconds` seconds.
+
+        Raises:
+            ValueError: for a chunk length that is not a positive number.
+        """
+        return self.with_chunk_length(
+            chunk_length_of(chunk_seconds, self.sample_rate))
+
+    def usage(self):
+        """One line: the files and seconds used, padded and left out."""
+        used = sum(len(w) for w, _ in self.utterances.values())
+        seconds = sum(len(x) for w, _ in self.utterances.values()
+                      for x in w) / self.sample_rate
+        padded = sum(self.padded.values())
+        skipped = sum(len(v) for v in self.skipped.values())
+        chunk = self.chunk_length / self.sample_rate
+        line = (f"Used {used} of {used + skipped} audio files "
+                f"({_duration(seconds)} of speech, {self.num_classes} "
+                f"speakers) in chunks of {chunk:g} s")
+        if padded:
+            line += (f"; {padded} shorter than a chunk, padded by repeating "
+                     "them")
+        line += f"; left out {skipped} ({_duration(self.skipped_seconds)})"
+        if skipped:
+            line += ": " + ", ".join(
+                f"{len(paths)} {reason}" + (
+                    f" (first: {paths[0]})" if reason == "unreadable" else "")
+                for reason, paths in sorted(self.skipped.items()))
+        if self.dropped_speakers:
+            names = self.dropped_speakers
+            line += (f"; dropped {len(names)} speaker(s) with no usable file"
+                     f" ({', '.join(names[:3])}"
+                     f"{', ...' if len(names) > 3 else ''})")
+        return line + "."
 
     def _check_split_data(self, split, waveforms, speaker_ids):
         if len(waveforms) != len(speaker_ids):
@@ -94,11 +196,11 @@ class AudioDataset:
                 f"{len(speaker_ids)} speaker ids. Received: split={split!r}"
             )
         for i, wave in enumerate(waveforms):
-            if wave.ndim != 1 or len(wave) < self.chunk_length:
+            if wave.ndim != 1 or len(wave) < 1:
                 raise ValueError(
-                    "Every waveform must be 1-D with at least chunk_length="
-                    f"{self.chunk_length} samples. Received: "
-                    f"shape={wave.shape} (split {split!r}, utterance {i})"
+                    "Every waveform must be 1-D with at least one sample. "
+                    f"Received: shape={wave.shape} (split {split!r}, "
+                    f"utterance {i})"
                 )
         if len(speaker_ids) and (
             speaker_ids.min() < 0 or speaker_ids.max() >= self.num_classes
@@ -167,7 +269,8 @@ class AudioDataset:
         x = np.concatenate(pieces).astype(np.float32)[..., None]
         return x, np.concatenate(labels), np.concatenate(owners)
 
-    def training_pairs(self, batch_size, seed=None, steps_per_epoch=None):
+    def training_pairs(self, batch_size, seed=None, steps_per_epoch=None,
+                       labels=None):
         """Same-speaker chunk pairs of the train split, without TensorFlow.
 
         Args:
@@ -175,6 +278,10 @@ class AudioDataset:
             seed: int or None; the same seed serves the same batches.
             steps_per_epoch: int or None (None: about one pass over the
                 training audio, at least 1).
+            labels: int64 `[N]` per training utterance, or None; given,
+                batches are `(pairs, labels)`, each pair labelled by its
+                first chunk's utterance (-1: the online probe does not
+                learn from it).
 
         Returns:
             A `SpeakerPairs` (`keras.utils.PyDataset`) of float32
@@ -183,9 +290,29 @@ class AudioDataset:
         waveforms, speaker_ids = self.splits["train"]
         return SpeakerPairs(waveforms, speaker_ids, self.chunk_length,
                             batch_size, seed=seed,
-                            steps_per_epoch=steps_per_epoch)
+                            steps_per_epoch=steps_per_epoch, labels=labels)
 
-    def tf_training_pairs(self, batch_size, seed=None):
+    def middle_chunks(self, split, utterances):
+        """The middle chunk of each of some utterances of a split.
+
+        Args:
+            split: str.
+            utterances: int array, indices into the split.
+
+        Returns:
+            float32 `[len(utterances), chunk_length, 1]`.
+        """
+        self._check_split(split)
+        waveforms = self.splits[split][0]
+        size = self.chunk_length
+        out = np.empty((len(utterances), size, 1), np.float32)
+        for i, u in enumerate(utterances):
+            wave = waveforms[u]
+            start = (len(wave) - size) // 2
+            out[i, :, 0] = wave[start:start + size]
+        return out
+
+    def tf_training_pairs(self, batch_size, seed=None, labels=None):
         """The `training_pairs` sampling as an endless `tf.data.Dataset`.
 
         All training audio is kept in one flat float32 tensor (a constant
@@ -196,17 +323,20 @@ class AudioDataset:
         Args:
             batch_size: int, at least 2.
             seed: int or None; the same seed serves the same batches.
+            labels: as `training_pairs`.
 
         Returns:
             A `tf.data.Dataset` of float32 `[batch_size, 2, chunk_length,
-            1]` batches, repeated forever, prefetched.
+            1]` batches (with labels: `(pairs, labels)`), repeated
+            forever, prefetched.
         """
         import tensorflow as tf
 
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         waveforms, speaker_ids = self.splits["train"]
-        plan = _SpeakerIndex(waveforms, speaker_ids)
-        seed = _base_seed(seed)
+        check_labels(labels, len(speaker_ids))
+        plan = SpeakerIndex(waveforms, speaker_ids)
+        seed = base_seed(seed)
         size = self.chunk_length
         flat = tf.constant(np.concatenate(waveforms).astype(np.float32))
         starts = tf.constant(plan.starts)
@@ -216,6 +346,8 @@ class AudioDataset:
         count = tf.constant(plan.count)
         num_speakers = len(plan.speakers)
         replace = batch_size > num_speakers
+        if labels is not None:
+            utterance_labels = tf.constant(np.asarray(labels, np.int64))
 
         def speakers_of_step(step):
             key = tf.stack([tf.constant(seed, tf.int64), step])
@@ -240,7 +372,10 @@ class AudioDataset:
             offsets = tf.minimum(offsets, tf.cast(room, tf.int64) - 1)
             begin = tf.gather(starts, utts) + offsets
             idx = begin[:, None] + tf.range(size, dtype=tf.int64)[None]
-            return tf.gather(flat, idx)[..., None]
+            chunks = tf.gather(flat, idx)[..., None]
+            if labels is None:
+                return chunks
+            return chunks, tf.gather(utterance_labels, utts[0])
 
         data = tf.data.Dataset.counter(dtype=tf.int64).map(speakers_of_step)
         data = data.unbatch().enumerate().map(
@@ -249,101 +384,8 @@ class AudioDataset:
             tf.data.AUTOTUNE)
 
 
-class _SpeakerIndex:
-    """The utterances of each speaker, as flat int64 arrays.
-
-    Attributes:
-        speakers: speaker ids with at least one utterance, sorted.
-        by_speaker: utterance indices grouped by speaker (in `speakers`
-            order); speaker k's are `by_speaker[first[k]:][:count[k]]`.
-        starts, lengths: each utterance's start in the concatenated audio
-            and its length.
-    """
-
-    def __init__(self, waveforms, speaker_ids):
-        speaker_ids = np.asarray(speaker_ids, dtype=np.int64)
-        if len(np.unique(speaker_ids)) < 2:
-            raise ValueError(
-                "Training pairs need at least 2 speakers in the train split. "
-                f"Received: speakers={np.unique(speaker_ids).tolist()}"
-            )
-        self.lengths = np.array([len(w) for w in waveforms], np.int64)
-        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
-        self.starts = self.starts.astype(np.int64)
-        order = np.argsort(speaker_ids, kind="stable")
-        self.speakers, self.first, self.count = np.unique(
-            speaker_ids[order], return_index=True, return_counts=True)
-        self.by_speaker = order.astype(np.int64)
-        self.first = self.first.astype(np.int64)
-        self.count = self.count.astype(np.int64)
-
-
-class SpeakerPairs(keras.utils.PyDataset):
-    """Batches of same-speaker chunk pairs, drawn afresh every epoch.
-
-    Element i of a batch holds two chunks at random offsets of one speaker,
-    from two different utterances when the speaker has more than one. The
-    speakers of a batch are distinct when `batch_size` is at most the
-    number of speakers (the other elements are the negatives), else drawn
-    with replacement. Batch `index` of epoch `e` depends on `(seed, e,
-    index)` only, so batches may be served in any order, by any worker.
-
-    Args:
-        waveforms: list of float32 1-D arrays, each at least
-            `chunk_length` samples.
-        speaker_ids: int64 `[N]`, at least 2 distinct.
-        chunk_length: int, samples per chunk.
-        batch_size: int, at least 2.
-        seed: int or None.
-        steps_per_epoch: int or None (None: `ceil(total samples /
-            (batch_size * chunk_length))`, at least 1).
-    """
-
-    def __init__(self, waveforms, speaker_ids, chunk_length, batch_size,
-                 seed=None, steps_per_epoch=None):
-        super().__init__()
-        _check_batch_size(batch_size)
-        if steps_per_epoch is not None and steps_per_epoch < 1:
-            raise ValueError(
-                "steps_per_epoch must be at least 1 or None. Received: "
-                f"steps_per_epoch={steps_per_epoch}"
-            )
-        self.waveforms = waveforms
-        self.index = _SpeakerIndex(waveforms, speaker_ids)
-        self.chunk_length = int(chunk_length)
-        self.batch_size = int(batch_size)
-        self.seed = _base_seed(seed)
-        self.epoch = 0
-        total = int(self.index.lengths.sum())
-        self.steps = steps_per_epoch or max(
-            1, math.ceil(total / (self.batch_size * self.chunk_length)))
-
-    def __len__(self):
-        return self.steps
-
-    def __getitem__(self, index):
-        if not 0 <= index < len(self):
-            raise IndexError(
-                f"Batch index out of range [0, {len(self)}). "
-                f"Received: index={index}"
-            )
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        plan = self.index
-        speakers = rng.choice(len(plan.speakers), self.batch_size,
-                              replace=self.batch_size > len(plan.speakers))
-        size = self.chunk_length
-        out = np.empty((self.batch_size, 2, size, 1), np.float32)
-        for i, k in enumerate(speakers):
-            utts = plan.by_speaker[plan.first[k]:][:plan.count[k]]
-            if len(utts) > 1:
-                pair = rng.choice(utts, 2, replace=False)
-            else:
-                pair = (utts[0], utts[0])
-            for j, u in enumerate(pair):
-                wave = self.waveforms[u]
-                start = rng.integers(0, len(wave) - size + 1)
-                out[i, j, :, 0] = wave[start:start + size]
-        return out
-
-    def on_epoch_end(self):
-        self.epoch += 1
+def _duration(seconds):
+    """`seconds` as `12.3 s` or `4.5 min`."""
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"

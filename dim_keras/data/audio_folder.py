@@ -11,9 +11,12 @@ Layouts read:
 
 Files `.wav`, `.flac`, `.ogg` and `.mp3` (any case; hidden files ignored)
 are decoded up front, in parallel, with `soundfile`, mixed down to mono and
-resampled to 16 kHz. A file that cannot be decoded, is silent or is shorter
-than one chunk is skipped, and one line at the end tells how many were and
-why; a speaker left with no usable file is dropped.
+resampled to 16 kHz (8 kHz telephone speech and 44.1/48 kHz recordings
+alike). A file that cannot be decoded, is silent or lasts under
+`MIN_FILE_SECONDS` (0.1 s) is left out; a file shorter than one chunk is
+kept and padded to one by repeating it (`dim_keras.data.audio.pad_to`). A
+speaker left with no usable file is dropped. `AudioDataset.usage()` says in
+one line how many files and seconds were used, padded and left out.
 """
 
 import collections
@@ -25,11 +28,16 @@ import numpy as np
 
 from dim_keras.data.audio import SAMPLE_RATE
 from dim_keras.data.audio import AudioDataset
+from dim_keras.data.audio import chunk_length_of  # noqa: F401 (re-exported)
 from dim_keras.data.image_dataset import DatasetError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 SILENCE_PEAK = 1e-4
-UNREADABLE, SILENT, SHORT = "unreadable", "silent", "short"
+# Files shorter than this are left out; longer ones shorter than a chunk are
+# padded to one.
+MIN_FILE_SECONDS = 0.1
+UNREADABLE, SILENT = "unreadable", "silent"
+SHORT = f"shorter than {MIN_FILE_SECONDS:g} s"
 
 
 def is_audio(name):
@@ -129,42 +137,45 @@ def decode(source, sample_rate=SAMPLE_RATE):
     return to_mono(data, rate, sample_rate)
 
 
-def problem(wave, chunk_length):
+def problem(wave, sample_rate=SAMPLE_RATE):
     """Why a decoded waveform is unusable (`UNREADABLE`, `SILENT`,
-    `SHORT`), or None when it is usable."""
+    `SHORT`: under `MIN_FILE_SECONDS`), or None when it is usable."""
     if wave is None:
         return UNREADABLE
     if len(wave) == 0 or np.max(np.abs(wave)) < SILENCE_PEAK:
         return SILENT
-    if len(wave) < chunk_length:
+    if len(wave) < MIN_FILE_SECONDS * sample_rate:
         return SHORT
     return None
 
 
-def decode_all(paths, chunk_length, sample_rate=SAMPLE_RATE, workers=None,
+def decode_all(paths, sample_rate=SAMPLE_RATE, workers=None,
                description="Decoding audio"):
     """Decodes `paths` in parallel threads.
 
     Returns:
-        `(waves, reasons)`: per path the float32 waveform (None when
-        unusable) and the reason it is unusable (None when usable).
+        `(waves, reasons, seconds)`: per path the float32 waveform (None
+        when unusable), the reason it is unusable (None when usable) and
+        its length in seconds (0 when it cannot be decoded).
     """
     from dim_keras.progress import Progress
 
     def load(path):
         wave = decode(path, sample_rate)
-        reason = problem(wave, chunk_length)
-        return (None, reason) if reason else (wave, None)
+        reason = problem(wave, sample_rate)
+        seconds = 0.0 if wave is None else len(wave) / sample_rate
+        return (None, reason, seconds) if reason else (wave, None, seconds)
 
-    waves, reasons = [], []
+    waves, reasons, seconds = [], [], []
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool, Progress(
             description, len(paths), "files", log=False) as progress:
-        for i, (wave, reason) in enumerate(pool.map(load, paths)):
+        for i, (wave, reason, length) in enumerate(pool.map(load, paths)):
             waves.append(wave)
             reasons.append(reason)
+            seconds.append(length)
             progress.update(i + 1)
-    return waves, reasons
+    return waves, reasons, seconds
 
 
 def split_by_utterance(speakers, test_fraction, seed):
@@ -197,48 +208,29 @@ def split_by_utterance(speakers, test_fraction, seed):
 
 
 class Skips:
-    """What was left out while loading, for the one summary line."""
+    """What was left out while loading, for `AudioDataset.usage()`."""
 
     def __init__(self):
         self.total = 0
+        self.seconds = 0.0
         self.paths = collections.defaultdict(list)
-        self.dropped = []
 
-    def add(self, paths, reasons):
-        """Counts `paths` and records those with a reason."""
+    def add(self, paths, reasons, seconds=None):
+        """Counts `paths` and records those with a reason (and, given the
+        length of each in seconds, the seconds left out)."""
         self.total += len(paths)
-        for path, reason in zip(paths, reasons):
+        seconds = seconds or [0.0] * len(paths)
+        for path, reason, length in zip(paths, reasons, seconds):
             if reason is not None:
                 self.paths[reason].append(path)
-
-    def summary(self, chunk_seconds):
-        """The summary line, or None when nothing was left out."""
-        count = sum(len(v) for v in self.paths.values())
-        if not count and not self.dropped:
-            return None
-        parts = []
-        if self.paths.get(UNREADABLE):
-            parts.append(f"{len(self.paths[UNREADABLE])} unreadable (first: "
-                         f"{self.paths[UNREADABLE][0]})")
-        if self.paths.get(SILENT):
-            parts.append(f"{len(self.paths[SILENT])} silent")
-        if self.paths.get(SHORT):
-            parts.append(f"{len(self.paths[SHORT])} shorter than "
-                         f"{chunk_seconds:g} s")
-        line = f"Skipped {count} of {self.total} audio files"
-        line += ": " + ", ".join(parts) if parts else ""
-        if self.dropped:
-            line += (f"; dropped {len(self.dropped)} speaker(s) with no usable"
-                     f" file ({', '.join(self.dropped[:3])}"
-                     f"{', ...' if len(self.dropped) > 3 else ''})")
-        return line + "."
+                self.seconds += length
 
     def as_dict(self):
         return {k: list(v) for k, v in self.paths.items()}
 
 
-def build(name, root, train, test, chunk_length, skips, chunk_seconds,
-          test_fraction=0.2, seed=0):
+def build(name, root, train, test, chunk_length, skips, test_fraction=0.2,
+          seed=0):
     """An `AudioDataset` from decoded utterances, after the checks.
 
     Args:
@@ -248,8 +240,7 @@ def build(name, root, train, test, chunk_length, skips, chunk_seconds,
         test: `(waves, speakers)` of an explicit test split, or None to
             hold out utterances of `train` (`split_by_utterance`).
         chunk_length: int, samples per chunk.
-        skips: `Skips` of what was left out (its line is printed).
-        chunk_seconds: float, named in the summary line.
+        skips: `Skips` of what was left out.
         test_fraction, seed: the hold-out when `test` is None.
 
     Returns:
@@ -274,10 +265,7 @@ def build(name, root, train, test, chunk_length, skips, chunk_seconds,
         waves = [waves[i] for i in train_idx]
         speakers = [speakers[i] for i in train_idx]
     classes = sorted(set(speakers))
-    skips.dropped = sorted(all_speakers - set(speakers) - set(test_speakers))
-    line = skips.summary(chunk_seconds)
-    if line:
-        print(line)
+    dropped = sorted(all_speakers - set(speakers) - set(test_speakers))
     if not waves:
         raise DatasetError(
             "No usable audio files (" + ", ".join(AUDIO_EXTENSIONS) + ") in "
@@ -307,17 +295,9 @@ def build(name, root, train, test, chunk_length, skips, chunk_seconds,
         chunk_length=chunk_length,
         sample_rate=SAMPLE_RATE,
         skipped=skips.as_dict(),
+        skipped_seconds=skips.seconds,
+        dropped_speakers=dropped,
     )
-
-
-def chunk_length_of(chunk_seconds, sample_rate):
-    """Samples per chunk; raises `ValueError` below one sample."""
-    length = int(round(chunk_seconds * sample_rate))
-    if length < 1:
-        raise ValueError(
-            f"chunk_seconds is too short. Received: chunk_seconds={chunk_seconds}"
-        )
-    return length
 
 
 def read_folders(folders, root, name, chunk_seconds=1.0,
@@ -353,9 +333,9 @@ def read_folders(folders, root, name, chunk_seconds=1.0,
             p, s = scan(folder)
             paths += p
             speakers += s
-        waves, reasons = decode_all(paths, chunk_length, sample_rate,
-                                    description=f"Decoding {root} ({what})")
-        skips.add(paths, reasons)
+        waves, reasons, seconds = decode_all(
+            paths, sample_rate, description=f"Decoding {root} ({what})")
+        skips.add(paths, reasons, seconds)
         return waves, speakers
 
     if isinstance(folders, dict):
@@ -363,7 +343,7 @@ def read_folders(folders, root, name, chunk_seconds=1.0,
         test = read([folders["test"]], "test")
     else:
         train, test = read(folders, "all"), None
-    return build(name, root, train, test, chunk_length, skips, chunk_seconds,
+    return build(name, root, train, test, chunk_length, skips,
                  test_fraction, seed)
 
 
@@ -373,7 +353,8 @@ def load_audio_folder(root, chunk_seconds=1.0, sample_rate=SAMPLE_RATE,
 
     Args:
         root: str, the dataset folder.
-        chunk_seconds: float, length of the chunks the encoder sees.
+        chunk_seconds: float, length of the chunks the encoder sees (a run
+            sets its own: `AudioDataset.with_chunk_seconds`).
         sample_rate: int, 16000 (every file is resampled to it).
         test_fraction: float, fraction of each speaker's files held out as
             `test` when there is no train/test layout.

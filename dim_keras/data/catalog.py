@@ -73,6 +73,18 @@ def _tiny_locations(data_dir):
     return tfds_data.tiny_imagenet_locations(data_dir)
 
 
+def _speech_recipe():
+    scheme = recipes.scheme_settings(None, modality="audio")
+    values = dict(recipes.SPEECH, **scheme)
+    values["batch_size"] = (f"one pair per speaker (at most "
+                            f"{recipes.SPEECH_BATCH_LIMIT})")
+    settings = ", ".join(f"{name}={values[name]}" for name in (
+        "chunk_seconds", "lr", "critic_units", "critic_norm", "batch_size",
+        "score_temperature"))
+    return (f"{settings}; wave1d on two chunks of one speaker, "
+            f"{scheme['estimator']}")
+
+
 def describe_all(data_dir=None):
     """Lines describing every dataset name, for `dim-keras datasets`."""
     lines = []
@@ -80,8 +92,10 @@ def describe_all(data_dir=None):
         state = status(name, data_dir)
         if spec.modality == "audio":
             lines.append(
-                f"{name:14s} speech, 16 kHz, 1 s chunks  one class per "
-                "speaker  splits: 20% of each speaker's utterances held out"
+                f"{name:14s} speech, 16 kHz, "
+                f"{recipes.SPEECH['chunk_seconds']:g} s chunks  one class "
+                "per speaker  splits: 20% of each speaker's utterances held "
+                "out"
             )
         else:
             splits = ", ".join(
@@ -95,11 +109,8 @@ def describe_all(data_dir=None):
             f"{'':14s} data: {'present' if state['present'] else 'absent'}"
             f" - {state['where']}"
         )
-        recipe = (
-            f"the reference's ({recipes.describe({})}); wave1d on two "
-            "chunks of one speaker, NCE" if spec.modality == "audio"
-            else recipes.describe(spec.recipe)
-        )
+        recipe = (_speech_recipe() if spec.modality == "audio"
+                  else recipes.describe(spec.recipe))
         lines.append(f"{'':14s} recipe: {recipe}")
     lines.append(
         f"{'folder:PATH':14s} 32x32 or 64x64 (from the images, or the "
@@ -107,9 +118,11 @@ def describe_all(data_dir=None):
         "PATH/train + PATH/test (or val), else 20% held out"
     )
     lines.append(f"{'':14s} data: your images under PATH (any common format),"
-                 " or speech: PATH/<speaker>/**/*.wav|flac|ogg|mp3")
+                 " or speech: PATH/<speaker>/**/*.wav|flac|ogg|mp3 (any "
+                 "sample rate, resampled to 16 kHz)")
     lines.append(f"{'':14s} recipe: 32x32: {recipes.describe(recipes.CIFAR_LIKE)};"
-                 f" 64x64: {recipes.describe(recipes.SIXTY_FOUR)}")
+                 f" 64x64: {recipes.describe(recipes.SIXTY_FOUR)};"
+                 f" speech: {_speech_recipe()}")
     two = recipes.scheme_settings(2)
     lines.append(
         "views=2 is multi-view DIM (" + ", ".join(

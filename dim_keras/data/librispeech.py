@@ -185,24 +185,24 @@ def from_examples(examples, root, chunk_seconds=1.0, test_fraction=0.2,
     """
     chunk_length = audio_folder.chunk_length_of(chunk_seconds,
                                                 audio_folder.SAMPLE_RATE)
-    waves, speakers, ids, reasons = [], [], [], []
+    waves, speakers, ids, reasons, lengths = [], [], [], [], []
     for example in examples:
         speech = example["speech"]
         if isinstance(speech, bytes):
             wave = audio_folder.decode(io.BytesIO(speech))
         else:
             wave = audio_folder.to_mono(speech, audio_folder.SAMPLE_RATE)
-        reason = audio_folder.problem(wave, chunk_length)
+        reason = audio_folder.problem(wave)
         waves.append(None if reason else wave)
         reasons.append(reason)
+        lengths.append(0.0 if wave is None else len(wave) / audio_folder.SAMPLE_RATE)
         speakers.append(str(int(example["speaker_id"])))
         name = example["id"]
         ids.append(name.decode() if isinstance(name, bytes) else str(name))
     skips = audio_folder.Skips()
-    skips.add(ids, reasons)
+    skips.add(ids, reasons, lengths)
     return audio_folder.build(NAME, root, (waves, speakers), None,
-                              chunk_length, skips, chunk_seconds,
-                              test_fraction, seed)
+                              chunk_length, skips, test_fraction, seed)
 
 
 def _load_tfds(info_path, data_dir, chunk_seconds, test_fraction, seed):

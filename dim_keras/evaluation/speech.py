@@ -95,7 +95,7 @@ def evaluate_speech(run_dir, encoder, data, name, run_config, config,
         run_dir: str, the run directory.
         encoder: the run's encoder (waveforms `[N, chunk_length, 1]`).
         data: the `AudioDataset`, with `train` and `test` splits sharing
-            speakers.
+            speakers; it is read in chunks of the encoder's length.
         name: str, the dataset's name.
         run_config: dict, the run's `config.json`.
         config: the `EvaluationConfig` (its `seed`, `batch_size`,
@@ -110,22 +110,16 @@ def evaluate_speech(run_dir, encoder, data, name, run_config, config,
         one row per representation.
 
     Raises:
-        RunError: when the encoder's chunk length is not the dataset's, or
-            the test split has too few chunks for verification trials.
+        RunError: when the test split has too few chunks for verification
+            trials.
     """
     from dim_keras.evaluation.baselines import random_encoder
     from dim_keras.evaluation.spectral import log_mel_statistics
     from dim_keras.runs import RunError
 
     started = time.time()
-    expected = tuple(encoder.input_shape[1:])
-    if expected != (data.chunk_length, 1):
-        raise RunError(
-            f"The run's encoder takes chunks of shape {expected}, dataset "
-            f"{name!r} has chunks of {data.chunk_length} samples; evaluate "
-            "on speech of the same chunk length. Received: "
-            f"chunk_length={data.chunk_length}"
-        )
+    # The run's chunks: the length its encoder reads (`chunk_seconds`).
+    data = data.with_chunk_length(encoder.input_shape[1])
     live = None if verbose else False  # None: live on a terminal
     train_x, train_y, _ = data.chunks("train")
     test_x, test_y, _ = data.chunks("test")

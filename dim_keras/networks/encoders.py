@@ -221,6 +221,23 @@ def alex64x64(image_size=64, representation_dim=64, name="alex64x64",
     return keras.Model(images, outputs, name=name)
 
 
+def min_chunk_length(name="wave1d"):
+    """The fewest samples a chunk of an audio encoder may hold: the
+    product of its convs' strides (one frame of its last map).
+
+    Args:
+        name: one of `AUDIO_ENCODERS`.
+
+    Returns:
+        int (160 for wave1d: 10 ms at 16 kHz).
+    """
+    check_choice("encoder", name, AUDIO_ENCODERS)
+    stride = 1
+    for _, s, _ in WAVE1D_BLOCKS:
+        stride *= s
+    return stride
+
+
 def wave1d(chunk_length=16000, representation_dim=64, name="wave1d"):
     """Raw-waveform speaker encoder (Ravanelli & Bengio, 2019, in spirit).
 
@@ -250,9 +267,7 @@ def wave1d(chunk_length=16000, representation_dim=64, name="wave1d"):
     Raises:
         ValueError: for a chunk shorter than the convs' total stride.
     """
-    stride = 1
-    for _, s, _ in WAVE1D_BLOCKS:
-        stride *= s
+    stride = min_chunk_length("wave1d")
     if chunk_length is None or int(chunk_length) < stride:
         raise ValueError(
             f"wave1d needs chunks of at least {stride} samples. "
