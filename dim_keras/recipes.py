@@ -37,8 +37,8 @@ REFERENCE = {
 }
 
 # 32x32 photographs (CIFAR-10/100, a folder of 32x32 images), measured on a
-# 5k/1k real CIFAR-10 subset with benchmarks/quality.py (README, "Results on
-# real data"): two views (multi-view DIM, the view scheme's NCE, AMDIM's
+# 5k/1k real CIFAR-10 subset with benchmarks/quality.py (docs/results.md): two
+# views (multi-view DIM, the view scheme's NCE, AMDIM's
 # score temperature, clipping and penalty; `scheme_settings`) learned 10
 # points more than one view in 10 epochs (conv 60.7 against 50.5) and more
 # per minute of training; a 512-unit critic, lr 1e-3
@@ -57,7 +57,7 @@ CIFAR_LIKE = {
 
 # 64x64 photographs (Tiny ImageNet, STL-10, a folder of 64x64 images),
 # measured on a 10k/2k real Tiny ImageNet subset (100 classes) with
-# benchmarks/quality.py at a CPU budget (README, "Results on real data"):
+# benchmarks/quality.py at a CPU budget (docs/results.md):
 # two views of the reference's cheaper 64x64 network (`basic64x64`, about a
 # seventh of alex64x64's multiply-adds) saw 3-4 times the images of
 # alex64x64's single view in the same minutes and gained more over random
@@ -82,7 +82,7 @@ DIGITS = dict(CIFAR_LIKE, views=1)
 
 # Speech (speaker folders, LibriSpeech): two chunks of one speaker (always
 # two views; `FORCED`), at the learning rate, critic width and chunk length
-# measured on synthesized speech (README, "Speech"). A run trained before
+# measured on synthesized speech (docs/results.md, "Speech"). A run trained before
 # chunk lengths were a setting recorded none: its chunks were 1 s
 # (`LEGACY_CHUNK_SECONDS`).
 SPEECH = {
@@ -143,7 +143,7 @@ FORCED = {"audio": {"views": 2}}
 # speakers, up to `SPEECH_BATCH_LIMIT` (the batch size of `ONE_VIEW`):
 # every other element of the batch is then another speaker, a true
 # negative. With more pairs than speakers, chunks of one speaker are scored
-# as negatives of each other, and DIM learned far less (README, "Speech").
+# as negatives of each other, and DIM learned far less (docs/results.md, "Speech").
 # `TrainConfig.resolved` sets it from the dataset (`speech_batch_size`).
 # Scores are divided by AMDIM's temperature, the square root of the
 # critic's width: on synthesized speech the online probe and kNN monitor
