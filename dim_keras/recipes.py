@@ -65,15 +65,7 @@ CIFAR_LIKE = {
 # (a 4-pixel shift did as well in a short budget); the 32x32 recipe's lr,
 # critic and no dataset augmentation. `--recipe paper` trains alex64x64 as
 # the paper did.
-SIXTY_FOUR = {
-    "encoder": "basic64x64",
-    "views": 2,
-    "lr": 1e-3,
-    "augment": False,
-    "critic_units": 512,
-    "critic_norm": "batch_layer",
-    "view_crop": "resized",
-}
+SIXTY_FOUR = dict(CIFAR_LIKE, encoder="basic64x64", view_crop="resized")
 
 # The built-in digits (8x8 scans upscaled to 32x32), the first run's data:
 # 32x32 photographs' settings with one view, the quickest to train.

@@ -119,6 +119,23 @@ def encoder_description(name, image_size):
     )
 
 
+def _dcgan_like(image_size, representation_dim, name, channels, filters,
+                local_block):
+    # 4x4 stride-2 conv blocks of `filters`; the local map is block
+    # `local_block`'s output (1-based), conv the last's; dense 1024, then Y.
+    images, x = _image_input(image_size, channels)
+    maps = []
+    for i, width in enumerate(filters, 1):
+        x = _conv_block(x, width, 4, 2, f"block{i}")
+        maps.append(x)
+    local, conv = maps[local_block - 1], maps[-1]
+    x = layers.Flatten(name="flatten")(conv)
+    fc = _dense_block(x, 1024, "fc1")
+    y = layers.Dense(representation_dim, name="y")(fc)
+    outputs = {"local": local, "conv": conv, "fc": fc, "y": y}
+    return keras.Model(images, outputs, name=name)
+
+
 def basic32x32(image_size=32, representation_dim=64, name="basic32x32",
                channels=None):
     """DCGAN-like encoder of the paper's CIFAR experiments.
@@ -138,15 +155,8 @@ def basic32x32(image_size=32, representation_dim=64, name="basic32x32",
     Returns:
         A Functional `keras.Model` with outputs `local`, `conv`, `fc`, `y`.
     """
-    images, x = _image_input(image_size, channels)
-    x = _conv_block(x, 64, 4, 2, "block1")
-    local = _conv_block(x, 128, 4, 2, "block2")
-    conv = _conv_block(local, 256, 4, 2, "block3")
-    x = layers.Flatten(name="flatten")(conv)
-    fc = _dense_block(x, 1024, "fc1")
-    y = layers.Dense(representation_dim, name="y")(fc)
-    outputs = {"local": local, "conv": conv, "fc": fc, "y": y}
-    return keras.Model(images, outputs, name=name)
+    return _dcgan_like(image_size, representation_dim, name, channels,
+                       (64, 128, 256), local_block=2)
 
 
 def basic64x64(image_size=64, representation_dim=64, name="basic64x64",
@@ -171,16 +181,8 @@ def basic64x64(image_size=64, representation_dim=64, name="basic64x64",
     Returns:
         A Functional `keras.Model` with outputs `local`, `conv`, `fc`, `y`.
     """
-    images, x = _image_input(image_size, channels)
-    x = _conv_block(x, 64, 4, 2, "block1")
-    x = _conv_block(x, 128, 4, 2, "block2")
-    local = _conv_block(x, 256, 4, 2, "block3")
-    conv = _conv_block(local, 512, 4, 2, "block4")
-    x = layers.Flatten(name="flatten")(conv)
-    fc = _dense_block(x, 1024, "fc1")
-    y = layers.Dense(representation_dim, name="y")(fc)
-    outputs = {"local": local, "conv": conv, "fc": fc, "y": y}
-    return keras.Model(images, outputs, name=name)
+    return _dcgan_like(image_size, representation_dim, name, channels,
+                       (64, 128, 256, 512), local_block=3)
 
 
 def alex64x64(image_size=64, representation_dim=64, name="alex64x64",
