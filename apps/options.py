@@ -16,6 +16,7 @@ from dim_keras.choices import CRITIC_NORMS
 from dim_keras.choices import ENCODERS
 from dim_keras.choices import ESTIMATORS
 from dim_keras.choices import LOCAL_CRITICS
+from dim_keras.choices import LR_SCHEDULES
 from dim_keras.choices import PRECISIONS
 from dim_keras.choices import RECIPES
 from dim_keras.choices import STRATEGIES
@@ -84,6 +85,10 @@ SETTING_OPTIONS = (
     setting("lr", "--lr", type=float,
             help="Adam learning rate, betas 0.5, 0.999 (default: the "
                  "dataset's recipe; `dim-keras datasets` lists them)."),
+    setting("lr_schedule", "--lr-schedule", type=Choice(LR_SCHEDULES),
+            help="The learning rate over the run: constant, or cosine (a "
+                 "warm-up over the first 5% of its steps, then a cosine "
+                 "decay to 0 by its last; default: the dataset's recipe)."),
     setting("seed", "--seed", type=int),
     setting("local_critic", "--local-critic", type=Choice(LOCAL_CRITICS)),
     setting("critic_units", "--critic-units", type=int,

@@ -32,7 +32,7 @@ def describe_critic(config):
 
 
 def build_model(config, image_size=None, jit_compile=None, num_classes=0,
-                chunk_length=None):
+                chunk_length=None, total_steps=None):
     """Builds and compiles the `DeepInfoMax` model a config describes.
 
     Call it under the wanted dtype policy and distribution scope.
@@ -46,10 +46,13 @@ def build_model(config, image_size=None, jit_compile=None, num_classes=0,
             also off when `config.online_probe` is).
         chunk_length: int, samples per chunk of a speech encoder
             (`AUDIO_ENCODERS`), whose inputs are `[chunk_length, 1]`.
+        total_steps: int or None, the optimizer steps of the whole run,
+            over which `config.lr_schedule` runs (None: a constant rate).
 
     Returns:
         A compiled, built `DeepInfoMax` with both optimizers built.
     """
+    from dim_keras.learning_rate import learning_rate
     from dim_keras.model import DeepInfoMax
     from dim_keras.model import reference_optimizer
     from dim_keras.networks.encoders import build_encoder
@@ -83,7 +86,8 @@ def build_model(config, image_size=None, jit_compile=None, num_classes=0,
     )
     if jit_compile is None:
         jit_compile = config.jit_compile
-    optimizers = [reference_optimizer(config.lr) for _ in range(2)]
+    rate = learning_rate(config.lr, config.lr_schedule, total_steps)
+    optimizers = [reference_optimizer(rate) for _ in range(2)]
     if config.precision == "mixed_float16":
         # float16 gradients underflow without dynamic loss scaling.
         optimizers = [keras.optimizers.LossScaleOptimizer(o) for o in optimizers]

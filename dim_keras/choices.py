@@ -31,6 +31,9 @@ EXPORT_FORMATS = ("saved_model", "keras")
 SCALES = ("y-local", "y-conv", "local-local")
 # How multi-view DIM crops each view (`dim_keras.data.views`).
 VIEW_CROPS = ("resized", "translate")
+# The learning rate over a run (`dim_keras.learning_rate`): the paper's
+# constant rate, or a warm-up and a cosine decay to 0 by the last step.
+LR_SCHEDULES = ("constant", "cosine")
 # Named recipes (`dim_keras.recipes.named`): the dataset's own, the best
 # measured, or the paper's.
 RECIPES = ("default", "paper")

@@ -20,6 +20,7 @@ from dim_keras.choices import CRITIC_NORMS
 from dim_keras.choices import ENCODERS
 from dim_keras.choices import ESTIMATORS
 from dim_keras.choices import LOCAL_CRITICS
+from dim_keras.choices import LR_SCHEDULES
 from dim_keras.choices import PRECISIONS
 from dim_keras.choices import RECIPES
 from dim_keras.choices import STRATEGIES
@@ -59,6 +60,9 @@ class TrainConfig:
             of chunks per training speaker, at most 64).
         lr: float or None, Adam learning rate of both optimizers; None
             takes the dataset's recipe (`dim_keras.recipes`).
+        lr_schedule: `"constant"` or `"cosine"` (a warm-up over the first
+            5% of the run's steps, then a cosine decay to 0 by its last:
+            `dim_keras.learning_rate`), or None for the dataset's recipe.
         seed: int, seeds weights, shuffling and prior samples.
         local_critic: `"encode_and_dot"` or `"concat_and_convolve"`.
         critic_units: int or None, local critic width (None: the
@@ -144,6 +148,7 @@ class TrainConfig:
     epochs: int = None
     batch_size: int = None
     lr: float = None
+    lr_schedule: str = None
     seed: int = 0
     local_critic: str = "encode_and_dot"
     critic_units: int = None
@@ -231,6 +236,8 @@ class TrainConfig:
                                  beta=self.beta)
         if self.view_crop is not None:
             check_choice("view_crop", self.view_crop, VIEW_CROPS)
+        if self.lr_schedule is not None:
+            check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if self.recipe is not None:
             check_choice("recipe", self.recipe, RECIPES)
         if self.online_probe not in (True, False):

@@ -53,7 +53,8 @@ def reference_optimizer(learning_rate=1e-4):
     """Adam with the reference implementation's settings.
 
     Args:
-        learning_rate: float.
+        learning_rate: float, or a `keras.optimizers.schedules`
+            schedule (`dim_keras.learning_rate`).
 
     Returns:
         `keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999)`.

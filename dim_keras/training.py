@@ -28,6 +28,7 @@ from dim_keras.checkpointing import restore
 from dim_keras.checkpointing import training_state
 from dim_keras.distribute import local_variables
 from dim_keras.distribute import make_distribution
+from dim_keras.learning_rate import describe as describe_rate
 from dim_keras.monitors import EpochEstimate
 from dim_keras.monitors import Throughput
 from dim_keras.monitors import tensorboard_callbacks
@@ -51,6 +52,31 @@ def _tensorboard(config, dataset, modality, run_dir, epochs_done, log):
     if batch is not None:
         write_example_inputs(run_dir, np.asarray(batch), step=epochs_done)
     return board
+
+
+def _total_steps(pipeline, steps_per_epoch, epochs):
+    """The optimizer steps of a whole run, or None where unknown.
+
+    Args:
+        pipeline: the training pipeline (a `keras.utils.PyDataset` knows
+            its length; a finite `tf.data.Dataset` its cardinality).
+        steps_per_epoch: int or None (one pass over the pipeline).
+        epochs: int, the run's epochs.
+
+    Returns:
+        int or None.
+    """
+    steps = steps_per_epoch
+    if steps is None and hasattr(pipeline, "__len__"):
+        try:
+            steps = len(pipeline)
+        except (TypeError, NotImplementedError):  # a length unknown
+            steps = None
+    elif steps is None and hasattr(pipeline, "cardinality"):
+        steps = int(pipeline.cardinality())
+    if not steps or steps < 0:  # unknown (-2) or infinite (-1)
+        return None
+    return int(steps) * int(epochs)
 
 
 def _monitored_part(config, dataset, modality, distribution, log):
@@ -163,6 +189,7 @@ class _Run:
         self.verbose = verbose
         self.log = log
         self.writer = writer
+        self.total_steps = None  # the run's optimizer steps, once known
 
     def train(self, callbacks):
         """Reads the run directory, then builds, restores and fits."""
@@ -190,6 +217,8 @@ class _Run:
                                self.distribution, log)
         pipeline, steps_per_epoch = self.modality.training_input(
             config, self.dataset, part)
+        self.total_steps = _total_steps(pipeline, steps_per_epoch,
+                                        config.epochs)
         if not hasattr(pipeline, "on_epoch_end"):
             pipeline = self.distribution.adapt_pipeline(pipeline)
         previous_policy = keras.config.dtype_policy()
@@ -255,14 +284,16 @@ class _Run:
         classes = 0 if part is None else self.dataset.num_classes
         inputs = self.modality.encoder_input(self.dataset)
         model = build_model(config, jit_compile=jit_compile,
-                            num_classes=classes, **inputs)
+                            num_classes=classes,
+                            total_steps=self.total_steps, **inputs)
         distribution.prepare_model(model, config.batch_size)
         restored = model
         if resume_points and distribution.shares_state:
             # The chief alone restores: into a model of its own.
             with local_variables():
                 restored = build_model(config, jit_compile=jit_compile,
-                                       num_classes=classes, **inputs)
+                                       num_classes=classes,
+                                       total_steps=self.total_steps, **inputs)
                 epochs_done, history = restore(restored, resume_points,
                                                self.log)
         elif resume_points:
@@ -299,7 +330,8 @@ class _Run:
             f"{keras.backend.backend()} backend, "
             f"{describe_encoder(config)}, {config.estimator}, "
             f"alpha={config.alpha}, "
-            f"beta={config.beta}, gamma={config.gamma}, lr={config.lr}, "
+            f"beta={config.beta}, gamma={config.gamma}, "
+            f"{describe_rate(config.lr, config.lr_schedule, self.total_steps)}, "
             f"{describe_critic(config)}, augmentation: "
             f"{augmentation}{', occlusion' if config.occlusion else ''}) "
             f"for {config.epochs} epochs on {self.distribution.describe()}, "

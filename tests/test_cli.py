@@ -150,6 +150,16 @@ def test_the_command_line_leaves_unset_what_is_not_given(monkeypatch,
                                          "--batch-size", "4", "--no-jit"])
     assert config == TrainConfig(views=2, estimator="jsd", batch_size=4,
                                  jit_compile=False)
+    config = _config_given(monkeypatch, ["--lr-schedule", "cosine"])
+    assert config == TrainConfig(lr_schedule="cosine")
+
+
+def test_an_unknown_learning_rate_schedule_is_refused_in_one_line():
+    result = CliRunner().invoke(main, ["train", "--lr-schedule", "step"])
+    assert result.exit_code == 2
+    assert ("expected one of constant, cosine. Received: "
+            "lr_schedule='step'") in result.output
+    assert "Traceback" not in result.output
 
 
 def test_speech_trains_two_chunks_of_a_speaker_with_nce(tmp_path):

@@ -236,8 +236,15 @@ def test_a_recipe_may_name_its_encoder_and_paper_names_the_reference():
     # crops and flips, and the dataset's own encoder.
     paper = TrainConfig(recipe="paper").resolved(large)
     assert (paper.encoder, paper.views, paper.estimator, paper.lr,
-            paper.critic_units, paper.augment, paper.batch_size) == (
-        "alex64x64", 1, "jsd", 1e-4, None, True, 64)
+            paper.lr_schedule, paper.critic_units, paper.augment,
+            paper.batch_size) == (
+        "alex64x64", 1, "jsd", 1e-4, "constant", None, True, 64)
+    # The measured recipe keeps its rate constant; a schedule given wins.
+    assert resolved.lr_schedule == "constant"
+    assert TrainConfig(lr_schedule="cosine").resolved(
+        large).lr_schedule == "cosine"
+    with pytest.raises(ValueError, match="Received: lr_schedule='step'"):
+        TrainConfig(lr_schedule="step").validate()
     with pytest.raises(ValueError, match="Received: recipe='best'"):
         TrainConfig(recipe="best").validate()
 

@@ -20,7 +20,7 @@ PACKAGES = {"dim_keras": "dim_keras", "apps": "dim_keras.apps",
 LAYERS = (
     ("version", "choices", "checks", "recipes", "atomic"),
     ("estimators", "objective", "networks", "progress", "flops", "backend",
-     "distribute"),
+     "distribute", "learning_rate"),
     ("data",),
     ("config",),
     ("encoder_file", "runs", "run_lock", "export"),

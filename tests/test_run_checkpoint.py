@@ -106,5 +106,7 @@ def test_a_resumed_run_keeps_its_recipe_and_encoder(tmp_path):
     recipe = recorded_recipe(str(tmp_path))
     assert (recipe["encoder"], recipe["views"], recipe["lr"]) == (
         "basic64x64", 2, 0.001)
-    # What the run did not record is the reference's, which it then used.
+    # What the run did not record is the reference's, which it then used:
+    # a run from before learning-rate schedules kept its constant rate.
     assert recipe["critic_norm"] == REFERENCE["critic_norm"]
+    assert recipe["lr_schedule"] == "constant"

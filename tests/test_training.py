@@ -60,6 +60,38 @@ def test_monitors_off(tmp_path):
     assert "monitor_seconds" not in row
 
 
+@pytest.mark.parametrize("schedule, last_rate", [("cosine", 0.0),
+                                                  ("constant", 1e-3)])
+def test_the_learning_rate_runs_over_the_planned_steps(tmp_path, schedule,
+                                                        last_rate):
+    # 2 epochs of 2 steps: the cosine schedule reaches 0 at step 4.
+    result = train(tiny_config(epochs=2, lr=1e-3, lr_schedule=schedule),
+                   str(tmp_path), verbose=0, log=quiet)
+    optimizer = result["model"].optimizer
+    assert int(optimizer.iterations) == 4
+    np.testing.assert_allclose(float(optimizer.learning_rate), last_rate,
+                               atol=1e-9)
+
+
+def test_the_steps_of_a_run_from_its_pipeline():
+    import keras
+    import tensorflow as tf
+
+    from dim_keras.training import _total_steps
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 7
+
+    assert _total_steps(Batches(), None, 3) == 21
+    assert _total_steps(Batches(), 5, 3) == 15  # steps_per_epoch given
+    finite = tf.data.Dataset.range(10).batch(4)
+    assert _total_steps(finite, None, 2) == 6
+    # Infinite or unknown: no length, a constant rate.
+    assert _total_steps(finite.repeat(), None, 2) is None
+    assert _total_steps(finite.filter(lambda x: True), None, 2) is None
+
+
 def test_a_run_recorded_before_the_online_probe_resumes_without_it(
         trained_run, tmp_path):
     old = tmp_path / "old"
