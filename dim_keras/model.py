@@ -28,7 +28,6 @@ from dim_keras.backend.common import PROBE_LOSS_KEY
 from dim_keras.networks.critics import GlobalCritic
 from dim_keras.networks.critics import build_local_critic
 from dim_keras.networks.prior import build_prior_discriminator
-from dim_keras.online_probe import ONLINE_PROBE_LR
 from dim_keras.online_probe import OnlineProbeMixin
 from dim_keras.predictions import cross_view_predictions
 from dim_keras.predictions import random_location  # noqa: F401
@@ -292,7 +291,8 @@ class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
             discriminator_optimizer: optimizer of the prior discriminator;
                 same default.
             probe_optimizer: optimizer of the online probe's heads;
-                defaults to Adam (lr `ONLINE_PROBE_LR`).
+                defaults to `online_probe.probe_optimizer()` (Adam, lr
+                `ONLINE_PROBE_LR`, with a moving average of the weights).
             jit_compile: passed to `keras.Model.compile`.
             **kwargs: other `keras.Model.compile` arguments.
         """
@@ -307,7 +307,7 @@ class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
         self.probe_optimizer = None
         if self.online_probe_classes:
             self.probe_optimizer = (
-                probe_optimizer or keras.optimizers.Adam(ONLINE_PROBE_LR)
+                probe_optimizer or online_probe.probe_optimizer()
             )
         if self.built:
             self.build_optimizers()

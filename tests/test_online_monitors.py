@@ -185,3 +185,39 @@ def test_a_diverging_probe_warns_once_and_training_goes_on():
     for row in checkpoint.history:
         loss = row.get("online_probe_loss", float("nan"))
         assert not np.isfinite(loss) or loss > 3 * 2 * np.log(2)
+
+
+def test_held_out_images_are_encoded_in_a_seeded_random_order():
+    order = online_monitors.shuffled_order(10)
+    assert sorted(order) == list(range(10))
+    assert list(order) != list(range(10))
+    np.testing.assert_array_equal(order, online_monitors.shuffled_order(10))
+
+
+def test_held_out_features_come_back_in_the_images_order():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 32, 32, 3)).astype(np.uint8)
+    part = held_out_part(images, np.arange(12) % 2, fraction=0.5)
+    model = _model(2)
+    # One batch holds them all: batch statistics do not depend on the
+    # order, so each row is the encoder's own row in training mode.
+    monitors = OnlineMonitors(part, model.online_probe_heads, knn_every=0,
+                              batch_size=12)
+    monitors.set_model(model)
+    features = monitors._features_as_in_training(images)
+    with keras.StatelessScope():
+        expected = model.encoder(images.astype("float32"), training=True)
+    for layer in ("y", "conv"):
+        np.testing.assert_allclose(
+            features[layer],
+            keras.ops.convert_to_numpy(expected[layer]).reshape(12, -1),
+            rtol=1e-4, atol=1e-5)
+    # In batches of 4, each batch is 4 rows of the seeded order.
+    monitors.batch_size = 4
+    features = monitors._features_as_in_training(images)
+    rows = online_monitors.shuffled_order(12)[:4]
+    with keras.StatelessScope():
+        first = model.encoder(images[rows].astype("float32"), training=True)
+    np.testing.assert_allclose(
+        features["y"][rows], keras.ops.convert_to_numpy(first["y"]),
+        rtol=1e-4, atol=1e-5)

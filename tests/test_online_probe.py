@@ -85,3 +85,41 @@ def test_probe_loss_counts_only_the_labelled_images():
     loss = online_probe.probe_loss(heads, features, np.array([0, 1, -1]))
     assert float(numpy(loss)) == pytest.approx(
         (np.log(4) + np.log(4 / 3)) / 2, rel=1e-5)
+
+
+def test_the_default_optimizer_keeps_a_moving_average_of_the_weights():
+    optimizer = online_probe.probe_optimizer()
+    assert isinstance(optimizer, keras.optimizers.Adam)
+    assert float(numpy(optimizer.learning_rate)) == pytest.approx(1e-2)
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.99
+
+
+def test_averaged_weights_score_with_the_average_then_put_the_weights_back():
+    heads = _zero_heads(2, {"y": 3})
+    head = heads["y"]
+    optimizer = keras.optimizers.SGD(1.0, use_ema=True, ema_momentum=0.5)
+    optimizer.build(head.trainable_variables)
+    # SGD at rate 1 on gradients of -1 adds 1 to every weight per step;
+    # the average starts at the first step's weights (1), then moves
+    # halfway to the new ones: (1 + 2) / 2 = 1.5.
+    for _ in range(2):
+        optimizer.apply(
+            [ops.full(v.shape, -1.0) for v in head.trainable_variables],
+            head.trainable_variables)
+    np.testing.assert_allclose(numpy(head.bias), [2.0, 2.0])
+    with online_probe.averaged_weights(heads, optimizer):
+        np.testing.assert_allclose(numpy(head.kernel), np.full((3, 2), 1.5))
+        np.testing.assert_allclose(numpy(head.bias), [1.5, 1.5])
+    np.testing.assert_array_equal(numpy(head.kernel), np.full((3, 2), 2.0))
+    np.testing.assert_array_equal(numpy(head.bias), [2.0, 2.0])
+
+
+def test_averaged_weights_without_an_average_leave_the_heads_alone():
+    heads = _zero_heads(2, {"y": 3})
+    heads["y"].bias.assign(np.array([1.0, 2.0], "float32"))
+    unbuilt = online_probe.probe_optimizer()
+    plain = keras.optimizers.Adam(1e-2)
+    plain.build(heads["y"].trainable_variables)
+    for optimizer in (None, unbuilt, plain):
+        with online_probe.averaged_weights(heads, optimizer):
+            np.testing.assert_array_equal(numpy(heads["y"].bias), [1.0, 2.0])
