@@ -47,7 +47,7 @@ REFERENCE = {
 # settings; each view by AMDIM's CIFAR-10 transform, a random translation of
 # up to 4 pixels (`dim_keras.data.views`). `--views 1` trains the paper's
 # single-view DIM with the same settings. A constant rate: warmed up and
-# cosine-decayed over 10 epochs, the linear probe lost 2.2 / 1.2 / 3.4
+# cosine-decayed over 10 epochs, the linear probe lost 2.0 / 1.6 / 3.4
 # points (conv / fc / y) against it (docs/results.md).
 CIFAR_LIKE = {
     "views": 2,
