@@ -43,14 +43,26 @@ def learning_rate(lr, schedule="constant", total_steps=None):
         raise ValueError(
             f"total_steps must be a positive number of steps. "
             f"Received: total_steps={total_steps}")
-    warmup_steps = int(math.ceil(WARMUP_FRACTION * total_steps))
+    warmup = warmup_steps(total_steps)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
-        decay_steps=max(1, total_steps - warmup_steps),
+        decay_steps=max(1, total_steps - warmup),
         alpha=0.0,
         warmup_target=float(lr),
-        warmup_steps=warmup_steps,
+        warmup_steps=warmup,
     )
+
+
+def warmup_steps(total_steps):
+    """The steps `"cosine"` warms up over: `WARMUP_FRACTION` of the run's.
+
+    Args:
+        total_steps: int, the run's optimizer steps.
+
+    Returns:
+        int.
+    """
+    return int(math.ceil(WARMUP_FRACTION * int(total_steps)))
 
 
 def describe(lr, schedule, total_steps=None):
@@ -66,6 +78,5 @@ def describe(lr, schedule, total_steps=None):
     """
     if schedule == "constant" or not total_steps:
         return f"lr {lr:g}"
-    warmup_steps = int(math.ceil(WARMUP_FRACTION * total_steps))
-    return (f"lr {lr:g} warmed up over {warmup_steps} steps, cosine decay "
-            f"to 0 by step {int(total_steps)}")
+    return (f"lr {lr:g} warmed up over {warmup_steps(total_steps)} steps, "
+            f"cosine decay to 0 by step {int(total_steps)}")

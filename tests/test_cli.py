@@ -162,17 +162,23 @@ def test_an_unknown_learning_rate_schedule_is_refused_in_one_line():
     assert "Traceback" not in result.output
 
 
+def _train_speech(dataset, out, *options):
+    """`dim-keras train` on a speech folder with a tiny critic; its output."""
+    result = CliRunner().invoke(main, [
+        "train", "--dataset", dataset, "--critic-units", "8", "--no-evaluate",
+        "--out", str(out), *options])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def test_speech_trains_two_chunks_of_a_speaker_with_nce(tmp_path):
     import json
 
     dataset = speakers_folder(str(tmp_path / "speech"))
     out = tmp_path / "run"
-    result = CliRunner().invoke(main, [
-        "train", "--dataset", dataset, "--epochs", "1", "--steps-per-epoch",
-        "1", "--batch-size", "3", "--critic-units", "8", "--no-evaluate",
-        "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "two chunks of one speaker" in result.output
+    output = _train_speech(dataset, out, "--epochs", "1",
+                           "--steps-per-epoch", "1", "--batch-size", "3")
+    assert "two chunks of one speaker" in output
     saved = json.loads((out / "config.json").read_text())
     assert saved["views"] == 2 and saved["estimator"] == "nce"
     assert saved["encoder"] == "wave1d"
@@ -203,14 +209,12 @@ def test_speech_short_8khz_clips_chunk_seconds_monitors_export(tmp_path):
     dataset = speakers_folder(str(tmp_path / "clips"), per_speaker=10,
                               seconds=0.2, rate=8000)
     out = tmp_path / "run"
-    result = CliRunner().invoke(main, [
-        "train", "--dataset", dataset, "--chunk-seconds", "0.25",
-        "--epochs", "1", "--steps-per-epoch", "2", "--critic-units", "8",
-        "--knn-every", "1", "--no-evaluate", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    output = _train_speech(dataset, out, "--chunk-seconds", "0.25",
+                           "--epochs", "1", "--steps-per-epoch", "2",
+                           "--knn-every", "1")
     assert ("Used 30 of 30 audio files (6.0 s of speech, 3 speakers) in "
             "chunks of 0.25 s; 30 shorter than a chunk, padded by repeating "
-            "them; left out 0 (0.0 s).") in result.output
+            "them; left out 0 (0.0 s).") in output
     saved = json.loads((out / "config.json").read_text())
     assert saved["chunk_seconds"] == 0.25 and saved["batch_size"] == 3
     history = (out / "history.csv").read_text().splitlines()
@@ -221,12 +225,9 @@ def test_speech_short_8khz_clips_chunk_seconds_monitors_export(tmp_path):
     assert "test chunks of 0.25 s" in result.output
     report = json.loads((out / "evaluation.json").read_text())
     assert report["chunk_length"] == 4000
-    result = CliRunner().invoke(main, [
-        "train", "--dataset", dataset, "--epochs", "2", "--steps-per-epoch",
-        "2", "--critic-units", "8", "--knn-every", "1", "--no-evaluate",
-        "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "chunks of 0.25 s" in result.output
+    output = _train_speech(dataset, out, "--epochs", "2",
+                           "--steps-per-epoch", "2", "--knn-every", "1")
+    assert "chunks of 0.25 s" in output
     result = CliRunner().invoke(main, ["export", str(out)])
     assert result.exit_code == 0, result.output
     assert "float32 waveforms [batch, samples] at 16 kHz" in result.output
