@@ -15,6 +15,7 @@ from dim_keras.apps.options import given_settings
 from dim_keras.apps.options import setting_options
 from dim_keras.choices import BACKENDS
 from dim_keras.choices import EXPORT_FORMATS
+from dim_keras.choices import LINEAR_SOLVERS
 from dim_keras.choices import PROBED_LAYERS
 from dim_keras.choices import PROBES
 from dim_keras.choices import TUNERS
@@ -228,6 +229,10 @@ def _ladder(text):
               help="Labelled dataset to evaluate on (default: the run's).")
 @click.option("--data-dir", default=None, help="Where datasets are stored.")
 @click.option("--seed", type=int, default=None, help="Seed (default 0).")
+@click.option("--linear-solver", type=Choice(LINEAR_SOLVERS), default=None,
+              help="Linear probe solver: scikit-learn's exact L-BFGS on the "
+                   "CPU, minibatch Adam on the training device, or auto "
+                   "(default: L-BFGS on small probes, minibatch on large).")
 @click.option("--mlp-epochs", type=int, default=None,
               help="MLP probe epochs at most, early stopping (default 100).")
 @click.option("--mine-steps", type=int, default=None,

@@ -22,6 +22,10 @@ PROBES = ("linear", "mlp", "knn")
 # a validation part that few labels cannot spare).
 FEW_LABEL_PROBES = ("linear", "knn")
 PROBED_LAYERS = ("conv", "fc", "y")
+# The linear probe's solvers (`dim_keras.evaluation.linear_settings`):
+# scikit-learn's L-BFGS (exact, on the CPU), minibatch Adam on the training
+# device, or "auto", which picks one by the probe's size.
+LINEAR_SOLVERS = ("auto", "lbfgs", "minibatch")
 TUNERS = ("random", "bayesian", "hyperband")
 EXPORT_FORMATS = ("saved_model", "keras")
 # The predictions of local MI across scales (`--scales`, AMDIM's 1-to-5,

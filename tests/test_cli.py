@@ -154,6 +154,32 @@ def test_the_command_line_leaves_unset_what_is_not_given(monkeypatch,
     assert config == TrainConfig(lr_schedule="cosine")
 
 
+def test_the_linear_solver_option_reaches_the_evaluation(monkeypatch,
+                                                          tmp_path):
+    import dim_keras.evaluation
+
+    seen = {}
+
+    def capture(run_dir, config=None, **kwargs):
+        seen["solver"] = config.linear_solver
+        raise ValueError("captured")
+
+    monkeypatch.setattr(dim_keras.evaluation, "evaluate_run", capture)
+    run = str(tmp_path / "run")
+    result = CliRunner().invoke(main, ["evaluate", run])
+    assert seen["solver"] == "auto" and "captured" in result.output
+    result = CliRunner().invoke(
+        main, ["evaluate", run, "--linear-solver", "minibatch"])
+    assert seen["solver"] == "minibatch"
+    seen.clear()
+    result = CliRunner().invoke(
+        main, ["evaluate", run, "--linear-solver", "newton"])
+    assert result.exit_code == 2 and not seen
+    assert result.output == (
+        "Error: Unknown linear solver; expected one of auto, lbfgs, "
+        "minibatch. Received: linear_solver='newton'\n")
+
+
 def test_an_unknown_learning_rate_schedule_is_refused_in_one_line():
     result = CliRunner().invoke(main, ["train", "--lr-schedule", "step"])
     assert result.exit_code == 2

@@ -7,6 +7,8 @@ evaluation need to know of it.
 
 import numpy as np
 
+from dim_keras.choices import LINEAR_SOLVERS
+
 
 # With C fixed at 1, logistic regression fitted the 5,000 training images of
 # a CIFAR-10 subset perfectly on every 1024- and 4096-wide layer (82% of them
@@ -39,11 +41,10 @@ def check_linear_c(C):
     return tuple(sorted(grid))
 
 
-# The linear probe's solvers: "lbfgs" (scikit-learn, exact, on the CPU),
-# "minibatch" (`linear_minibatch`, Adam on the training device) or "auto",
-# which takes L-BFGS up to `LBFGS_LIMIT` training examples x features x
-# classes and the minibatch probe above it.
-LINEAR_SOLVERS = ("auto", "lbfgs", "minibatch")
+# The linear probe's solvers (`LINEAR_SOLVERS`): "lbfgs" (scikit-learn,
+# exact, on the CPU), "minibatch" (`linear_minibatch`, Adam on the training
+# device) or "auto", which takes L-BFGS up to `LBFGS_LIMIT` training
+# examples x features x classes and the minibatch probe above it.
 # Measured on the CIFAR-10 subset (4,500 training images x 64, 1,024 and
 # 4,096 features x 10 classes, 9 values of C) on a 2-core CPU, CPU time:
 # L-BFGS (one thread) 1.0, 14.8 and 55.9 s, about 3.2e-7 s per example x
