@@ -81,7 +81,7 @@ def test_datasets_lists_every_name_and_presence(tmp_path, where):
     assert "64x64" in lines[12] and "200 classes" in lines[12]
     assert ("lr=0.001, lr_schedule=constant, augment=False, critic_units=512"
             in recipe["cifar10"])
-    assert "encoder=basic64x64, views=2, lr=0.001" in recipe["tiny_imagenet"]
+    assert "encoder=basic64x64, views=2, lr=0.0005" in recipe["tiny_imagenet"]
     # The paper's single-view DIM is one named option away.
     assert "--recipe paper trains the paper's single-view DIM (views=1" in (
         text)

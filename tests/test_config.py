@@ -264,7 +264,8 @@ def test_64x64_data_trains_the_64x64_recipe_everywhere(monkeypatch):
                          default_settings=recipes.SIXTY_FOUR)
     library = TrainConfig().resolved(large)
     assert (library.encoder, library.views, library.view_crop,
-            library.batch_size) == ("basic64x64", 2, "resized", 32)
+            library.batch_size, library.lr, library.critic_units) == (
+        "basic64x64", 2, "resized", 32, 5e-4, 512)
     assert _config_given(monkeypatch, []).resolved(large) == library
     searched = {name: getattr(library, name) for name in (
         "estimator", "alpha", "beta", "gamma", "lr", "views",
