@@ -8,6 +8,7 @@ evaluation need to know of it.
 import numpy as np
 
 from dim_keras.choices import LINEAR_SOLVERS
+from dim_keras.choices import check_choice
 
 
 # With C fixed at 1, logistic regression fitted the 5,000 training images of
@@ -70,10 +71,7 @@ def linear_solver(train_size, feature_dim, num_classes, solver="auto"):
     Raises:
         ValueError: for an unknown `solver`.
     """
-    if solver not in LINEAR_SOLVERS:
-        raise ValueError(
-            f"solver must be one of {', '.join(LINEAR_SOLVERS)}. "
-            f"Received: solver={solver!r}")
+    check_choice("solver", solver, LINEAR_SOLVERS, what="linear solver")
     if solver != "auto":
         return solver
     size = int(train_size) * int(feature_dim) * int(num_classes)

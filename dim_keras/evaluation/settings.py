@@ -4,14 +4,15 @@ import dataclasses
 
 import numpy as np
 
+from dim_keras.choices import LINEAR_SOLVERS
 from dim_keras.choices import PROBED_LAYERS
 from dim_keras.choices import PROBES
+from dim_keras.choices import check_choice
 from dim_keras.choices import check_choices
 from dim_keras.evaluation.few_labels import FEW_LABEL_DRAWS
 from dim_keras.evaluation.few_labels import LABEL_LADDER
 from dim_keras.evaluation.few_labels import check_ladder
 from dim_keras.evaluation.linear_settings import LINEAR_C_GRID
-from dim_keras.evaluation.linear_settings import LINEAR_SOLVERS
 from dim_keras.evaluation.linear_settings import check_linear_c
 
 
@@ -169,10 +170,7 @@ class EvaluationConfig:
             raise ValueError(
                 "linear_epochs must be positive or None. "
                 f"Received: linear_epochs={self.linear_epochs}")
-        if self.linear_solver not in LINEAR_SOLVERS:
-            raise ValueError(
-                f"linear_solver must be one of {', '.join(LINEAR_SOLVERS)}. "
-                f"Received: linear_solver={self.linear_solver!r}")
+        check_choice("linear_solver", self.linear_solver, LINEAR_SOLVERS)
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(
                 "validation_fraction must be in (0, 1). "
