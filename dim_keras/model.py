@@ -322,7 +322,7 @@ class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
             self.probe_optimizer.build(self.probe_variables)
 
     def compute_dim_losses(self, images, training=True, prior_samples=None,
-                           labels=None):
+                           labels=None, probe_images=None):
         """Every loss term of one batch, shared by all backends.
 
         The encoder side and the discriminator side are computed by
@@ -337,6 +337,8 @@ class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
                 them from Uniform[0, 1]^D with the model's seed generator.
             labels: `[N]` int class ids (-1: unlabelled), or None; with
                 the online probe on, its loss is `PROBE_LOSS_KEY`.
+            probe_images: `[N, H, W, 3]` the same images un-augmented, or
+                None (see `compute_encoder_losses`).
 
         Returns:
             Dict with `"loss"` (encoder + critics objective),
@@ -345,7 +347,8 @@ class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
             `PROBE_LOSS_KEY` (zero without labels), all float32 scalars.
         """
         terms, code, features = self.compute_encoder_losses(
-            images, training=training, return_features=True)
+            images, training=training, return_features=True,
+            probe_images=probe_images)
         if self.online_probe_classes:
             terms.update(self.compute_probe_losses(features, labels))
         if code is not None:
@@ -355,7 +358,7 @@ class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
         return terms
 
     def compute_encoder_losses(self, images, training=True,
-                               return_features=False):
+                               return_features=False, probe_images=None):
         """The objective of the encoder and the MI critics.
 
         Args:
@@ -364,6 +367,12 @@ class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
             training: bool, batch-norm mode.
             return_features: bool, also return what the online probe
                 reads.
+            probe_images: `[N, H, W, 3]` the same images un-augmented, or
+                None. Given, the online probe reads their features
+                (`ViewScheme.probe_views`: the clean images it is scored
+                on, in the batch-norm mode it is scored in) instead of the
+                first view's; the encoder's objective is the same either
+                way.
 
         Returns:
             `(terms, code)`: `terms` holds `"loss"`, `"global_mi"`,
@@ -378,8 +387,11 @@ class DeepInfoMax(PriorMatchingMixin, OnlineProbeMixin, Trainer,
                                         training, self.seed_generator)
         features = {}
         if self.online_probe_classes:
-            features = online_probe.probe_features(
-                self.view_scheme.probed(views))
+            probed = (
+                self.view_scheme.probed(views) if probe_images is None
+                else self.view_scheme.probe_views(
+                    probe_images, online_probe.PROBED_ONLINE))
+            features = online_probe.probe_features(probed)
         if self.global_negatives:  # Distribution: see `gather_replicas`.
             views = [{k: self.gather_replicas(x) for k, x in view.items()}
                      for view in views]

@@ -4,7 +4,9 @@ a kNN classifier's accuracy, every epoch (as solo-learn and lightly show).
 Where the training split has labels, a fixed, seeded part of it is held
 out (`held_out_part`): the online probe trains on the other images' labels
 only (`DeepInfoMax(online_probe_classes=...)`; the held-out images keep
-training the encoder, unlabelled), and `OnlineMonitors` scores the probe's
+training the encoder, unlabelled; it learns from the other images
+un-augmented, encoded in training mode, as it is scored here), and
+`OnlineMonitors` scores the probe's
 heads (the moving average of their weights that their optimizer keeps:
 `dim_keras.online_probe.averaged_weights`) on the held-out images at the
 end of every epoch

@@ -4,7 +4,11 @@ With `DeepInfoMax(online_probe_classes=...)`, linear classifiers (one head
 per probed layer) learn from the gradient-stopped features of each
 training batch's labelled images (label -1: unlabelled) with their own
 optimizer, leaving the encoder's update unchanged (the online probe of
-solo-learn). `dim_keras.online_monitors` scores the heads every epoch.
+solo-learn). Where the batch carries the images un-augmented beside their
+views, the features are those of the clean images
+(`dim_keras.view_schemes.ViewScheme.probe_views`), as the heads are
+scored; otherwise the first view's. `dim_keras.online_monitors` scores the
+heads every epoch.
 """
 
 import contextlib

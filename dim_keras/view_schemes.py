@@ -2,7 +2,9 @@
 
 A view scheme encodes a batch into views (each a dict of the encoder's
 feature maps) and says which view's maps are scored against which view's
-Y, what the online probe reads and which Y prior matching sees:
+Y, what the online probe reads (of the views, or of the un-augmented
+images where the batch holds them: `ViewScheme.probe_views`) and which Y
+prior matching sees:
 
 - `SingleView` (DIM): one view; its local maps are scored against its own
   Y.
@@ -128,6 +130,32 @@ class ViewScheme:
     def probed(self, views):
         """The views the online probe reads: the first one."""
         return views[:1]
+
+    def probe_views(self, images, keys):
+        """The views the online probe reads of un-augmented images.
+
+        Each of `encoders` encodes the images as the online monitors score
+        the probe (`dim_keras.online_monitors`): in training mode, with
+        the batch's statistics, inside a `keras.StatelessScope` that
+        reads the encoders' current variables and discards what the call
+        would change (batch-norm moving averages, seed states), so the
+        encoder and its training are left exactly as they were.
+
+        Args:
+            images: `[N, H, W, 3]` raw images (one view of each image).
+            keys: the encoder outputs each view keeps.
+
+        Returns:
+            `probed` of the encoders' views: a list of dicts mapping each
+            of `keys` to `[N, ...]` features.
+        """
+        images = ops.cast(images, "float32")
+        views = []
+        for encoder in self.encoders:
+            current = [(v, v.value) for v in encoder.variables]
+            with keras.StatelessScope(state_mapping=current):
+                views.append(_pick(encoder(images, training=True), keys))
+        return self.probed(views)
 
     def prior_y(self, views):
         """The Y that prior matching sees, `[N', D']`.

@@ -106,7 +106,7 @@ def test_labels_stay_with_their_images(augmentation):
     batches = list(pipeline.tf_data_pipeline(
         images, 4, seed=0, augmentation=augmentation, labels=labels))
     assert len(batches) == 3
-    for batch_images, batch_labels in batches:
+    for batch_images, batch_labels, *clean in batches:
         assert batch_images.shape == (4, 8, 8, 3)
         np.testing.assert_array_equal(_ids(batch_images), batch_labels)
     in_memory = pipeline.ShuffledBatches(images, 5, seed=1, labels=labels)
@@ -117,10 +117,47 @@ def test_labels_stay_with_their_images(augmentation):
 
 def test_two_views_carry_one_label_per_image():
     images = _images(8, size=32)
-    batch_images, batch_labels = next(iter(pipeline.tf_data_pipeline(
+    batch_images, batch_labels, _ = next(iter(pipeline.tf_data_pipeline(
         images, 4, seed=0, views=2, labels=np.arange(8, dtype=np.int64))))
     assert batch_images.shape == (4, 2, 32, 32, 3)
     assert batch_labels.shape == (4,)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(views=2),
+    dict(augmentation=augment.Augmentation(random_crop=True, crop_padding=2,
+                                           flip=True)),
+])
+def test_augmented_labelled_batches_carry_their_clean_images(settings):
+    """The online probe's un-augmented copy: each row the very image its
+    views were drawn from, as it is stored."""
+    images = _images(8, size=8)
+    labels = np.arange(8, dtype=np.int64)
+    for views, batch_labels, clean in pipeline.tf_data_pipeline(
+            images, 4, seed=0, labels=labels, **settings):
+        assert clean.dtype == images.dtype
+        np.testing.assert_array_equal(clean.numpy(),
+                                      images[batch_labels.numpy()])
+        assert views.shape[0] == 4
+
+
+def test_unaugmented_or_unlabelled_batches_carry_no_clean_copy():
+    images = _images(8, size=8)
+    labels = np.arange(8, dtype=np.int64)
+    plain = next(iter(pipeline.tf_data_pipeline(images, 4, labels=labels)))
+    assert len(plain) == 2  # the images are clean already
+    resized = next(iter(pipeline.tf_data_pipeline(
+        images, 4, image_size=4, labels=labels)))
+    assert len(resized) == 2 and resized[0].shape == (4, 4, 4, 3)
+    unlabelled = next(iter(pipeline.tf_data_pipeline(images, 4, views=2)))
+    assert unlabelled.shape == (4, 2, 8, 8, 3)  # no labels, no probe
+
+
+def test_clean_images_are_resized_to_the_training_size():
+    images = _images(2, size=8)
+    clean = pipeline.clean_images(images, 8, 4)
+    assert clean.shape == (2, 4, 4, 3) and clean.dtype == np.uint8
+    assert pipeline.clean_images(images, 8, 8) is images
 
 
 def test_labels_must_match_the_images():

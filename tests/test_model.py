@@ -430,24 +430,56 @@ def _probe_pair(**kwargs):
 
 
 @pytest.mark.backend
-@pytest.mark.parametrize("views", [1, 2])
-def test_the_online_probe_leaves_the_encoder_update_unchanged(views):
+@pytest.mark.parametrize("views,clean", [(1, False), (2, False), (2, True)])
+def test_the_online_probe_leaves_the_encoder_update_unchanged(views, clean):
+    """With or without un-augmented images for the probe (`clean`): their
+    encoding changes no weight and no batch-norm statistic."""
     plain, probed = _probe_pair(views=views)
     rng = np.random.default_rng(0)
     shape = (8, 2, 32, 32, 3) if views == 2 else (8, 32, 32, 3)
     images = rng.integers(0, 256, shape).astype("float32")
     labels = np.array([0, 1, 2, -1, 0, 1, 2, -1])
+    batch = (images, labels)
+    if clean:
+        batch += (rng.integers(0, 256, (8, 32, 32, 3)).astype("float32"),)
     probe_before = weights(probed.probe_variables)
     plain.train_on_batch(images)
-    logs = probed.train_on_batch(images, labels, return_dict=True)
+    logs = probed.train_on_batch(*batch, return_dict=True)
     for a, b in zip(weights(plain.encoder_variables),
                     weights(probed.encoder_variables)):
         np.testing.assert_array_equal(a, b)
+    for a, b in zip(weights(plain.encoder.non_trainable_variables),
+                    weights(probed.encoder.non_trainable_variables)):
+        np.testing.assert_array_equal(a, b)  # batch-norm statistics
     for a, b in zip(weights(plain.discriminator_variables),
                     weights(probed.discriminator_variables)):
         np.testing.assert_array_equal(a, b)
     assert changed(probe_before, weights(probed.probe_variables))
     assert logs["online_probe_loss"] > 0
+
+
+@pytest.mark.backend
+def test_the_online_probe_learns_from_the_clean_images_not_the_views():
+    """Trained on views A with clean images B, the probe takes the step
+    that training on B itself gives it (B's features, with B's batch
+    statistics), not the one A gives."""
+    rng = np.random.default_rng(3)
+    views = rng.integers(0, 256, (8, 32, 32, 3)).astype("float32")
+    clean = rng.integers(0, 256, (8, 32, 32, 3)).astype("float32")
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, -1])
+    models = [make_model(online_probe_classes=3) for _ in range(3)]
+    for model in models[1:]:
+        for source, target in zip(models[0].weights, model.weights):
+            target.assign(source)
+    with_clean, on_clean, on_views = models
+    with_clean.train_on_batch(views, labels, clean)
+    on_clean.train_on_batch(clean, labels)
+    on_views.train_on_batch(views, labels)
+    for a, b in zip(weights(with_clean.probe_variables),
+                    weights(on_clean.probe_variables)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert changed(weights(with_clean.probe_variables),
+                   weights(on_views.probe_variables))
 
 
 @pytest.mark.backend

@@ -148,6 +148,33 @@ def test_channel_split_meets_each_encoder_with_the_other():
         ChannelSplit(_encoder())
 
 
+def test_probe_views_use_batch_statistics_and_change_nothing():
+    """The online probe's encoding of clean images: training-mode batch
+    norm (the batch's own statistics), every moving statistic unchanged."""
+    from tests.helpers import tiny_encoder
+
+    encoder = tiny_encoder()
+    images = _images((6, 32, 32, 3), seed=1)
+    before = [numpy(v).copy() for v in encoder.non_trainable_variables]
+    views = TwoViews(encoder).probe_views(images, ("y", "conv"))
+    for old, new in zip(before, encoder.non_trainable_variables):
+        np.testing.assert_array_equal(old, numpy(new))
+    assert len(views) == 1 and set(views[0]) == {"y", "conv"}
+    inference = encoder(images, training=False)["y"]
+    batch_statistics = encoder(images, training=True)["y"]
+    np.testing.assert_allclose(numpy(views[0]["y"]), numpy(batch_statistics),
+                               rtol=1e-4, atol=1e-4)
+    assert not np.allclose(numpy(views[0]["y"]), numpy(inference), atol=1e-3)
+
+
+def test_channel_split_probe_views_read_both_encoders():
+    images = _images((3, 4, 4, 3))
+    views = ChannelSplit(_split_encoder()).probe_views(images, ("local",))
+    assert len(views) == 2
+    np.testing.assert_allclose(numpy(views[0]["local"]), images[..., :1])
+    np.testing.assert_allclose(numpy(views[1]["local"]), images[..., 1:])
+
+
 def test_the_base_scheme_leaves_encoding_to_its_subclasses():
     scheme = ViewScheme(_encoder())
     with pytest.raises(NotImplementedError):

@@ -20,18 +20,22 @@ PROBE_LOSS_KEY = "online_probe_loss"
 
 
 def split_batch(data):
-    """`(images, labels or None)` of a batch `fit` hands the train step.
+    """`(images, labels, clean)` of a batch `fit` hands the train step.
 
     Args:
-        data: images, or a tuple or list whose first item is the images
-            and second (when there is one) the labels.
+        data: images, or a tuple or list of the images, then the labels
+            (when there are any), then the un-augmented images the online
+            probe learns from (when the images are augmented:
+            `dim_keras.data.pipeline.tf_data_pipeline`).
 
     Returns:
-        `(images, labels)`, labels None when the batch has none.
+        `(images, labels, clean)`, labels None when the batch has none and
+        clean None when it has no un-augmented copy.
     """
     if isinstance(data, (tuple, list)):
-        return data[0], (data[1] if len(data) > 1 else None)
-    return data, None
+        data = tuple(data) + (None, None)
+        return data[0], data[1], data[2]
+    return data, None, None
 
 
 def adapt_pipeline(dataset, name):

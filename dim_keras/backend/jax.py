@@ -127,6 +127,7 @@ class Trainer(TrainerBase):
         images,
         prior_samples=None,
         labels=None,
+        probe_images=None,
     ):
         """Loss terms and the gradients from variable values.
 
@@ -137,6 +138,8 @@ class Trainer(TrainerBase):
             prior_samples: `[N, D]` prior samples, or None to draw them.
             labels: `[N]` class ids (-1: unlabelled) for the online probe,
                 or None.
+            probe_images: the same images un-augmented, which the online
+                probe learns from, or None (`compute_encoder_losses`).
 
         Returns:
             `(terms, encoder_grads, discriminator_grads, probe_grads,
@@ -162,7 +165,8 @@ class Trainer(TrainerBase):
             )
             with keras.StatelessScope(state_mapping=mapping) as scope:
                 terms, code, features = self.compute_encoder_losses(
-                    images, training=True, return_features=True
+                    images, training=True, return_features=True,
+                    probe_images=probe_images,
                 )
             updated = [scope.get_current_value(v) for v in non_trainable]
             return terms["loss"], (terms, code, features, updated)
@@ -217,7 +221,8 @@ class Trainer(TrainerBase):
                 terms.update(p_terms)
         return terms, grads, d_grads, p_grads, non_trainable_values
 
-    def compute_dim_gradients(self, images, prior_samples=None, labels=None):
+    def compute_dim_gradients(self, images, prior_samples=None, labels=None,
+                              probe_images=None):
         """Loss terms and the gradients of one batch (no weight update).
 
         Like the TensorFlow and PyTorch versions, it updates the batch-norm
@@ -227,6 +232,8 @@ class Trainer(TrainerBase):
             images: `[N, H, W, 3]` raw images.
             prior_samples: `[N, D]` prior samples, or None to draw them.
             labels: `[N]` class ids for the online probe, or None.
+            probe_images: the same images un-augmented, which the online
+                probe learns from, or None.
 
         Returns:
             `(terms, encoder_grads, discriminator_grads, probe_grads)`.
@@ -240,6 +247,8 @@ class Trainer(TrainerBase):
             ops.convert_to_tensor(images),
             prior_samples,
             None if labels is None else ops.convert_to_tensor(labels),
+            None if probe_images is None
+            else ops.convert_to_tensor(probe_images),
         )
         for variable, value in zip(
             self.non_trainable_variables, non_trainable_values
@@ -254,11 +263,11 @@ class Trainer(TrainerBase):
             optimizer_values,
             metrics_values,
         ) = state
-        images, labels = split_batch(data)
+        images, labels, probe_images = split_batch(data)
         terms, grads, d_grads, p_grads, non_trainable_values = (
             self.stateless_dim_gradients(
                 trainable_values, non_trainable_values, images,
-                labels=labels,
+                labels=labels, probe_images=probe_images,
             )
         )
         encoder_pos, discriminator_pos, probe_pos = self._variable_positions()

@@ -139,7 +139,8 @@ class Trainer(TrainerBase):
             images = tf.ensure_shape(images, [size] + images.shape[1:])
         return images
 
-    def compute_dim_gradients(self, images, prior_samples=None, labels=None):
+    def compute_dim_gradients(self, images, prior_samples=None, labels=None,
+                              probe_images=None):
         """Loss terms and the gradients of one batch (no update).
 
         Under a multi-replica strategy each replica's losses are divided by
@@ -152,6 +153,8 @@ class Trainer(TrainerBase):
             prior_samples: `[N, D]` prior samples, or None to draw them.
             labels: `[N]` class ids (-1: unlabelled) for the online probe,
                 or None.
+            probe_images: the same images un-augmented, which the online
+                probe learns from, or None (`compute_encoder_losses`).
 
         Returns:
             `(terms, encoder_grads, discriminator_grads, probe_grads)`,
@@ -165,7 +168,7 @@ class Trainer(TrainerBase):
                 tf.GradientTape() as p_tape:
             terms = self.compute_dim_losses(
                 images, training=True, prior_samples=prior_samples,
-                labels=labels,
+                labels=labels, probe_images=probe_images,
             )
             # scale_loss: loss scaling of mixed_float16 (identity otherwise).
             loss = self.optimizer.scale_loss(terms["loss"] / replicas)
@@ -183,10 +186,12 @@ class Trainer(TrainerBase):
         return terms, grads, d_grads, p_grads
 
     def train_step(self, data):
-        images, labels = split_batch(data)
+        images, labels, probe_images = split_batch(data)
         images = self._static_replica_batch(images)
+        if probe_images is not None:
+            probe_images = self._static_replica_batch(probe_images)
         terms, grads, d_grads, p_grads = self.compute_dim_gradients(
-            images, labels=labels)
+            images, labels=labels, probe_images=probe_images)
         self.optimizer.apply(grads, self.encoder_variables)
         if self.prior_discriminator is not None:
             self.discriminator_optimizer.apply(

@@ -63,7 +63,8 @@ class Trainer(TrainerBase):
             (grads,) = torch.autograd.grad(total, inputs, create_graph=True)
         return grads
 
-    def compute_dim_gradients(self, images, prior_samples=None, labels=None):
+    def compute_dim_gradients(self, images, prior_samples=None, labels=None,
+                              probe_images=None):
         """Loss terms and the gradients of one batch (no update).
 
         Args:
@@ -71,6 +72,8 @@ class Trainer(TrainerBase):
             prior_samples: `[N, D]` prior samples, or None to draw them.
             labels: `[N]` class ids (-1: unlabelled) for the online probe,
                 or None.
+            probe_images: the same images un-augmented, which the online
+                probe learns from, or None (`compute_encoder_losses`).
 
         Returns:
             `(terms, encoder_grads, discriminator_grads, probe_grads)`,
@@ -82,7 +85,7 @@ class Trainer(TrainerBase):
         with torch.enable_grad():
             terms = self.compute_dim_losses(
                 images, training=True, prior_samples=prior_samples,
-                labels=labels,
+                labels=labels, probe_images=probe_images,
             )
             has_discriminator = self.prior_discriminator is not None
             grads = _gradients(
@@ -105,9 +108,9 @@ class Trainer(TrainerBase):
         return terms, grads, d_grads, p_grads
 
     def train_step(self, data):
-        images, labels = split_batch(data)
+        images, labels, probe_images = split_batch(data)
         terms, grads, d_grads, p_grads = self.compute_dim_gradients(
-            images, labels=labels)
+            images, labels=labels, probe_images=probe_images)
         with torch.no_grad():
             self.optimizer.apply(grads, self.encoder_variables)
             if self.prior_discriminator is not None:

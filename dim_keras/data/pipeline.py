@@ -120,14 +120,20 @@ def tf_data_pipeline(
             `augmentation`).
         labels: int64 `[N]` numpy array matching in-memory `images`, or
             None; a `tf.data.Dataset` of `(image, label)` pairs carries
-            its own. With labels, batches are `(images, labels)` pairs.
+            its own. With labels (which only the online probe reads),
+            batches are `(images, labels)` pairs; where the images are
+            augmented or drawn as two views, `(images, labels, clean)`
+            triples, `clean` the same images un-augmented (uint8
+            `[batch_size, size, size, 3]`), which the online probe learns
+            from (`DeepInfoMax.compute_encoder_losses`).
         view_crop: with two views, how each is cropped: `"resized"` or
             `"translate"` (`dim_keras.data.views.ViewAugmentation`).
 
     Returns:
         A `tf.data.Dataset` of uint8 `[batch_size, size, size, 3]` batches
-        (`[batch_size, 2, size, size, 3]` with two views), or of
-        `(images, labels)` pairs of batches.
+        (`[batch_size, 2, size, size, 3]` with two views), or, with labels,
+        of `(images, labels)` pairs or `(images, labels, clean)` triples
+        of batches.
     """
     import tensorflow as tf
 
@@ -193,10 +199,19 @@ def tf_data_pipeline(
             seed=seed, rerandomize_each_iteration=True
         ).batch(2)
         if labelled:
-            pairs = tf.data.Dataset.zip((dataset, seeds))
-            dataset = pairs.map(
-                lambda batch, seed: (transform(batch[0], seed), batch[1]),
-                num_parallel_calls=tf.data.AUTOTUNE,
+            augmented = views == 2 or augmentation.active
+
+            def labelled_transform(batch, seed):
+                images, labels = batch
+                if not augmented:
+                    return transform(images, seed), labels
+                # The online probe learns from the un-augmented images
+                # (see `clean_images`).
+                return (transform(images, seed), labels,
+                        clean_images(images, source_size, image_size))
+
+            dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+                labelled_transform, num_parallel_calls=tf.data.AUTOTUNE
             )
         else:
             dataset = tf.data.Dataset.zip((dataset, seeds)).map(
@@ -205,6 +220,29 @@ def tf_data_pipeline(
     if repeat:
         dataset = dataset.repeat()
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def clean_images(images, source_size, image_size):
+    """A batch as the online probe learns from it: un-augmented.
+
+    The online probe is scored on clean held-out images; trained on the
+    augmented views instead (resized crops, colour jitter, greyscale), its
+    Y accuracy after 3 epochs on the Tiny ImageNet subset trailed the
+    offline linear probe's by 5.3-5.5 points, and replayed on clean
+    features the same probe gained about 5.
+
+    Args:
+        images: uint8 `[B, source_size, source_size, 3]`.
+        source_size: int, the images' side.
+        image_size: int, the training images' side.
+
+    Returns:
+        uint8 `[B, image_size, image_size, 3]`: `images`, resized where the
+        sides differ.
+    """
+    if source_size == image_size:
+        return images
+    return augment.resize_uint8(images, image_size)
 
 
 def training_pipeline(
