@@ -33,6 +33,7 @@ import numpy as np
 from dim_keras.backend.common import PROBE_LOSS_KEY
 from dim_keras.evaluation.probes import knn_probe
 from dim_keras.online_probe import averaged_weights
+from dim_keras.online_probe import probe_features
 
 # The held-out part: this fraction of the labelled training images, at
 # most `HELD_OUT_LIMIT`.
@@ -238,9 +239,12 @@ class OnlineMonitors(keras.callbacks.Callback):
         uses moving averages, which lag far behind in the first epochs
         (on the CIFAR-10 subset after 2 epochs, Y's mean was 0.34 in
         inference mode and 0.00 in training mode, and the probe scored
-        11% against 34%). So the held-out images are encoded in batches in
-        training mode, inside a `keras.StatelessScope` that keeps the
-        moving averages (and every other variable) as they were.
+        11% against 34%). So the held-out images are encoded in batches
+        as the training step encodes the probe's clean images
+        (`ViewScheme.probe_views`: training mode, every variable left as
+        it was) and flattened as it flattens them
+        (`online_probe.probe_features`: a channel split's two encoders
+        side by side).
 
         The batches are drawn in a fixed random order (`shuffled_order`),
         as training batches are: the held-out part keeps the order of the
@@ -256,11 +260,10 @@ class OnlineMonitors(keras.callbacks.Callback):
             rows = order[start:start + self.batch_size]
             batch = keras.ops.convert_to_tensor(
                 np.asarray(images[rows], "float32"))
-            with keras.StatelessScope():
-                outputs = self.model.encoder(batch, training=True)
-                for k in MONITORED_LAYERS:
-                    parts[k].append(_flat(
-                        keras.ops.convert_to_numpy(outputs[k])))
+            features = probe_features(
+                self.model.view_scheme.probe_views(batch, MONITORED_LAYERS))
+            for k in MONITORED_LAYERS:
+                parts[k].append(keras.ops.convert_to_numpy(features[k]))
         restore = np.argsort(order)
         return {k: np.concatenate(v)[restore] for k, v in parts.items()}
 

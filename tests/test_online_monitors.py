@@ -221,3 +221,33 @@ def test_held_out_features_come_back_in_the_images_order():
     np.testing.assert_allclose(
         features["y"][rows], keras.ops.convert_to_numpy(first["y"]),
         rtol=1e-4, atol=1e-5)
+
+
+def test_a_channel_split_is_scored_on_features_laid_out_as_in_training():
+    """The held-out conv features of a channel split: the luminance
+    encoder's flattened map, then the colour encoder's (as the probe
+    learns them), not the combined map flattened with its channels
+    interleaved."""
+    from dim_keras.networks.encoders import build_encoder
+    from dim_keras.networks.encoders import channel_group_encoders
+
+    split = build_encoder("basic32x32", channel_split="luma-chroma")
+    model = DeepInfoMax(split, channel_split="luma-chroma", alpha=0.0,
+                        beta=1.0, gamma=0.0, local_critic_units=8, seed=0,
+                        online_probe_classes=2)
+    images = np.random.default_rng(1).integers(
+        0, 256, (6, 32, 32, 3)).astype(np.uint8)
+    part = held_out_part(images, np.arange(6) % 2, fraction=0.5)
+    monitors = OnlineMonitors(part, model.online_probe_heads, knn_every=0,
+                              batch_size=8)
+    monitors.set_model(model)
+    held = monitors._features_as_in_training(images)
+
+    luma, chroma = channel_group_encoders(split)
+    expected = np.concatenate([
+        keras.ops.convert_to_numpy(
+            part_encoder(images.astype("float32"), training=True)["conv"]
+        ).reshape(6, -1)
+        for part_encoder in (luma, chroma)], axis=-1)
+    # One batch of all six (batch statistics do not depend on the order).
+    np.testing.assert_allclose(held["conv"], expected, rtol=1e-4, atol=1e-4)
